@@ -1,0 +1,2 @@
+//! Seal and open benchmarks.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `tessera-packet`: inspect, verify and open sealed packets.
+fn main() {}
