@@ -1,7 +1,14 @@
 //! The registration station core.
 //!
-//! This crate will own the station's SQLCipher store (with key slots), operators and offline rules, master
-//! data and ID-schema driven forms, the registration workflow, supervisor approval, the offline queue and
-//! the sync engine, exposed as one command table that the CLI, the Tauri shell and the local HTTP bridge
-//! all call.
+//! This crate owns the station's SQLCipher store (with key slots), operators and offline rules, master
+//! data and ID-schema driven forms, the registration workflow, supervisor approval and export, exposed as
+//! one command table that the CLI, the Tauri shell and the local HTTP bridge all call.
 #![deny(missing_docs)]
+
+pub mod crypto;
+pub mod error;
+pub mod expr;
+pub mod masterdata;
+pub mod store;
+
+pub use error::{CommandError, ErrorCode, FieldError, FreezeReason, Result, StationError};
