@@ -5,10 +5,13 @@
 //! one command table that the CLI, the Tauri shell and the local HTTP bridge all call.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod crypto;
 pub mod error;
 pub mod expr;
 pub mod masterdata;
+pub mod operators;
+pub mod station;
 pub mod store;
 
 pub use error::{CommandError, ErrorCode, FieldError, FreezeReason, Result, StationError};

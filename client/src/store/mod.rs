@@ -185,6 +185,8 @@ impl Store {
     }
 
     fn key(&mut self, key: &[u8; 32], slot: &str) -> Result<()> {
+        // SQLCipher logs failed decryptions to stderr; the station reports them as typed errors instead.
+        let _ = self.conn.execute_batch("PRAGMA cipher_log_level = NONE;");
         let pragma = Zeroizing::new(format!("x'{}'", hex::encode(key)));
         self.conn
             .pragma_update(None, "key", pragma.as_str())
