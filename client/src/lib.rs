@@ -9,6 +9,7 @@ pub mod audit;
 pub mod crypto;
 pub mod error;
 pub mod expr;
+pub mod forms;
 pub mod masterdata;
 pub mod operators;
 pub mod station;

@@ -9,4 +9,5 @@
 
 mod common;
 mod config;
+mod forms;
 mod store;
