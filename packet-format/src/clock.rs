@@ -16,7 +16,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods, reason = "this is the one place the real clock is read")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "this is the one place the real clock is read"
+    )]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }

@@ -63,10 +63,17 @@ pub enum IdError {
 fn check_digits(kind: &'static str, s: &str, len: usize) -> Result<(), IdError> {
     let actual = s.chars().count();
     if actual != len {
-        return Err(IdError::Length { kind, expected: len, actual });
+        return Err(IdError::Length {
+            kind,
+            expected: len,
+            actual,
+        });
     }
     if let Some(position) = s.chars().position(|c| !c.is_ascii_digit()) {
-        return Err(IdError::NotDigit { kind, position: position + 1 });
+        return Err(IdError::NotDigit {
+            kind,
+            position: position + 1,
+        });
     }
     Ok(())
 }
@@ -224,7 +231,10 @@ impl Rid {
 
     /// The sequence part.
     pub fn sequence(&self) -> u32 {
-        self.0.get(10..15).and_then(|s| s.parse().ok()).unwrap_or_default()
+        self.0
+            .get(10..15)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default()
     }
 
     /// The embedded UTC creation timestamp.
@@ -374,7 +384,7 @@ pub mod verhoeff {
         [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
         [5, 8, 0, 3, 7, 9, 6, 1, 4, 2],
         [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
-        [9, 4, 5, 8, 7, 3, 0, 2, 6, 1],
+        [9, 4, 5, 3, 1, 2, 6, 8, 7, 0],
         [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
         [2, 7, 9, 3, 8, 0, 6, 4, 1, 5],
         [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
@@ -424,11 +434,39 @@ mod tests {
     #[test]
     fn rid_errors_name_the_bad_part() {
         let e = "1000110077100692022012822361".parse::<Rid>().unwrap_err();
-        assert_eq!(e, IdError::Length { kind: "RID", expected: 29, actual: 28 });
+        assert_eq!(
+            e,
+            IdError::Length {
+                kind: "RID",
+                expected: 29,
+                actual: 28
+            }
+        );
         let e = "10001100771006920221328223618".parse::<Rid>().unwrap_err();
-        assert!(matches!(e, IdError::Part { part: "timestamp", from: 16, to: 29, .. }), "{e}");
-        let e = "1000110077x0069202201282236180".get(0..29).unwrap().parse::<Rid>().unwrap_err();
-        assert_eq!(e, IdError::NotDigit { kind: "RID", position: 11 });
+        assert!(
+            matches!(
+                e,
+                IdError::Part {
+                    part: "timestamp",
+                    from: 16,
+                    to: 29,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = "1000110077x0069202201282236180"
+            .get(0..29)
+            .unwrap()
+            .parse::<Rid>()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            IdError::NotDigit {
+                kind: "RID",
+                position: 11
+            }
+        );
         let e = "10001100770000020220128223618".parse::<Rid>().unwrap_err();
         assert!(matches!(e, IdError::Part { part: "sequence", .. }));
         assert!(e.to_string().contains("characters 11-15"));
@@ -449,7 +487,11 @@ mod tests {
         let uin = Uin::from_body("234567891").unwrap();
         let mut bad = uin.as_str().to_owned();
         let last = bad.pop().unwrap();
-        bad.push(if last == '9' { '0' } else { char::from(last as u8 + 1) });
+        bad.push(if last == '9' {
+            '0'
+        } else {
+            char::from(last as u8 + 1)
+        });
         let e = bad.parse::<Uin>().unwrap_err();
         assert_eq!(e, IdError::Checksum { kind: "UIN" });
         assert!(!e.to_string().contains(&bad));
@@ -461,7 +503,11 @@ mod tests {
         let ok: Result<CenterId, _> = serde_json::from_str("\"10001\"");
         assert!(ok.is_ok());
         let bad: Result<CenterId, _> = serde_json::from_str("\"1000\"");
-        assert!(bad.unwrap_err().to_string().contains("center id must be 5 digits"));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("center id must be 5 digits")
+        );
     }
 
     proptest! {

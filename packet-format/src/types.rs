@@ -214,7 +214,8 @@ pub struct BiometricRecord {
     /// Which finger, iris or face.
     pub attribute: BioAttribute,
     /// ISO/IEC 19794-4/-5/-6 image record bytes; empty when `exception` is set and nothing was captured.
-    #[serde(skip)]
+    /// Serialised as base64 in JSON (the packet itself stores it as a separate file, see `docs/packet-format.md`).
+    #[serde(with = "b64", default)]
     pub image: Vec<u8>,
     /// Format name of `image`, e.g. `"ISO19794_4_2011"`.
     pub format: String,
@@ -266,8 +267,8 @@ pub struct Document {
     /// Reference number printed on the document, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ref_number: Option<String>,
-    /// The bytes.
-    #[serde(skip)]
+    /// The bytes (base64 in JSON; a separate file inside the packet).
+    #[serde(with = "b64", default)]
     pub content: Vec<u8>,
 }
 
@@ -400,4 +401,20 @@ pub struct PacketContent {
     pub evidence: Vec<Document>,
     /// Optional attachments (optional section).
     pub optional: Vec<Document>,
+}
+
+/// Serde helper: bytes as standard base64 strings.
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
 }
