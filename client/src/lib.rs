@@ -7,12 +7,15 @@
 
 pub mod audit;
 pub mod crypto;
+pub mod documents;
 pub mod error;
 pub mod expr;
 pub mod forms;
 pub mod masterdata;
 pub mod operators;
+pub mod receipt;
 pub mod station;
 pub mod store;
+pub mod workflow;
 
 pub use error::{CommandError, ErrorCode, FieldError, FreezeReason, Result, StationError};

@@ -39,6 +39,8 @@ pub struct InitParams<'a> {
     pub master_data: Vec<Document>,
     /// Operators (from sync or a local bundle).
     pub operators: OperatorBundle,
+    /// The server's packet-recipient public keys (`age1...`), until key sync delivers them.
+    pub packet_recipients: Vec<String>,
     /// The operator initialising the station (gets the first key slot).
     pub operator_id: &'a str,
     /// That operator's password.
@@ -201,6 +203,7 @@ impl Station {
                     .map_err(StationError::db("storing master data"))?;
                 }
                 operators::store_bundle(tx, &p.operators, now)?;
+                crate::workflow::store_recipients(tx, &p.packet_recipients, now)?;
                 operators::set_public_key(tx, &op.id, &hex::encode(op_key.verifying_key().as_bytes()))?;
                 audit::append(tx, now, &op.id, "STATION_INIT", p.machine_id.as_str(), "")?;
                 Ok(())

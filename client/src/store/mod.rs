@@ -114,6 +114,13 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL
     );
     "#,
+    // 2: the server's packet-recipient keys (age X25519), several active during rotation
+    r#"
+    CREATE TABLE packet_recipients (
+        recipient TEXT PRIMARY KEY,
+        added_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

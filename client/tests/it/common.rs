@@ -64,6 +64,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub clock: Arc<FixedClock>,
     pub recovery: age::x25519::Identity,
+    /// The server's packet key (test vector).
+    pub server: age::x25519::Identity,
 }
 
 impl Env {
@@ -86,6 +88,7 @@ pub fn new_env() -> Env {
         dir: tempfile::tempdir().unwrap(),
         clock: Arc::new(FixedClock::new(t0())),
         recovery: age::x25519::Identity::generate(),
+        server: age::x25519::Identity::generate(),
     }
 }
 
@@ -105,6 +108,7 @@ pub fn init_in(env: &Env, docs: Vec<Document>) -> tessera_station::Result<(Stati
             recovery_recipient: &recipient,
             master_data: docs,
             operators: bundle(),
+            packet_recipients: vec![env.server.to_public().to_string()],
             operator_id: "officer1",
             password: OFFICER_PW,
             kdf: KdfParams::TEST_ONLY_FAST,
@@ -123,4 +127,49 @@ pub fn login(env: &Env, operator: &str, password: &str) -> tessera_station::Resu
         env.clock.clone(),
         KdfParams::TEST_ONLY_FAST,
     )
+}
+
+/// A tiny PDF (test data).
+pub const PDF: &[u8] = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+
+/// A PNG of `w` x `h` pixels (test data).
+#[allow(clippy::cast_possible_truncation, reason = "test pattern wraps on purpose")]
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 251) as u8, (y % 241) as u8, 77]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A capture of `a` with synthetic image bytes (not a real biometric).
+pub fn capture(a: tessera_packet::types::BioAttribute, quality: u8) -> tessera_station::workflow::Capture {
+    tessera_station::workflow::Capture {
+        attribute: a,
+        image: tessera_packet::sample::filler(a as u64 + 1, 2_000),
+        format: "SAMPLE".into(),
+        quality,
+        retries: 1,
+        force_captured: false,
+        sbi_data_block: Some(format!("eyJhbGciOiJFZERTQSJ9.{a}.c2ln")),
+        device: None,
+        captured_at: t0(),
+    }
+}
+
+/// Fills a NEW adult draft completely and returns its id.
+pub fn complete_adult_draft(st: &mut Station) -> i64 {
+    let id = st.start_draft("NEW").unwrap();
+    let answers: tessera_station::forms::Answers =
+        serde_json::from_value(crate::forms::adult_answers()).unwrap();
+    st.save_answers(id, answers).unwrap();
+    st.import_document(id, "proofOfAddress", "DOC002", Some("BILL-1".into()), PDF)
+        .unwrap();
+    st.import_document(id, "proofOfIdentity", "DOC001", None, &png(300, 200))
+        .unwrap();
+    for a in tessera_packet::types::BioAttribute::ALL {
+        st.add_capture(id, capture(a, 80)).unwrap();
+    }
+    id
 }

@@ -11,3 +11,4 @@ mod common;
 mod config;
 mod forms;
 mod store;
+mod workflow;
