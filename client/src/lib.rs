@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod commands;
 pub mod crypto;
 pub mod documents;
 pub mod error;

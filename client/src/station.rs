@@ -96,6 +96,7 @@ pub struct Station {
     pub(crate) session: Option<Session>,
     pub(crate) kdf: KdfParams,
     pub(crate) db_key: Zeroizing<[u8; 32]>,
+    pub(crate) last_recovery: crate::workflow::RecoveryReport,
     /// Free-disk probe (replaceable in tests to simulate a full disk).
     pub(crate) free_disk: FreeDiskProbe,
 }
@@ -271,6 +272,7 @@ impl Station {
             session: None,
             kdf,
             db_key,
+            last_recovery: Default::default(),
             free_disk: Box::new(|p| fs4::available_space(p).ok()),
         })
     }
@@ -348,6 +350,7 @@ impl Station {
             login_at: now,
             last_activity: now,
         });
+        st.last_recovery = st.recover()?;
         Ok(st)
     }
 
@@ -419,6 +422,11 @@ impl Station {
     fn db_key_from_recovery_or_session(&self) -> Result<Zeroizing<[u8; 32]>> {
         // SQLCipher cannot hand the key back, so the station keeps it (zeroized on drop) while open.
         Ok(self.db_key.clone())
+    }
+
+    /// What the recovery run at login did.
+    pub fn last_recovery(&self) -> &crate::workflow::RecoveryReport {
+        &self.last_recovery
     }
 
     /// The machine's identity and fingerprint.

@@ -192,7 +192,7 @@ fn interrupted_seal_is_rolled_back_or_completed_at_login() {
     .unwrap();
     drop(st);
     let mut st = login(&env, "officer1", OFFICER_PW).unwrap();
-    let r = st.recover().unwrap();
+    let r = st.last_recovery().clone();
     assert_eq!(
         r.seals_rolled_back,
         vec!["10001100770000120261120090000".to_string()]
@@ -216,8 +216,8 @@ fn interrupted_seal_is_rolled_back_or_completed_at_login() {
     )
     .unwrap();
     drop(st);
-    let mut st = login(&env, "officer1", OFFICER_PW).unwrap();
-    let r = st.recover().unwrap();
+    let st = login(&env, "officer1", OFFICER_PW).unwrap();
+    let r = st.last_recovery().clone();
     assert_eq!(r.seals_completed, vec![sealed2.rid.clone()]);
     assert_eq!(st.dashboard().unwrap().awaiting_approval, 2);
     assert_eq!(st.dashboard().unwrap().drafts, 0);
@@ -242,8 +242,8 @@ fn approval_in_the_file_but_not_the_database_is_reconciled() {
     .unwrap();
     tessera_packet::append_signoff(&sealed.path, &s).unwrap();
     drop(st);
-    let mut st = login(&env, "super1", SUPERVISOR_PW).unwrap();
-    let r = st.recover().unwrap();
+    let st = login(&env, "super1", SUPERVISOR_PW).unwrap();
+    let r = st.last_recovery().clone();
     assert_eq!(r.decisions_reconciled, vec![sealed.rid.clone()]);
     assert_eq!(st.dashboard().unwrap().approved, 1);
 }
