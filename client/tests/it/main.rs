@@ -7,8 +7,10 @@
     reason = "test code: a failed assumption should fail the test loudly"
 )]
 
+mod cli;
 mod common;
 mod config;
+mod crash;
 mod forms;
 mod store;
 mod workflow;
