@@ -32,7 +32,7 @@ impl std::fmt::Display for FieldError {
 
 /// Why registration is frozen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "rule")]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase", tag = "rule")]
 pub enum FreezeReason {
     /// Too long since the last master-data sync.
     MasterDataStale {
@@ -159,7 +159,7 @@ pub enum StationError {
     /// The operator has no key slot on this station.
     #[error(
         "operator {operator} has no key slot on this station. An operator who already has one can add it with \
-         `tessera-station operator add-slot --operator <their id> --new {operator}`"
+         `tessera-station add-slot --operator <their id> --new {operator}`"
     )]
     NoSlot {
         /// Operator id.

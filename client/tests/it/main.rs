@@ -7,6 +7,7 @@
     reason = "test code: a failed assumption should fail the test loudly"
 )]
 
+mod api;
 mod cli;
 mod common;
 mod config;
