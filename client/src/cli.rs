@@ -142,6 +142,18 @@ enum Cmd {
         #[command(flatten)]
         auth: Auth,
     },
+    /// Load a new country configuration and/or operators file (what sync will do once the server is
+    /// reachable); counts as a master-data sync for the freeze rules.
+    UpdateConfig {
+        #[command(flatten)]
+        auth: Auth,
+        /// Country configuration folder.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Operators file.
+        #[arg(long)]
+        operators: Option<PathBuf>,
+    },
     /// Print the Argon2id hash of a password, for building an operators file before sync exists.
     HashPassword {
         /// Read the password from this file (first line) instead of TESSERA_STATION_PASSWORD or the terminal.
@@ -422,6 +434,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.dir.display()
                 ));
                 say(&format!("Signed manifest: {}", r.manifest.display()));
+            }
+        }
+        Cmd::UpdateConfig {
+            auth,
+            config,
+            operators,
+        } => {
+            anyhow::ensure!(
+                config.is_some() || operators.is_some(),
+                "give --config, --operators or both"
+            );
+            let mut st = open(&home, &auth, clock)?;
+            if let Some(dir) = config {
+                st.execute(Command::ApplyConfig { dir })?;
+                say("Configuration applied.");
+            }
+            if let Some(file) = operators {
+                st.execute(Command::ApplyOperators { file })?;
+                say("Operators applied.");
             }
         }
         Cmd::HashPassword { password_file } => {

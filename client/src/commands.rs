@@ -263,6 +263,16 @@ pub enum Command {
         /// Their password.
         password: String,
     },
+    /// Apply a country configuration folder as master data (until master-data sync exists).
+    ApplyConfig {
+        /// Configuration folder.
+        dir: PathBuf,
+    },
+    /// Apply an operators bundle file (until operator sync exists).
+    ApplyOperators {
+        /// Bundle file.
+        file: PathBuf,
+    },
     /// Log out.
     Logout,
 }
@@ -410,6 +420,18 @@ impl Station {
             }
             Command::AddOperatorSlot { operator, password } => {
                 Output::Machine(self.add_operator_slot(&operator, &password)?)
+            }
+            Command::ApplyConfig { dir } => {
+                self.session()?;
+                let docs = crate::masterdata::read_folder(&dir)?;
+                self.apply_master_data(&docs)?;
+                Output::Done
+            }
+            Command::ApplyOperators { file } => {
+                self.session()?;
+                let bytes = read_input_file(&file, 4 * 1024 * 1024)?;
+                self.apply_operators(&OperatorBundle::parse(&bytes)?)?;
+                Output::Done
             }
             Command::Logout => {
                 self.logout()?;

@@ -539,6 +539,28 @@ impl Station {
         Ok(())
     }
 
+    /// Replaces the operator list (sync, or a bundle file until sync exists). Operators missing from the new
+    /// list are deactivated; their key slots stay but they can no longer log in.
+    pub fn apply_operators(&mut self, bundle: &OperatorBundle) -> Result<()> {
+        let now = self.clock.now();
+        let actor = self
+            .session
+            .as_ref()
+            .map_or_else(|| "system".to_owned(), |s| s.operator.id.clone());
+        self.store.tx(|tx| {
+            operators::store_bundle(tx, bundle, now)?;
+            audit::append(
+                tx,
+                now,
+                &actor,
+                "OPERATORS_APPLIED",
+                &bundle.version,
+                &format!("count={}", bundle.operators.len()),
+            )
+        })?;
+        Ok(())
+    }
+
     /// Checks the freeze rules; registration may start only when this is `Ok`.
     pub fn check_freeze(&self) -> Result<()> {
         let f = self.master.settings.freeze;

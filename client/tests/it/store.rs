@@ -189,3 +189,22 @@ fn half_finished_init_is_replaced_and_a_finished_one_is_protected() {
         Err(StationError::AlreadyInitialised { .. })
     ));
 }
+
+#[test]
+fn operators_removed_from_the_synced_list_can_no_longer_log_in() {
+    let (env, mut st, _) = init_station();
+    let mut b = bundle();
+    b.operators.retain(|o| o.id != "super1");
+    b.version = "2".into();
+    st.apply_operators(&b).unwrap();
+    drop(st);
+    let e = login(&env, "super1", SUPERVISOR_PW).unwrap_err();
+    assert!(matches!(e, StationError::OperatorInactive { .. }), "{e}");
+    let st = login(&env, "officer1", OFFICER_PW).unwrap();
+    let actions: Vec<String> = tessera_station::audit::list(st.store().conn(), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(actions.contains(&"LOGIN_REFUSED".to_string()));
+}
