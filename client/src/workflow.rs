@@ -924,22 +924,21 @@ impl Station {
             )
             .map_err(StationError::db("marking the draft as sealing"))?;
         self.note(&mut d.body, &me, "OFFICER_SIGNOFF", rid.to_string());
-        let content = self.build_content(&d, &form, &rid, now)?;
         let path = self.store.paths().packets.join(format!("{rid}.tpkt"));
-        let pkt = |e: tessera_packet::PacketError| StationError::Packet {
-            rid: rid.to_string(),
-            detail: format!("{e} [{}]", e.kind()),
+        let written = self.write_packet(&d, &form, &rid, &me, &recipients, &path, now);
+        let (content, size) = match written {
+            Ok(v) => v,
+            Err(e) => {
+                // Leave no half-written packet and give the draft back, so the officer can retry at once
+                // (the reserved RID is reused).
+                let _ = std::fs::remove_file(&path);
+                let _ = self.store.conn().execute(
+                    "UPDATE drafts SET state = ?2 WHERE id = ?1",
+                    params![id, state::DRAFT],
+                );
+                return Err(e);
+            }
         };
-        tessera_packet::seal_to_file(&content, &recipients, &self.machine_key, &path).map_err(pkt)?;
-        let digest = tessera_packet::read_file(&path).map_err(pkt)?.manifest_digest();
-        let key = &self.session()?.signing_key;
-        let signoff =
-            SignOff::create(SignOffRole::Officer, &me, Decision::Approved, now, &digest, key).map_err(pkt)?;
-        tessera_packet::append_signoff(&path, &signoff).map_err(pkt)?;
-        let bytes = std::fs::read(&path).map_err(StationError::io("reading the sealed packet", &path))?;
-        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        // Transaction 2: record the packet and drop the draft.
-        self.record_sealed(id, &rid, &d.process, &me, &bytes, now)?;
         info!(rid = %rid, size, "packet sealed");
         let receipt_html = receipt::html(&self.master, &content, &self.center_id)?;
         Ok(Sealed {
@@ -948,6 +947,35 @@ impl Station {
             size,
             receipt_html,
         })
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "the pieces of one sealing step")]
+    fn write_packet(
+        &mut self,
+        d: &DraftView,
+        form: &ValidatedForm,
+        rid: &Rid,
+        me: &str,
+        recipients: &[age::x25519::Recipient],
+        path: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<(PacketContent, u64)> {
+        let content = self.build_content(d, form, rid, now)?;
+        let pkt = |e: tessera_packet::PacketError| StationError::Packet {
+            rid: rid.to_string(),
+            detail: format!("{e} [{}]", e.kind()),
+        };
+        tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
+        let digest = tessera_packet::read_file(path).map_err(pkt)?.manifest_digest();
+        let key = &self.session()?.signing_key;
+        let signoff =
+            SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, &digest, key).map_err(pkt)?;
+        tessera_packet::append_signoff(path, &signoff).map_err(pkt)?;
+        let bytes = std::fs::read(path).map_err(StationError::io("reading the sealed packet", path))?;
+        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        // Transaction 2: record the packet and drop the draft.
+        self.record_sealed(d.id, rid, &d.process, me, &bytes, now)?;
+        Ok((content, size))
     }
 
     fn record_sealed(

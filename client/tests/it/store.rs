@@ -208,3 +208,30 @@ fn operators_removed_from_the_synced_list_can_no_longer_log_in() {
         .collect();
     assert!(actions.contains(&"LOGIN_REFUSED".to_string()));
 }
+
+#[test]
+fn an_older_store_is_migrated_on_open_and_a_newer_one_refused() {
+    let (env, st, _) = init_station();
+    // Make it look like a store written by the first release (schema 1).
+    st.store()
+        .conn()
+        .execute_batch("DROP TABLE packet_recipients; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(st);
+    let st = login(&env, "officer1", OFFICER_PW).unwrap();
+    assert_eq!(st.store().schema_version().unwrap(), SCHEMA_VERSION);
+    let n: i64 = st
+        .store()
+        .conn()
+        .query_row("SELECT count(*) FROM packet_recipients", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0, "the table is back (the keys must be synced again)");
+    st.store()
+        .conn()
+        .execute_batch(&format!("PRAGMA user_version = {};", SCHEMA_VERSION + 1))
+        .unwrap();
+    drop(st);
+    let e = login(&env, "officer1", OFFICER_PW).unwrap_err();
+    assert!(matches!(e, StationError::StoreTooNew { .. }), "{e}");
+    assert!(e.to_string().contains("update tessera-station"));
+}

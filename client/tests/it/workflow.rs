@@ -271,3 +271,30 @@ fn too_many_packets_awaiting_approval_freezes_registration() {
     assert!(ce.freeze.is_some());
     env.clock.advance(Duration::minutes(1));
 }
+
+#[test]
+fn a_failed_write_while_sealing_gives_the_draft_back_and_loses_nothing() {
+    let (env, mut st, _) = init_station();
+    let id = complete_adult_draft(&mut st);
+    // Make the packet folder unwritable in a way root cannot override: replace it with a file.
+    let packets = env.home().join("packets");
+    std::fs::remove_dir(&packets).unwrap();
+    std::fs::write(&packets, b"not a folder").unwrap();
+    let e = st.seal_draft(id).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Packet, "{e}");
+    assert!(
+        e.to_string().contains("packet 1000110077"),
+        "the error names the packet: {e}"
+    );
+    let d = st.draft(id).unwrap();
+    assert_eq!(d.state, state::DRAFT, "the draft is kept for a retry");
+    std::fs::remove_file(&packets).unwrap();
+    std::fs::create_dir(&packets).unwrap();
+    let sealed = st.seal_draft(id).unwrap();
+    assert!(
+        sealed.rid.starts_with("1000110077000012026"),
+        "the reserved RID is reused: {}",
+        sealed.rid
+    );
+    assert_eq!(st.dashboard().unwrap().awaiting_approval, 1);
+}
