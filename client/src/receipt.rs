@@ -111,3 +111,28 @@ pub fn html(md: &MasterData, content: &PacketContent, center: &CenterId) -> Resu
         center_name = esc(&center_name),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_shows_rid_and_qr_and_escapes_names() {
+        let md = MasterData::load_folder(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country"),
+        )
+        .unwrap();
+        let mut c = tessera_packet::sample::sample_content(3, tessera_packet::sample::SampleSize::Small);
+        c.identity["fullName"] =
+            serde_json::json!([{"language": "eng", "value": "<script>x</script> O'Neil"}]);
+        c.meta.languages = vec!["eng".into(), "fra".into()];
+        let center: CenterId = "10001".parse().unwrap();
+        let h = html(&md, &c, &center).unwrap();
+        assert!(h.contains(&format!("id=\"rid\">{}</span>", c.rid)));
+        assert!(h.contains("<svg"));
+        assert!(h.contains("&lt;script&gt;x&lt;/script&gt; O&#39;Neil"));
+        assert!(!h.contains("<script>"));
+        assert!(h.contains("Registration acknowledgement / Accusé d&#39;enregistrement"));
+        assert!(h.contains("Hillborough Central Registration Center"));
+    }
+}
