@@ -965,8 +965,10 @@ impl Station {
             rid: rid.to_string(),
             detail: format!("{e} [{}]", e.kind()),
         };
-        tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
-        let digest = tessera_packet::read_file(path).map_err(pkt)?.manifest_digest();
+        let manifest =
+            tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
+        // The digest of the manifest exactly as written (serialisation is deterministic).
+        let digest = tessera_packet::manifest::manifest_digest(&manifest.to_bytes().map_err(pkt)?);
         let key = &self.session()?.signing_key;
         let signoff =
             SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, &digest, key).map_err(pkt)?;
@@ -1307,8 +1309,14 @@ impl Station {
 
     /// The packet queue, optionally of one state, oldest first.
     pub fn queue(&self, state_filter: Option<&str>, limit: u32, offset: u32) -> Result<Vec<PacketSummary>> {
-        let sql = "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
-                   WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at, rid LIMIT ?2 OFFSET ?3";
+        // Two statements, so the (state, created_at) index serves the filtered listing.
+        let sql = if state_filter.is_some() {
+            "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
+             WHERE state = ?1 ORDER BY created_at, rid LIMIT ?2 OFFSET ?3"
+        } else {
+            "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
+             WHERE ?1 IS NULL ORDER BY created_at, rid LIMIT ?2 OFFSET ?3"
+        };
         let mut st = self
             .store
             .conn()
