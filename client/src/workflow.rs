@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::Signer;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use tessera_packet::ids::Rid;
 use tessera_packet::types::{
     AuditEvent, BioAttribute, BioException, BiometricRecord, Consent, DeviceRef, Document, Meta, Modality,
@@ -1345,6 +1346,17 @@ impl Station {
 /// Checks an export folder's manifest signature and every file's size and hash; returns the manifest.
 pub fn verify_export(manifest_path: &Path) -> Result<ExportManifest> {
     use base64::Engine;
+    let meta = std::fs::metadata(manifest_path)
+        .map_err(StationError::io("reading the export manifest", manifest_path))?;
+    if meta.len() > 16 * 1024 * 1024 {
+        return Err(StationError::Packet {
+            rid: String::new(),
+            detail: format!(
+                "export manifest {} is larger than 16 MiB",
+                manifest_path.display()
+            ),
+        });
+    }
     let bytes = std::fs::read(manifest_path)
         .map_err(StationError::io("reading the export manifest", manifest_path))?;
     let sig_path = manifest_path.with_extension("sig");
@@ -1375,9 +1387,13 @@ pub fn verify_export(manifest_path: &Path) -> Result<ExportManifest> {
         if e.file.contains('/') || e.file.contains('\\') || e.file.starts_with('.') {
             return Err(bad(format!("manifest entry {} has an unsafe file name", e.rid)));
         }
-        let data = std::fs::read(dir.join(&e.file))
-            .map_err(StationError::io("reading an exported packet", dir.join(&e.file)))?;
-        if u64::try_from(data.len()).unwrap_or(0) != e.size || hex::encode(sha256(&data)) != e.sha256 {
+        let path = dir.join(&e.file);
+        let mut f =
+            std::fs::File::open(&path).map_err(StationError::io("reading an exported packet", &path))?;
+        let mut hasher = sha2::Sha256::new();
+        let size = std::io::copy(&mut f, &mut hasher)
+            .map_err(StationError::io("reading an exported packet", &path))?;
+        if size != e.size || hex::encode(hasher.finalize()) != e.sha256 {
             return Err(StationError::Packet {
                 rid: e.rid.clone(),
                 detail: "exported file does not match the manifest".into(),
