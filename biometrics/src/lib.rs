@@ -1,6 +1,39 @@
 //! Tessera's biometric engine.
 //!
-//! This crate will own fingerprint quality scoring (NFIQ 2 style), minutiae extraction, ISO/IEC 19794-2 and
-//! ANSI 378 templates, 1:1 matching, the indexed 1:N search used for deduplication, and the synthetic
-//! fingerprint generator used for evaluation. It does no network or database I/O.
+//! This crate owns everything Tessera does with biometric samples, without network or database I/O:
+//!
+//! - **Image records** (used by the SBI layer, the station and the server): [`iso19794_4`] finger image
+//!   records (ISO/IEC 19794-4:2011, MOSIP's finger BDB), [`iso19794_5`] face and [`iso19794_6`] iris image
+//!   records. Each has `encode` and a strict `decode` whose [`FormatError`]s name the byte offset and field.
+//! - Later modules (synthetic data, extraction, templates, matching, quality) are listed in
+//!   `docs/biometrics.md` as they land.
+//!
+//! ```
+//! use tessera_biometrics::iso19794_4::{self, FingerImageRecord, FingerPosition};
+//! let img = image::GrayImage::from_pixel(64, 64, image::Luma([128]));
+//! let rec = FingerImageRecord::from_gray(FingerPosition::LeftIndex, &img, 500, 70)?;
+//! let bytes = iso19794_4::encode(&[rec]);
+//! let back = iso19794_4::decode(&bytes)?;
+//! assert_eq!(back[0].to_gray()?, img);
+//! # Ok::<(), tessera_biometrics::FormatError>(())
+//! ```
 #![deny(missing_docs)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::cast_possible_truncation,
+        reason = "test fixtures build small pixel values"
+    )
+)]
+
+mod codec;
+pub mod error;
+pub mod imaging;
+pub mod iso19794_4;
+pub mod iso19794_5;
+pub mod iso19794_6;
+
+pub use error::FormatError;
+pub use iso19794_4::{FingerImageRecord, FingerPosition, ImageCompression};
+pub use iso19794_5::FaceImageRecord;
+pub use iso19794_6::{EyeLabel, IrisImageRecord};
