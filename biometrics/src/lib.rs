@@ -28,10 +28,15 @@
 
 mod codec;
 pub mod error;
+pub mod grid;
 pub mod imaging;
 pub mod iso19794_4;
 pub mod iso19794_5;
 pub mod iso19794_6;
+pub mod minutiae;
+pub mod rng;
+pub mod skeleton;
+pub mod synth;
 
 pub use error::FormatError;
 pub use iso19794_4::{FingerImageRecord, FingerPosition, ImageCompression};

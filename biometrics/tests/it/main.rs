@@ -10,3 +10,4 @@
 )]
 
 mod image_records;
+mod synth;
