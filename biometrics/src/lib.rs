@@ -28,15 +28,19 @@
 
 mod codec;
 pub mod error;
+pub mod extract;
 pub mod grid;
 pub mod imaging;
+pub mod iso19794_2;
 pub mod iso19794_4;
 pub mod iso19794_5;
 pub mod iso19794_6;
+pub mod mcc;
 pub mod minutiae;
 pub mod rng;
 pub mod skeleton;
 pub mod synth;
+pub mod template;
 
 pub use error::FormatError;
 pub use iso19794_4::{FingerImageRecord, FingerPosition, ImageCompression};

@@ -9,5 +9,7 @@
     reason = "test code: fixtures and strategies may unwrap and index"
 )]
 
+mod extraction;
 mod image_records;
+mod matching;
 mod synth;
