@@ -37,6 +37,8 @@ pub mod iso19794_5;
 pub mod iso19794_6;
 pub mod mcc;
 pub mod minutiae;
+pub mod npz;
+pub mod quality;
 pub mod rng;
 pub mod skeleton;
 pub mod synth;

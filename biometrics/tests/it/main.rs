@@ -12,4 +12,6 @@
 mod extraction;
 mod image_records;
 mod matching;
+mod quality;
 mod synth;
+mod templates;
