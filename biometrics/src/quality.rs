@@ -958,6 +958,21 @@ pub fn assess(image: &GrayImage) -> Quality {
             features: vec![0.0; NFEAT],
         };
     }
+    // NFIQ 2 actionable feedback: an empty (mean > 250) or uniform (std dev < 1) image is not a fingerprint.
+    let n = f64::from(image.width()) * f64::from(image.height());
+    let mean = image.pixels().map(|p| f64::from(p.0[0])).sum::<f64>() / n;
+    let var = image
+        .pixels()
+        .map(|p| (f64::from(p.0[0]) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    if mean > 250.0 || var.sqrt() < 1.0 {
+        return Quality {
+            score: 0,
+            random_forest: 0,
+            features: vec![0.0; NFEAT],
+        };
+    }
     let f = features(image);
     let Some(m) = models() else {
         return Quality {
