@@ -28,6 +28,7 @@
 
 mod codec;
 pub mod error;
+pub mod eval;
 pub mod extract;
 pub mod grid;
 pub mod imaging;

@@ -37,6 +37,8 @@ const MIN_COMMON: f32 = 0.6;
 const MAX_ROTATION: f32 = PI / 2.0;
 /// At most this many minutiae (highest quality) are used per template.
 pub const MAX_MINUTIAE: usize = 64;
+/// At most this many one-to-one pairs enter the relaxation (its cost is quadratic).
+pub const MAX_RELAX_PAIRS: usize = 20;
 
 #[derive(Debug, Clone, Copy)]
 struct Cyl {
@@ -54,6 +56,8 @@ struct Cyl {
 pub struct MccTemplate {
     /// (x, y, direction) of the minutiae that have a cylinder.
     pts: Vec<(f32, f32, f32)>,
+    /// (cos, sin) of each direction, for the fast rotation filter.
+    dirs: Vec<(f32, f32)>,
     cyls: Vec<Cyl>,
 }
 
@@ -145,6 +149,7 @@ impl MccTemplate {
         let gs_norm = 1.0 / (SIGMA_S * (TAU).sqrt());
         let reach = RADIUS + 3.0 * SIGMA_S;
         let mut pts = Vec::with_capacity(ms.len());
+        let mut dirs = Vec::with_capacity(ms.len());
         let mut cyls = Vec::with_capacity(ms.len());
         for (mi, m) in ms.iter().enumerate() {
             let (s, c) = m.direction.sin_cos();
@@ -204,6 +209,7 @@ impl MccTemplate {
                 }
             }
             pts.push((m.x, m.y, m.direction));
+            dirs.push((c, s));
             cyls.push(Cyl {
                 bits,
                 valid,
@@ -212,7 +218,7 @@ impl MccTemplate {
                 valid_count,
             });
         }
-        Self { pts, cyls }
+        Self { pts, dirs, cyls }
     }
 
     /// Number of minutiae with a cylinder.
@@ -256,6 +262,38 @@ fn local_similarity(a: &Cyl, b: &Cyl, sqrt_table: &[f32]) -> f32 {
     }
     let den = sq(pa) + sq(pb);
     if den > 0.0 { 1.0 - sq(px) / den } else { 0.0 }
+}
+
+/// Wraps an angle in (-4π, 4π) to (-π, π].
+#[inline]
+fn wrap_pi(mut a: f32) -> f32 {
+    while a > PI {
+        a -= TAU;
+    }
+    while a <= -PI {
+        a += TAU;
+    }
+    a
+}
+
+/// atan2 with a maximum error of about 0.0015 rad (polynomial; no libm call).
+#[inline]
+fn fast_atan2(y: f32, x: f32) -> f32 {
+    let (ax, ay) = (x.abs(), y.abs());
+    if ax == 0.0 && ay == 0.0 {
+        return 0.0;
+    }
+    let (mn, mx) = if ax < ay { (ax, ay) } else { (ay, ax) };
+    let t = mn / mx;
+    let t2 = t * t;
+    let mut r = ((-0.046_496_473 * t2 + 0.159_314_22) * t2 - 0.327_622_77) * t2 * t + t;
+    if ay > ax {
+        r = std::f32::consts::FRAC_PI_2 - r;
+    }
+    if x < 0.0 {
+        r = PI - r;
+    }
+    if y < 0.0 { -r } else { r }
 }
 
 fn z(v: f32, mu: f32, tau: f32) -> f32 {
@@ -305,9 +343,10 @@ impl Matcher {
             return 0.0;
         }
         self.sims.clear();
-        for (i, (ca, pa)) in a.cyls.iter().zip(&a.pts).enumerate() {
-            for (j, (cb, pb)) in cand.cyls.iter().zip(&cand.pts).enumerate() {
-                if ang_diff_signed(pa.2, pb.2).abs() > MAX_ROTATION {
+        let min_cos = MAX_ROTATION.cos();
+        for (i, (ca, da)) in a.cyls.iter().zip(&a.dirs).enumerate() {
+            for (j, (cb, db)) in cand.cyls.iter().zip(&cand.dirs).enumerate() {
+                if da.0 * db.0 + da.1 * db.1 < min_cos {
                     continue;
                 }
                 let s = local_similarity(ca, cb, &self.sqrt_table);
@@ -316,9 +355,15 @@ impl Matcher {
                 }
             }
         }
+        // One-to-one pairs, best first, from the top candidates only.
+        let nr = na.min(nb).min(MAX_RELAX_PAIRS);
+        let keep = (nr * 6).min(self.sims.len());
+        if keep > 0 && keep < self.sims.len() {
+            self.sims
+                .select_nth_unstable_by(keep - 1, |x, y| y.0.total_cmp(&x.0));
+            self.sims.truncate(keep);
+        }
         self.sims.sort_unstable_by(|x, y| y.0.total_cmp(&x.0));
-        // One-to-one pairs, best first.
-        let nr = na.min(nb);
         self.used_a.clear();
         self.used_a.resize(na, false);
         self.used_b.clear();
@@ -350,25 +395,28 @@ impl Matcher {
         // Relaxation (LSS-R).
         self.rho.clear();
         self.rho.resize(n * n, 0.0);
-        for (x, &(i1, j1, _)) in self.pairs.iter().enumerate() {
-            for (y, &(i2, j2, _)) in self.pairs.iter().enumerate() {
-                if x == y {
+        for x in 0..n {
+            for y in (x + 1)..n {
+                let (Some(&(i1, j1, _)), Some(&(i2, j2, _))) = (self.pairs.get(x), self.pairs.get(y)) else {
                     continue;
-                }
+                };
                 let (Some(a1), Some(a2), Some(b1), Some(b2)) =
                     (a.pts.get(i1), a.pts.get(i2), cand.pts.get(j1), cand.pts.get(j2))
                 else {
                     continue;
                 };
-                let da = (a1.0 - a2.0).hypot(a1.1 - a2.1);
-                let db = (b1.0 - b2.0).hypot(b1.1 - b2.1);
-                let d1 = (da - db).abs();
-                let d2 = ang_diff_signed(ang_diff_signed(a1.2, a2.2), ang_diff_signed(b1.2, b2.2)).abs();
-                let ra = ang_diff_signed(a1.2, (a2.1 - a1.1).atan2(a2.0 - a1.0));
-                let rb = ang_diff_signed(b1.2, (b2.1 - b1.1).atan2(b2.0 - b1.0));
-                let d3 = ang_diff_signed(ra, rb).abs();
+                let (ax, ay) = (a2.0 - a1.0, a2.1 - a1.1);
+                let (bx, by) = (b2.0 - b1.0, b2.1 - b1.1);
+                let d1 = ((ax * ax + ay * ay).sqrt() - (bx * bx + by * by).sqrt()).abs();
+                let d2 = wrap_pi((a1.2 - a2.2) - (b1.2 - b2.2)).abs();
+                let ra = wrap_pi(a1.2 - fast_atan2(ay, ax));
+                let rb = wrap_pi(b1.2 - fast_atan2(by, bx));
+                let d3 = wrap_pi(ra - rb).abs();
                 let r = z(d1, 5.0, -8.0 / 5.0) * z(d2, PI / 12.0, -30.0) * z(d3, PI / 12.0, -30.0);
                 if let Some(slot) = self.rho.get_mut(x * n + y) {
+                    *slot = r;
+                }
+                if let Some(slot) = self.rho.get_mut(y * n + x) {
                     *slot = r;
                 }
             }
@@ -396,8 +444,8 @@ impl Matcher {
             let eff = if p.2 > 0.0 { l / p.2 } else { 0.0 };
             self.next.push(eff);
         }
-        let mut order: [usize; 64] = [0; 64];
-        let m = n.min(64);
+        let mut order = [0usize; MAX_RELAX_PAIRS];
+        let m = n.min(MAX_RELAX_PAIRS);
         for (k, slot) in order.iter_mut().take(m).enumerate() {
             *slot = k;
         }
@@ -421,4 +469,22 @@ impl Matcher {
 /// Convenience: score of two minutiae sets (prepares both; use [`Matcher`] for many comparisons).
 pub fn score(a: &[Minutia], b: &[Minutia]) -> f32 {
     Matcher::new(MccTemplate::new(a)).compare(&MccTemplate::new(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_atan2_is_accurate() {
+        for k in 0..360 {
+            let a = (k as f32).to_radians() - PI;
+            let (y, x) = (a.sin() * 3.0, a.cos() * 3.0);
+            assert!(
+                (fast_atan2(y, x) - y.atan2(x)).abs() < 0.002
+                    || (fast_atan2(y, x) - y.atan2(x)).abs() > TAU - 0.002
+            );
+        }
+        assert!((wrap_pi(3.0 * PI) - PI).abs() < 1e-5);
+    }
 }
