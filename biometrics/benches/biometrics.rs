@@ -45,6 +45,12 @@ fn benches(c: &mut Criterion) {
     c.bench_function("extract_500x500", |b| {
         b.iter(|| black_box(extract(&img).unwrap()))
     });
+    let real = image::open(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/p1_1.png"))
+        .unwrap()
+        .into_luma8();
+    c.bench_function("quality_assess_400x500", |b| {
+        b.iter(|| black_box(tessera_biometrics::quality::assess(&real)))
+    });
 
     let a = extract(&person.finger(FingerPosition::RightIndex, 0))
         .unwrap()
