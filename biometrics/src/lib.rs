@@ -5,8 +5,18 @@
 //! - **Image records** (used by the SBI layer, the station and the server): [`iso19794_4`] finger image
 //!   records (ISO/IEC 19794-4:2011, MOSIP's finger BDB), [`iso19794_5`] face and [`iso19794_6`] iris image
 //!   records. Each has `encode` and a strict `decode` whose [`FormatError`]s name the byte offset and field.
-//! - Later modules (synthetic data, extraction, templates, matching, quality) are listed in
-//!   `docs/biometrics.md` as they land.
+//! - **Synthetic data** ([`synth`]): [`synth::SyntheticPerson`] gives deterministic fingers (SFinGe-style
+//!   masters and impressions with ground truth, standard and hard profiles), minutiae-only fingers for scale
+//!   tests, iris and face images.
+//! - **Extraction** ([`extract`]): segmentation, orientation, frequency, Gabor enhancement, thinning,
+//!   minutiae with direction and quality, false-minutiae removal.
+//! - **Templates**: [`iso19794_2`] (ISO/IEC 19794-2:2005 and ANSI/INCITS 378-2004 minutiae records) and the
+//!   compact versioned internal [`template::Template`].
+//! - **Matching** ([`mcc`]): Minutia Cylinder-Code 1:1 matcher; prepare a probe once, compare many.
+//! - **Quality** ([`quality`]): NFIQ 2-style score 0-100 from the embedded NFIQ 2 models.
+//! - **Evaluation** ([`eval`]): EER, FNMR at FMR, ZeroFMR; the `tessera-bio` binary runs `gen` and `eval`.
+//!
+//! Minutiae conventions are in [`minutiae`]. See `docs/biometrics.md` for the design and what is not done.
 //!
 //! ```
 //! use tessera_biometrics::iso19794_4::{self, FingerImageRecord, FingerPosition};
