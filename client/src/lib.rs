@@ -1,7 +1,47 @@
-//! The registration station core.
+//! The registration station core (crate `tessera-station`).
 //!
-//! This crate will own the station's SQLCipher store (with key slots), operators and offline rules, master
-//! data and ID-schema driven forms, the registration workflow, supervisor approval, the offline queue and
-//! the sync engine, exposed as one command table that the CLI, the Tauri shell and the local HTTP bridge
-//! all call.
+//! A field station registers residents offline and must not lose a packet before the server has it. This
+//! crate owns:
+//! - [`store`]: the SQLCipher database with its random 256-bit key held in [`store::keyslots`] (one slot per
+//!   operator, Argon2id of the password; one recovery slot sealed with `age` to the server's recovery key),
+//!   versioned migrations, WAL with full fsync;
+//! - [`station::Station`]: an unlocked store plus master data, machine identity (Ed25519, fingerprint for
+//!   enrolment) and the operator's session (offline login, lockout, idle logout, center rule), and the
+//!   freeze rules;
+//! - [`masterdata`] and [`forms`]: the country configuration (ID schema, UI specs, lists, locations, ...)
+//!   validated at load, and forms generated from it, with [`expr`] evaluating `requiredOn`/`visible`;
+//! - [`workflow`]: drafts, documents ([`documents`]), captures, review, kill-safe sealing with
+//!   `tessera-packet`, supervisor approval, signed export, recovery after crashes, dashboard; [`receipt`]
+//!   renders the acknowledgement; [`audit`] keeps the hash-chained audit log;
+//! - [`commands`]: the command table every front end (CLI, Tauri shell, HTTP bridge) calls.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), tessera_station::CommandError> {
+//! use std::sync::Arc;
+//! use tessera_packet::clock::SystemClock;
+//! use tessera_station::commands::{self, Command, LoginInput, Output};
+//!
+//! let input = LoginInput { home: "station-data".into(), operator: "officer1".into(), password: "...".into() };
+//! let (mut station, _login) = commands::login(&input, Arc::new(SystemClock))?;
+//! if let Output::Status(status) = station.execute(Command::Status)? {
+//!     println!("{} packets await approval", status.dashboard.awaiting_approval);
+//! }
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+
+pub mod audit;
+pub mod commands;
+pub mod crypto;
+pub mod documents;
+pub mod error;
+pub mod expr;
+pub mod forms;
+pub mod masterdata;
+pub mod operators;
+pub mod receipt;
+pub mod station;
+pub mod store;
+pub mod workflow;
+
+pub use error::{CommandError, ErrorCode, FieldError, FreezeReason, Result, StationError};

@@ -1,0 +1,654 @@
+//! The CLI adapter: argument parsing, password prompts, progress bars and output formatting over the
+//! station's command table. No business rules here.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tessera_packet::clock::{Clock, SystemClock};
+use tessera_station::commands::{self, Command, InitInput, LoginInput, Output};
+use tessera_station::forms::Answers;
+use tessera_station::station::Station;
+use tessera_station::workflow::Capture;
+use tessera_station::{CommandError, ErrorCode};
+
+/// Tessera registration station: register residents offline, have a supervisor approve the packets, and
+/// export them for the server.
+///
+/// Typical day: an officer runs `register` for each resident; a supervisor runs `approve`; someone runs
+/// `export --to /media/usb` (or, later, `upload`). `status` shows what is waiting.
+///
+/// Passwords are read from the TESSERA_STATION_PASSWORD environment variable, from --password-file, or
+/// asked for on the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-station", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// The station's data folder (database, key slots, sealed packets).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_STATION_HOME",
+        default_value = "tessera-station-data"
+    )]
+    home: PathBuf,
+    /// Print results as JSON (for scripts) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Args)]
+struct Auth {
+    /// Your operator id, e.g. officer1.
+    #[arg(long, short = 'o', env = "TESSERA_STATION_OPERATOR")]
+    operator: String,
+    /// Read your password from this file (first line) instead of asking.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Set up this station once: creates the encrypted store, the machine key and your key slot.
+    ///
+    /// Read the printed machine fingerprint to the administrator who enrols the machine.
+    Init {
+        /// Center id (5 digits) this station belongs to.
+        #[arg(long)]
+        center: String,
+        /// Machine id (5 digits) assigned by the administrator.
+        #[arg(long)]
+        machine: String,
+        /// The server's recovery public key (age1...), used to recover this station's data if it breaks.
+        #[arg(long)]
+        recovery_key: String,
+        /// The server's packet key (age1...); repeat for several during key rotation.
+        #[arg(long = "packet-key", required = true)]
+        packet_keys: Vec<String>,
+        /// The country configuration folder (e.g. config/sample-country).
+        #[arg(long)]
+        config: PathBuf,
+        /// The operators file (JSON, as delivered by the server).
+        #[arg(long)]
+        operators: PathBuf,
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// Check your password offline, finish anything an interruption left half done, and show the station.
+    Login {
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// Register one resident from an answers file (JSON), seal the packet and print the RID.
+    ///
+    /// Document files named in the answers are read relative to the answers file. Until the SBI device
+    /// capture is wired in, biometrics are read from --captures: one file per attribute named after it
+    /// (rightThumb.iso, leftEye.iso, face.iso, ...).
+    Register {
+        #[command(flatten)]
+        auth: Auth,
+        /// The resident's answers (see docs/station.md for the format).
+        #[arg(long)]
+        answers: PathBuf,
+        /// Folder of captured biometric records, one file per attribute.
+        #[arg(long)]
+        captures: Option<PathBuf>,
+        /// Quality score to record for imported captures (0-100).
+        #[arg(long, default_value_t = 80)]
+        capture_quality: u8,
+        /// Continue an earlier draft instead of starting a new one.
+        #[arg(long)]
+        draft: Option<i64>,
+        /// Write the acknowledgement receipt (HTML) here, to print for the resident.
+        #[arg(long)]
+        receipt: Option<PathBuf>,
+    },
+    /// Supervisors: list packets waiting for approval, approve or reject them.
+    Approve {
+        #[command(flatten)]
+        auth: Auth,
+        /// Approve these packets (RIDs).
+        #[arg(long = "rid")]
+        rids: Vec<String>,
+        /// Approve every waiting packet.
+        #[arg(long, conflicts_with = "rids")]
+        all: bool,
+        /// Reject this packet (RID); needs --reason.
+        #[arg(long, requires = "reason", conflicts_with_all = ["rids", "all"])]
+        reject: Option<String>,
+        /// Rejection reason code (see --list-reasons).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Show the rejection reasons.
+        #[arg(long)]
+        list_reasons: bool,
+    },
+    /// Copy approved packets to a folder (e.g. a USB drive) with a signed manifest, for the server to import.
+    Export {
+        #[command(flatten)]
+        auth: Auth,
+        /// Target folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Show the machine fingerprint, packet counts, and whether registration is stopped and why.
+    Status {
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// Load a new country configuration and/or operators file (what sync will do once the server is
+    /// reachable); counts as a master-data sync for the freeze rules.
+    UpdateConfig {
+        #[command(flatten)]
+        auth: Auth,
+        /// Country configuration folder.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Operators file.
+        #[arg(long)]
+        operators: Option<PathBuf>,
+    },
+    /// Print the Argon2id hash of a password, for building an operators file before sync exists.
+    HashPassword {
+        /// Read the password from this file (first line) instead of TESSERA_STATION_PASSWORD or the terminal.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Give another operator of this center a key slot on this station (asks for their password too,
+    /// from TESSERA_STATION_NEW_PASSWORD or the terminal).
+    AddSlot {
+        #[command(flatten)]
+        auth: Auth,
+        /// The operator to add.
+        #[arg(long)]
+        new: String,
+    },
+}
+
+fn read_password(auth: &Auth, env: &str, who: &str) -> anyhow::Result<String> {
+    if let Some(f) = &auth.password_file {
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("reading the password file {}", f.display()))?;
+        return Ok(s.lines().next().unwrap_or_default().to_owned());
+    }
+    if let Ok(p) = std::env::var(env) {
+        return Ok(p);
+    }
+    let mut err = std::io::stderr();
+    write!(err, "Password for {who}: ")?;
+    err.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn exit_code(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document => 3,
+        ErrorCode::WrongPassword
+        | ErrorCode::LockedOut
+        | ErrorCode::NoSlot
+        | ErrorCode::OperatorRejected
+        | ErrorCode::NotPermitted
+        | ErrorCode::NotLoggedIn => 4,
+        ErrorCode::Frozen => 5,
+        ErrorCode::StoreUnusable
+        | ErrorCode::NotInitialised
+        | ErrorCode::AlreadyInitialised
+        | ErrorCode::Recovery => 6,
+        _ => 1,
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the CLI's output")]
+fn say(text: &str) {
+    println!("{text}");
+}
+
+fn print_output(json: bool, out: &Output) -> anyhow::Result<()> {
+    if json {
+        say(&serde_json::to_string_pretty(out)?);
+    }
+    Ok(())
+}
+
+fn open(home: &Path, auth: &Auth, clock: Arc<dyn Clock>) -> Result<Station, CommandError> {
+    let password =
+        read_password(auth, "TESSERA_STATION_PASSWORD", &auth.operator).map_err(|e| CommandError {
+            code: ErrorCode::Io,
+            message: e.to_string(),
+            fields: vec![],
+            freeze: None,
+        })?;
+    let (st, out) = commands::login(
+        &LoginInput {
+            home: home.into(),
+            operator: auth.operator.clone(),
+            password,
+        },
+        clock,
+    )?;
+    let r = &out.recovery;
+    if !r.seals_completed.is_empty() || !r.seals_rolled_back.is_empty() || !r.decisions_reconciled.is_empty()
+    {
+        tracing::warn!(
+            completed = r.seals_completed.len(),
+            rolled_back = r.seals_rolled_back.len(),
+            reconciled = r.decisions_reconciled.len(),
+            "finished work an interruption left half done"
+        );
+    }
+    Ok(st)
+}
+
+/// Entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let (code, msg) = match e.downcast_ref::<CommandError>() {
+                Some(c) => (exit_code(c.code), render_error(c)),
+                None => (1, format!("{e:#}")),
+            };
+            let _ = writeln!(std::io::stderr(), "error: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn render_error(c: &CommandError) -> String {
+    if c.fields.is_empty() {
+        return c.message.clone();
+    }
+    let mut s = format!("{} field(s) need attention:", c.fields.len());
+    for f in &c.fields {
+        s.push_str(&format!("\n  - {f}"));
+    }
+    s
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let home = cli.home.clone();
+    match cli.command {
+        Cmd::Init {
+            center,
+            machine,
+            recovery_key,
+            packet_keys,
+            config,
+            operators,
+            auth,
+        } => {
+            let password = read_password(&auth, "TESSERA_STATION_PASSWORD", &auth.operator)?;
+            let input = InitInput {
+                home: home.clone(),
+                center_id: center,
+                machine_id: machine,
+                recovery_key,
+                packet_keys,
+                config_dir: config,
+                operators_file: operators,
+                operator: auth.operator.clone(),
+                password,
+            };
+            let (_st, id) = commands::init(&input, clock)?;
+            if cli.json {
+                print_output(true, &Output::Machine(id))?;
+            } else {
+                say(&format!("Station initialised in {}", home.display()));
+                say(&format!("Center {}  machine {}", id.center_id, id.machine_id));
+                say(&format!(
+                    "Machine key fingerprint (read it to your administrator):\n  {}",
+                    id.fingerprint
+                ));
+            }
+        }
+        Cmd::Login { auth } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::Status)?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else {
+                say(&format!("Logged in as {} (offline).", auth.operator));
+                print_status(&out);
+            }
+        }
+        Cmd::Status { auth } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::Status)?;
+            if cli.json {
+                print_output(true, &out)?
+            } else {
+                print_status(&out)
+            }
+        }
+        Cmd::Register {
+            auth,
+            answers,
+            captures,
+            capture_quality,
+            draft,
+            receipt,
+        } => {
+            register(
+                &home,
+                &auth,
+                clock,
+                &answers,
+                captures.as_deref(),
+                capture_quality,
+                draft,
+                receipt.as_deref(),
+                cli.json,
+            )?;
+        }
+        Cmd::Approve {
+            auth,
+            rids,
+            all,
+            reject,
+            reason,
+            list_reasons,
+        } => {
+            let mut st = open(&home, &auth, clock)?;
+            if list_reasons {
+                let out = st.execute(Command::RejectionReasons)?;
+                if cli.json {
+                    print_output(true, &out)?;
+                } else if let Output::Reasons(rs) = out {
+                    for r in rs {
+                        say(&format!(
+                            "{:<22} {}",
+                            r.code,
+                            r.label.get("eng").cloned().unwrap_or_default()
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+            if let (Some(rid), Some(reason)) = (reject, reason) {
+                st.execute(Command::Reject {
+                    rid: rid.clone(),
+                    reason: reason.clone(),
+                })?;
+                say(&format!("Rejected {rid} ({reason})."));
+                return Ok(());
+            }
+            let targets: Vec<String> = if all {
+                match st.execute(Command::Pending)? {
+                    Output::Packets(p) => p.into_iter().map(|p| p.rid).collect(),
+                    _ => vec![],
+                }
+            } else {
+                rids
+            };
+            if targets.is_empty() {
+                let out = st.execute(Command::Pending)?;
+                if cli.json {
+                    print_output(true, &out)?;
+                } else if let Output::Packets(ps) = out {
+                    say(&format!("{} packet(s) waiting for approval:", ps.len()));
+                    for p in ps {
+                        say(&format!(
+                            "  {}  {:<6}  by {:<12}  {}",
+                            p.rid, p.process, p.operator_id, p.created_at
+                        ));
+                    }
+                    say(
+                        "Approve with --rid <RID> (repeatable) or --all; reject with --reject <RID> --reason <CODE>.",
+                    );
+                }
+                return Ok(());
+            }
+            let bar = progress(targets.len() as u64, "approving");
+            for rid in &targets {
+                st.execute(Command::Approve { rid: rid.clone() })?;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            say(&format!("Approved {} packet(s).", targets.len()));
+        }
+        Cmd::Export { auth, to } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::Export { dir: to })?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else if let Output::Exported(r) = out {
+                say(&format!(
+                    "Exported {} packet(s) to {}",
+                    r.rids.len(),
+                    r.dir.display()
+                ));
+                say(&format!("Signed manifest: {}", r.manifest.display()));
+            }
+        }
+        Cmd::UpdateConfig {
+            auth,
+            config,
+            operators,
+        } => {
+            anyhow::ensure!(
+                config.is_some() || operators.is_some(),
+                "give --config, --operators or both"
+            );
+            let mut st = open(&home, &auth, clock)?;
+            if let Some(dir) = config {
+                st.execute(Command::ApplyConfig { dir })?;
+                say("Configuration applied.");
+            }
+            if let Some(file) = operators {
+                st.execute(Command::ApplyOperators { file })?;
+                say("Operators applied.");
+            }
+        }
+        Cmd::HashPassword { password_file } => {
+            let pw = read_password(
+                &Auth {
+                    operator: "the operator".into(),
+                    password_file,
+                },
+                "TESSERA_STATION_PASSWORD",
+                "the operator",
+            )?;
+            say(&tessera_station::operators::hash_password(&pw).map_err(CommandError::from)?);
+        }
+        Cmd::AddSlot { auth, new } => {
+            let mut st = open(&home, &auth, clock)?;
+            let pw = read_password(
+                &Auth {
+                    operator: new.clone(),
+                    password_file: None,
+                },
+                "TESSERA_STATION_NEW_PASSWORD",
+                &new,
+            )?;
+            st.execute(Command::AddOperatorSlot {
+                operator: new.clone(),
+                password: pw,
+            })?;
+            say(&format!("Operator {new} can now log in on this station."));
+        }
+    }
+    Ok(())
+}
+
+fn progress(len: u64, msg: &'static str) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(msg);
+    bar
+}
+
+fn print_status(out: &Output) {
+    let Output::Status(s) = out else { return };
+    say(&format!(
+        "Center {}  machine {}",
+        s.machine.center_id, s.machine.machine_id
+    ));
+    say(&format!("Machine key: {}", s.machine.fingerprint));
+    say(&format!(
+        "Configuration {} (ID schema {})",
+        s.config_version, s.id_schema_version
+    ));
+    let d = &s.dashboard;
+    say(&format!(
+        "Drafts {}  awaiting approval {}  approved {}  rejected {}  exported {}",
+        d.drafts, d.awaiting_approval, d.approved, d.rejected, d.exported
+    ));
+    match &s.frozen {
+        Some(r) => say(&format!("REGISTRATION STOPPED: {r}")),
+        None => say("Registration is open."),
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one CLI subcommand's options")]
+fn register(
+    home: &Path,
+    auth: &Auth,
+    clock: Arc<dyn Clock>,
+    answers_path: &Path,
+    captures: Option<&Path>,
+    quality: u8,
+    draft: Option<i64>,
+    receipt: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let bytes = commands::read_input_file(answers_path, 1024 * 1024).map_err(CommandError::from)?;
+    let answers: Answers = serde_json::from_slice(&bytes)
+        .with_context(|| format!("the answers file {} is not valid", answers_path.display()))?;
+    let base = answers_path.parent().unwrap_or_else(|| Path::new("."));
+    let mut st = open(home, auth, clock.clone())?;
+    let bar = progress(5, "registering");
+    let id = match draft {
+        Some(id) => id,
+        None => match st.execute(Command::StartDraft {
+            process: answers.process.clone(),
+        })? {
+            Output::DraftStarted { draft } => draft,
+            _ => anyhow::bail!("unexpected output"),
+        },
+    };
+    bar.set_message("answers");
+    st.execute(Command::SaveAnswers {
+        draft: id,
+        answers: answers.clone(),
+    })?;
+    bar.inc(1);
+    bar.set_message("documents");
+    for (field, doc) in &answers.documents {
+        let path = base.join(&doc.file);
+        let content = commands::read_input_file(&path, 32 * 1024 * 1024).map_err(CommandError::from)?;
+        st.import_document(id, field, &doc.doc_type, doc.ref_number.clone(), &content)
+            .map_err(CommandError::from)?;
+    }
+    if let Some(photo) = &answers.biometrics.exception_photo {
+        let content =
+            commands::read_input_file(&base.join(photo), 32 * 1024 * 1024).map_err(CommandError::from)?;
+        st.import_exception_photo(id, &content)
+            .map_err(CommandError::from)?;
+    }
+    bar.inc(1);
+    bar.set_message("biometrics");
+    if let Some(dir) = captures {
+        let review = st.review(id).map_err(CommandError::from)?;
+        let wanted = review.form.map(|f| f.biometrics.attributes).unwrap_or_default();
+        let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for e in std::fs::read_dir(dir)
+            .with_context(|| format!("reading the captures folder {}", dir.display()))?
+            .flatten()
+        {
+            let p = e.path();
+            if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+                files.insert(stem.to_owned(), p.clone());
+            }
+        }
+        for a in wanted {
+            if answers.biometrics.exceptions.contains_key(&a) {
+                continue;
+            }
+            let Some(path) = files.get(a.as_str()) else {
+                continue;
+            };
+            let image = commands::read_input_file(path, 8 * 1024 * 1024).map_err(CommandError::from)?;
+            st.add_capture(
+                id,
+                Capture {
+                    attribute: a,
+                    image,
+                    format: "IMPORTED".into(),
+                    quality,
+                    retries: 1,
+                    force_captured: false,
+                    sbi_data_block: None,
+                    device: None,
+                    captured_at: clock.now(),
+                },
+            )
+            .map_err(CommandError::from)?;
+        }
+    }
+    bar.inc(1);
+    bar.set_message("review");
+    let review = st.review(id).map_err(CommandError::from)?;
+    bar.inc(1);
+    if !review.ready {
+        bar.finish_and_clear();
+        let mut msg = format!(
+            "draft {id} is not complete and was kept; fix the answers and run again with --draft {id}:"
+        );
+        for p in &review.problems {
+            msg.push_str(&format!("\n  - {p}"));
+        }
+        return Err(CommandError {
+            code: ErrorCode::Validation,
+            message: msg,
+            fields: vec![],
+            freeze: None,
+        }
+        .into());
+    }
+    bar.set_message("sealing");
+    let out = st.execute(Command::SealDraft { draft: id })?;
+    bar.inc(1);
+    bar.finish_and_clear();
+    let Output::Sealed(s) = &out else {
+        anyhow::bail!("unexpected output")
+    };
+    if let Some(r) = receipt {
+        std::fs::write(r, &s.receipt_html).with_context(|| format!("writing the receipt {}", r.display()))?;
+    }
+    if json {
+        print_output(true, &out)?;
+    } else {
+        say(&format!("Registered. RID {}", s.rid));
+        match receipt {
+            Some(r) => say(&format!(
+                "Receipt written to {} - print it for the resident.",
+                r.display()
+            )),
+            None => say("Use --receipt <file.html> to save the acknowledgement receipt for printing."),
+        }
+        say("The packet now waits for a supervisor's approval.");
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Integration tests of the station core (one binary, one module per feature).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed assumption should fail the test loudly"
+)]
+
+mod api;
+mod cli;
+mod common;
+mod config;
+mod crash;
+mod forms;
+mod store;
+mod workflow;
