@@ -4,7 +4,11 @@
 //! pre-registrations), a key, and a version from one server-wide counter that grows with every change. A
 //! station asks for the changes after its cursor (the last version it applied) and gets them oldest first.
 //!
-//! Country configuration layout (one folder, e.g. `config/sample-country/`): a sub-folder per kind named as
+//! Country configuration layout: either a `manifest.json` with a `files` map (the layout of
+//! `config/sample-country/`: `idSchema` becomes the `id-schema` item keyed by the manifest's `idSchemaVersion`,
+//! each of `uiSpecs` a `ui-spec` item keyed by process, `labels` the `master-data` items `labels/<lang>`, every
+//! other file the `master-data` item named by its key, e.g. `centers`, and the manifest itself `manifest`), or
+//! a sub-folder per kind named as
 //! the kind's path segment (`id-schema/`, `ui-spec/`, `master-data/`, `operators/`, `certificates/`,
 //! `pre-registrations/`), each holding `*.json` files. A file holding a JSON object is one item keyed by the
 //! file stem; a file holding an array gives one item per element, keyed `<stem>/<code or id>` (the element's
@@ -110,10 +114,85 @@ fn item_scope(v: &serde_json::Value) -> Option<String> {
         .find_map(|f| v.get(*f).and_then(|c| c.as_str()).map(str::to_owned))
 }
 
+fn read_json(path: &Path) -> Result<serde_json::Value, SyncError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SyncError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| SyncError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The (kind, key, file) items a `manifest.json` names.
+fn manifest_items(
+    dir: &Path,
+    manifest: &serde_json::Value,
+) -> Result<Vec<(SyncKind, String, PathBuf)>, SyncError> {
+    let invalid = |message: String| SyncError::Invalid {
+        path: dir.join("manifest.json"),
+        message,
+    };
+    let files = manifest
+        .get("files")
+        .and_then(|f| f.as_object())
+        .ok_or_else(|| invalid("no `files` object".into()))?;
+    let mut out = Vec::new();
+    for (name, value) in files {
+        match (name.as_str(), value) {
+            ("idSchema", serde_json::Value::String(f)) => {
+                let version = manifest
+                    .get("idSchemaVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("1.0");
+                out.push((SyncKind::IdSchema, version.to_owned(), dir.join(f)));
+            }
+            ("uiSpecs", serde_json::Value::Object(map)) => {
+                for (process, f) in map {
+                    let f = f
+                        .as_str()
+                        .ok_or_else(|| invalid(format!("uiSpecs.{process} is not a path")))?;
+                    out.push((SyncKind::UiSpec, process.clone(), dir.join(f)));
+                }
+            }
+            ("labels", serde_json::Value::Object(map)) => {
+                for (lang, f) in map {
+                    let f = f
+                        .as_str()
+                        .ok_or_else(|| invalid(format!("labels.{lang} is not a path")))?;
+                    out.push((SyncKind::MasterData, format!("labels/{lang}"), dir.join(f)));
+                }
+            }
+            (key, serde_json::Value::String(f)) => {
+                out.push((SyncKind::MasterData, key.to_owned(), dir.join(f)))
+            }
+            (key, _) => return Err(invalid(format!("files.{key} is not a path"))),
+        }
+    }
+    out.push((
+        SyncKind::MasterData,
+        "manifest".to_owned(),
+        dir.join("manifest.json"),
+    ));
+    Ok(out)
+}
+
 /// Loads a country configuration folder into the sync tables; returns how many items changed. Loading the
 /// same folder again changes nothing.
 pub async fn load_country_config(store: &dyn Store, dir: &Path) -> Result<u64, SyncError> {
     let mut changed = 0;
+    let manifest_path = dir.join("manifest.json");
+    if manifest_path.is_file() {
+        let manifest = read_json(&manifest_path)?;
+        for (kind, key, path) in manifest_items(dir, &manifest)? {
+            let body = read_json(&path)?;
+            if store.put_sync_item(kind, "", &key, Some(body)).await?.is_some() {
+                changed += 1;
+            }
+        }
+        return Ok(changed);
+    }
     for kind in SyncKind::ALL {
         if kind == SyncKind::PacketKeys {
             continue;

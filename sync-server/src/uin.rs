@@ -20,7 +20,20 @@ pub const DEFAULT_RESTRICTED: &[&str] = &["786", "666"];
 
 /// Whether a 10-digit UIN (digits as numbers 0-9) passes every filter except the restricted list.
 pub fn passes_structural_filters(d: &[u8; 10]) -> bool {
+    if !passes_local_filters(d) {
+        return false;
+    }
+    let (first, last) = d.split_at(5);
+    !(first == last || first.iter().eq(last.iter().rev()))
+}
+
+/// The filters that look only at neighbouring digits and repeated pairs: if a prefix fails them, so does every
+/// number that starts with it (the generator checks the 9-digit body before computing the check digit).
+pub fn passes_local_filters(d: &[u8]) -> bool {
     if d.first().is_none_or(|&x| x < 2) {
+        return false;
+    }
+    if d.len() == 2 && d.first() == d.last() {
         return false;
     }
     for w in d.windows(3) {
@@ -41,10 +54,6 @@ pub fn passes_structural_filters(d: &[u8; 10]) -> bool {
             return false;
         }
         seen |= bit;
-    }
-    let (first, last) = d.split_at(5);
-    if first == last || first.iter().eq(last.iter().rev()) {
-        return false;
     }
     true
 }
@@ -97,12 +106,21 @@ impl UinGenerator {
                 continue;
             }
             let body = 200_000_000 + r % 800_000_000;
+            let mut d = [0u8; 10];
+            let mut rest = body;
+            for slot in d.iter_mut().take(9).rev() {
+                *slot = u8::try_from(rest % 10).unwrap_or(0);
+                rest /= 10;
+            }
+            // Cheap filters on the body first: most candidates fail here, before any allocation.
+            if !passes_local_filters(d.get(..9).unwrap_or_default()) {
+                continue;
+            }
             let Ok(uin) = Uin::from_body(&body.to_string()) else {
                 continue;
             };
-            let mut d = [0u8; 10];
-            for (slot, b) in d.iter_mut().zip(uin.as_str().bytes()) {
-                *slot = b.wrapping_sub(b'0');
+            if let (Some(slot), Some(check)) = (d.get_mut(9), uin.as_str().bytes().last()) {
+                *slot = check.wrapping_sub(b'0');
             }
             if passes_structural_filters(&d)
                 && !self

@@ -343,3 +343,40 @@ async fn sync_pages_follow_the_cursor_sqlite() {
 async fn sync_pages_follow_the_cursor_postgres() {
     sync_flow(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn sample_country_configuration_is_served_to_stations() {
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country");
+    let t = TestServer::start(Backend::Sqlite, move |s| s.country_config = Some(cfg))
+        .await
+        .unwrap();
+    let s = t.active_station("10001").await;
+    let schema: SyncPage = s.get("/api/v1/sync/id-schema").await.json().await.unwrap();
+    assert_eq!(schema.items.len(), 1);
+    assert_eq!(schema.items[0].key, "1.0");
+    let ui: SyncPage = s.get("/api/v1/sync/ui-spec").await.json().await.unwrap();
+    let mut processes: Vec<_> = ui.items.iter().map(|i| i.key.as_str()).collect();
+    processes.sort_unstable();
+    assert_eq!(processes, ["LOST", "NEW", "UPDATE"]);
+    let md: SyncPage = s
+        .get("/api/v1/sync/master-data?limit=500")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let keys: Vec<_> = md.items.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "centers",
+        "documents",
+        "dynamicLists",
+        "locations",
+        "labels/eng",
+        "labels/fra",
+        "manifest",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    let centers = &md.items.iter().find(|i| i.key == "centers").unwrap().body;
+    assert_eq!(centers["centers"][0]["id"], "10001");
+    t.stop().await;
+}
