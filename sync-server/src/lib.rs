@@ -10,6 +10,7 @@
 //! - [`store`]: the storage trait, SQLite and PostgreSQL implementations, migrations.
 //! - [`auth`]: signed station requests (expiry, replay protection) and the admin token.
 //! - [`machines`], [`sync`], [`upload`], [`uin`]: the services.
+//! - [`pipeline`]: durable processing jobs (verify, decrypt, UIN allocation, quarantine).
 //! - [`http`]: router, handlers, request ids, metrics, OpenAPI; [`error::ApiError`] is the one error response.
 //!
 //! ```no_run
@@ -26,6 +27,7 @@ pub mod http;
 pub mod keys;
 pub mod machines;
 pub mod metrics;
+pub mod pipeline;
 pub mod settings;
 pub mod store;
 pub mod sync;
@@ -166,6 +168,7 @@ pub struct RunningServer {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -173,6 +176,9 @@ impl RunningServer {
     pub async fn stop(mut self) -> Result<(), ServerError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        for w in &self.workers {
+            w.abort();
         }
         (&mut self.task)
             .await
@@ -208,12 +214,21 @@ pub async fn start(state: AppState) -> Result<RunningServer, ServerError> {
             })
             .await
     });
+    let workers = (0..state.settings.pipeline_workers)
+        .map(|i| {
+            tokio::spawn(pipeline::worker_loop(
+                state.clone(),
+                format!("{}-{i}", std::process::id()),
+            ))
+        })
+        .collect();
     tracing::info!(%addr, backend = state.store.backend(), "tessera-server listening");
     Ok(RunningServer {
         addr,
         state,
         shutdown: Some(tx),
         task,
+        workers,
     })
 }
 

@@ -78,6 +78,8 @@ pub struct Settings {
     pub uin_pool_target: u32,
     /// Pool level below which the pool is topped up.
     pub uin_pool_low_water: u32,
+    /// Processing workers this process runs (0: none, e.g. an upload-only front end).
+    pub pipeline_workers: u32,
 }
 
 impl Default for Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             sync_page_limit: 500,
             uin_pool_target: 20_000,
             uin_pool_low_water: 5_000,
+            pipeline_workers: 1,
         }
     }
 }
@@ -170,6 +173,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("sync_page_limit", Kind::Int),
     ("uin_pool_target", Kind::Int),
     ("uin_pool_low_water", Kind::Int),
+    ("pipeline_workers", Kind::Int),
 ];
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];

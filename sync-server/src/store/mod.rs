@@ -282,6 +282,21 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Free UINs left.
     async fn uins_available(&self) -> Result<u64, StoreError>;
+
+    /// Claims the oldest ready processing job whose lease has expired (on PostgreSQL with
+    /// `FOR UPDATE SKIP LOCKED`, so several workers share the queue), leases it to `worker` until
+    /// `now + lease_secs`, and marks the packet `Processing`. A worker that dies leaves the lease to expire, and
+    /// another worker takes the job again (at-least-once; stages are idempotent).
+    async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError>;
+
+    /// Ends a job: sets the packet's final status (and reason) and marks the job done, in one transaction.
+    async fn finish_job(
+        &self,
+        rid: &Rid,
+        status: PacketStatus,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError>;
 }
 
 pub(crate) fn to_u64(what: &'static str, v: i64) -> Result<u64, StoreError> {

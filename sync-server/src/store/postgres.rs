@@ -15,9 +15,10 @@ use super::{
 };
 
 /// Versioned migrations: (version, SQL). Append only.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE machines (
     machine_id TEXT PRIMARY KEY,
     center_id TEXT NOT NULL,
@@ -77,7 +78,22 @@ CREATE TABLE uin_pool (
 );
 CREATE INDEX uin_pool_free ON uin_pool (pick) WHERE rid IS NULL;
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE jobs (
+    rid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    locked_by TEXT,
+    locked_until BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+];
 
 /// Advisory lock key serialising migrations across processes ("TESSERA" in ASCII, truncated).
 const MIGRATION_LOCK: i64 = 0x0054_4553_5345_5241;
@@ -584,6 +600,13 @@ impl Store for PgStore {
         )
         .await
         .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
+            &[&up.rid.as_str(), &at],
+        )
+        .await
+        .map_err(pg("enqueue job"))?;
         let p = packet_where(&tx, up.rid.as_str())
             .await?
             .ok_or_else(|| StoreError::NotFound {
@@ -640,6 +663,56 @@ impl Store for PgStore {
             .map_err(pg("count uins"))?
             .get(0);
         to_u64("count", n)
+    }
+
+    async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
+        let mut c = self.conn("claim job").await?;
+        let tx = c.transaction().await.map_err(pg("claim job"))?;
+        let row = tx
+            .query_opt(
+                "UPDATE jobs SET locked_by = $1, locked_until = $3, attempts = attempts + 1, updated_at = $2
+                 WHERE rid = (
+                   SELECT rid FROM jobs WHERE state = 'ready' AND locked_until <= $2
+                   ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED
+                 ) RETURNING rid",
+                &[&worker, &now, &(now + lease_secs)],
+            )
+            .await
+            .map_err(pg("claim job"))?;
+        let Some(row) = row else { return Ok(None) };
+        let rid: String = row.get(0);
+        tx.execute(
+            "UPDATE packets SET status = $2, updated_at = $3 WHERE rid = $1",
+            &[&rid, &PacketStatus::Processing.as_str(), &now],
+        )
+        .await
+        .map_err(pg("claim job"))?;
+        tx.commit().await.map_err(pg("claim job"))?;
+        parse_id("rid", &rid).map(Some)
+    }
+
+    async fn finish_job(
+        &self,
+        rid: &Rid,
+        status: PacketStatus,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn("finish job").await?;
+        let tx = c.transaction().await.map_err(pg("finish job"))?;
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = $3, updated_at = $4 WHERE rid = $1",
+            &[&rid.as_str(), &status.as_str(), &reason, &now],
+        )
+        .await
+        .map_err(pg("finish job"))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = $2 WHERE rid = $1",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("finish job"))?;
+        tx.commit().await.map_err(pg("finish job"))
     }
 }
 

@@ -16,9 +16,10 @@ use super::{
 };
 
 /// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE machines (
     machine_id TEXT PRIMARY KEY,
     center_id TEXT NOT NULL,
@@ -78,7 +79,22 @@ CREATE TABLE uin_pool (
 );
 CREATE INDEX uin_pool_free ON uin_pool (pick) WHERE rid IS NULL;
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE jobs (
+    rid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    locked_by TEXT,
+    locked_until INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+];
 
 /// The embedded SQLite (SQLCipher) store.
 #[derive(Clone)]
@@ -603,6 +619,12 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
+                params![up.rid.as_str(), at],
+            )
+            .map_err(sq("enqueue job"))?;
             packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
         })
         .await
@@ -633,7 +655,8 @@ impl Store for SqliteStore {
             let mut take = tx
                 .prepare_cached(
                     "UPDATE uin_pool SET rid = ?1, allocated_at = ?2
-                     WHERE uin = (SELECT uin FROM uin_pool WHERE rid IS NULL ORDER BY pick LIMIT 1) RETURNING uin",
+                     WHERE uin = (SELECT uin FROM uin_pool INDEXED BY uin_pool_free WHERE rid IS NULL ORDER BY pick LIMIT 1)
+                     RETURNING uin",
                 )
                 .map_err(sq("allocate uins"))?;
             let mut out = Vec::with_capacity(rids.len());
@@ -663,6 +686,57 @@ impl Store for SqliteStore {
                 })
                 .map_err(sq("count uins"))?;
             to_u64("count", n)
+        })
+        .await
+    }
+
+    async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
+        let worker = worker.to_owned();
+        self.tx("claim job", move |tx| {
+            let rid: Option<String> = tx
+                .query_row(
+                    "SELECT rid FROM jobs WHERE state = 'ready' AND locked_until <= ?1 ORDER BY updated_at LIMIT 1",
+                    [now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sq("claim job"))?;
+            let Some(rid) = rid else { return Ok(None) };
+            tx.execute(
+                "UPDATE jobs SET locked_by = ?2, locked_until = ?3, attempts = attempts + 1, updated_at = ?4 WHERE rid = ?1",
+                params![rid, worker, now + lease_secs, now],
+            )
+            .map_err(sq("claim job"))?;
+            tx.execute(
+                "UPDATE packets SET status = ?2, updated_at = ?3 WHERE rid = ?1",
+                params![rid, PacketStatus::Processing.as_str(), now],
+            )
+            .map_err(sq("claim job"))?;
+            parse_id("rid", &rid).map(Some)
+        })
+        .await
+    }
+
+    async fn finish_job(
+        &self,
+        rid: &Rid,
+        status: PacketStatus,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.tx("finish job", move |tx| {
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = ?3, updated_at = ?4 WHERE rid = ?1",
+                params![rid, status.as_str(), reason, now],
+            )
+            .map_err(sq("finish job"))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = ?2 WHERE rid = ?1",
+                params![rid, now],
+            )
+            .map_err(sq("finish job"))?;
+            Ok(())
         })
         .await
     }

@@ -10,5 +10,6 @@
 mod api;
 mod binary;
 mod common;
+mod pipeline;
 mod store;
 mod upload;

@@ -51,7 +51,7 @@ fn rid(machine: &str, seq: u32) -> Rid {
 }
 
 async fn migrations_applied(s: &dyn Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 1);
+    assert_eq!(s.schema_version().await.unwrap(), 2);
     s.ping().await.unwrap();
 }
 
@@ -345,7 +345,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        1,
+        2,
         "reopening does not re-migrate"
     );
 }
