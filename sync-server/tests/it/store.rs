@@ -40,6 +40,7 @@ conformance!(
     upload_create_is_idempotent_and_conflicts_are_refused,
     upload_advance_is_compare_and_set_and_completion_records_packet,
     uin_allocation_is_idempotent_distinct_and_atomic,
+    jobs_are_leased_reclaimed_after_expiry_and_finished_once,
 );
 
 fn key(n: u8) -> [u8; 32] {
@@ -383,4 +384,45 @@ async fn postgres_concurrent_allocation_never_gives_one_uin_twice() {
     assert_eq!(distinct.len(), by_rid.len(), "no UIN given to two RIDs");
     assert_eq!(store.uins_available().await.unwrap(), 400 - by_rid.len() as u64);
     drop_schema(&schema).await;
+}
+
+async fn jobs_are_leased_reclaimed_after_expiry_and_finished_once(s: &dyn Store) {
+    let sha = "ab".repeat(32);
+    for (i, id) in [(1, "j1"), (2, "j2")] {
+        s.create_upload(upload(id, "10001", i, 4, &sha)).await.unwrap();
+        assert!(s.advance_upload(id, 0, 4).await.unwrap());
+        s.complete_upload(id, "{}", 100 + i64::from(i)).await.unwrap();
+    }
+    let first = s.claim_job("w1", 200, 60).await.unwrap().unwrap();
+    assert_eq!(first, rid("10001", 1), "oldest first");
+    assert_eq!(
+        s.packet(&first).await.unwrap().unwrap().status,
+        PacketStatus::Processing
+    );
+    let second = s.claim_job("w2", 200, 60).await.unwrap().unwrap();
+    assert_eq!(second, rid("10001", 2), "a leased job is skipped");
+    assert!(s.claim_job("w3", 210, 60).await.unwrap().is_none());
+    // w1 "dies": after its lease the job is taken again.
+    let again = s.claim_job("w3", 261, 60).await.unwrap().unwrap();
+    assert_eq!(again, first);
+    s.finish_job(
+        &again,
+        PacketStatus::Quarantined,
+        Some("verify:bad_signature".into()),
+        270,
+    )
+    .await
+    .unwrap();
+    let p = s.packet(&again).await.unwrap().unwrap();
+    assert_eq!(
+        (p.status, p.reason.as_deref()),
+        (PacketStatus::Quarantined, Some("verify:bad_signature"))
+    );
+    s.finish_job(&second, PacketStatus::Processed, None, 270)
+        .await
+        .unwrap();
+    assert!(
+        s.claim_job("w3", 10_000, 60).await.unwrap().is_none(),
+        "finished jobs are never claimed again"
+    );
 }
