@@ -50,7 +50,7 @@ async fn bench_store(name: &str, store: Arc<dyn Store>) {
         fill.as_secs_f64(),
         added as f64 / fill.as_secs_f64()
     );
-    let all = rids(usize::try_from(added).unwrap().min(N));
+    let all = rids(usize::try_from(added).unwrap().min(50_000));
     let t = Instant::now();
     let mut n = 0usize;
     for chunk in all.chunks(BATCH) {

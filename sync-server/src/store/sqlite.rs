@@ -651,29 +651,52 @@ impl Store for SqliteStore {
 
     async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
         self.tx("allocate uins", move |tx| {
-            let mut existing = tx.prepare_cached("SELECT uin FROM uin_pool WHERE rid = ?1").map_err(sq("allocate uins"))?;
-            let mut take = tx
-                .prepare_cached(
-                    "UPDATE uin_pool SET rid = ?1, allocated_at = ?2
-                     WHERE uin = (SELECT uin FROM uin_pool INDEXED BY uin_pool_free WHERE rid IS NULL ORDER BY pick LIMIT 1)
-                     RETURNING uin",
-                )
+            let mut existing = tx
+                .prepare_cached("SELECT uin FROM uin_pool WHERE rid = ?1")
                 .map_err(sq("allocate uins"))?;
-            let mut out = Vec::with_capacity(rids.len());
+            let mut out: Vec<(Rid, Option<String>)> = Vec::with_capacity(rids.len());
             for rid in rids {
                 let uin: Option<String> =
                     existing.query_row([rid.as_str()], |r| r.get(0)).optional().map_err(sq("allocate uins"))?;
-                let uin = match uin {
-                    Some(u) => u,
-                    None => take
-                        .query_row(params![rid.as_str(), at], |r| r.get(0))
-                        .optional()
-                        .map_err(sq("allocate uins"))?
-                        .ok_or(StoreError::PoolEmpty)?,
-                };
                 out.push((rid, uin));
             }
-            Ok(out)
+            let missing = out
+                .iter()
+                .filter(|(_, u)| u.is_none())
+                .map(|(r, _)| r.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            // One ordered scan of the free-pool index for the whole batch (single writer: no one else takes them).
+            let mut free = tx
+                .prepare_cached("SELECT uin FROM uin_pool INDEXED BY uin_pool_free WHERE rid IS NULL ORDER BY pick LIMIT ?1")
+                .map_err(sq("allocate uins"))?;
+            let fresh = free
+                .query_map([i64::try_from(missing).unwrap_or(i64::MAX)], |r| r.get::<_, String>(0))
+                .map_err(sq("allocate uins"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("allocate uins"))?;
+            if fresh.len() < missing {
+                return Err(StoreError::PoolEmpty);
+            }
+            let mut take = tx
+                .prepare_cached("UPDATE uin_pool SET rid = ?1, allocated_at = ?2 WHERE uin = ?3 AND rid IS NULL")
+                .map_err(sq("allocate uins"))?;
+            let mut fresh = fresh.into_iter();
+            let mut given: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+            let mut result = Vec::with_capacity(out.len());
+            for (rid, uin) in out {
+                let uin = match uin.or_else(|| given.get(rid.as_str()).cloned()) {
+                    Some(u) => u,
+                    None => {
+                        let u = fresh.next().ok_or(StoreError::PoolEmpty)?;
+                        take.execute(params![rid.as_str(), at, u]).map_err(sq("allocate uins"))?;
+                        given.insert(rid.as_str().to_owned(), u.clone());
+                        u
+                    }
+                };
+                result.push((rid, uin));
+            }
+            Ok(result)
         })
         .await
     }

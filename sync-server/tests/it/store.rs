@@ -311,15 +311,20 @@ async fn uin_allocation_is_idempotent_distinct_and_atomic(s: &dyn Store) {
         .unwrap();
     assert_ne!(a[0].1, a[1].1);
     assert_eq!(a[0].1, "2400000000", "lowest pick first");
+    let dup = s
+        .allocate_uins(vec![rid("10001", 9), rid("10001", 9)], 11)
+        .await
+        .unwrap();
+    assert_eq!(dup[0].1, dup[1].1, "a RID twice in one batch gets one UIN");
     let again = s.allocate_uins(vec![rid("10001", 1)], 11).await.unwrap();
     assert_eq!(again[0].1, a[0].1, "same RID, same UIN");
-    assert_eq!(s.uins_available().await.unwrap(), 4);
+    assert_eq!(s.uins_available().await.unwrap(), 3);
     let rids: Vec<Rid> = (3..9).map(|i| rid("10001", i)).collect();
     let err = s.allocate_uins(rids, 12).await.unwrap_err();
     assert!(matches!(err, StoreError::PoolEmpty), "{err}");
     assert_eq!(
         s.uins_available().await.unwrap(),
-        4,
+        3,
         "a failed batch allocates nothing"
     );
 }
