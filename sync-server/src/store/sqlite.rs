@@ -131,7 +131,7 @@ impl SqliteStore {
         }
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 10000;",
+             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
         )
         .map_err(sq("configure"))?;
         migrate(&mut conn)?;
@@ -679,7 +679,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::PoolEmpty);
             }
             let mut take = tx
-                .prepare_cached("UPDATE uin_pool SET rid = ?1, allocated_at = ?2 WHERE uin = ?3 AND rid IS NULL")
+                .prepare_cached("UPDATE uin_pool SET rid = ?1, allocated_at = ?2 WHERE uin = ?3")
                 .map_err(sq("allocate uins"))?;
             let mut fresh = fresh.into_iter();
             let mut given: std::collections::HashMap<String, String> = std::collections::HashMap::new();
