@@ -149,3 +149,74 @@ async fn sealed_packets_are_processed_or_quarantined_sqlite() {
 async fn sealed_packets_are_processed_or_quarantined_postgres() {
     pipeline_flow(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn jobs_survive_a_restart_of_the_server() {
+    use std::sync::Arc;
+    use tessera_packet::clock::SystemClock;
+    use tessera_server::settings::Settings;
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |workers: u32| Settings {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        uin_pool_target: 50,
+        uin_pool_low_water: 10,
+        pipeline_workers: workers,
+        ..Settings::default()
+    };
+    // First run: receive only (no workers), as if the process died before processing.
+    let state = tessera_server::prepare(settings(0), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let server = tessera_server::start(state.clone()).await.unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.addr);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[21; 32]);
+    let req = wire::EnrolmentRequest::new(&key, "10001".parse().unwrap(), "restart");
+    let r: wire::EnrolmentResponse = http
+        .post(format!("{base}/api/v1/machines/enrol"))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    state
+        .store
+        .set_machine_status(&r.machine_id, wire::MachineStatus::Active, None, 0)
+        .await
+        .unwrap();
+    let s = Station {
+        key: key.clone(),
+        machine_id: r.machine_id,
+        base,
+        http,
+    };
+    let keys = recipients(&s).await;
+    let (rid, data) = sealed(&s, 7, &keys, &key);
+    upload(&s, &rid, &data).await;
+    let st: PacketStatusResponse = s
+        .get(&format!("/api/v1/packets/{rid}/status"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st.status, PacketStatus::Received);
+    server.stop().await.unwrap();
+    drop(state);
+
+    // Second run on the same data directory, with a worker: the job is still there and gets processed.
+    let state = tessera_server::prepare(settings(1), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let server = tessera_server::start(state).await.unwrap();
+    let s = Station {
+        base: format!("http://{}", server.addr),
+        ..s
+    };
+    let st = final_status(&s, &rid).await;
+    assert_eq!(st.status, PacketStatus::Processed);
+    server.stop().await.unwrap();
+}
