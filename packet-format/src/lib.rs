@@ -44,6 +44,7 @@ pub mod sample;
 mod section;
 pub mod types;
 mod ustar;
+pub mod wire;
 
 pub use container::{SealedPacket, append_signoff, read_file, seal, seal_to_file};
 pub use error::{HashKind, PacketError};

@@ -1,6 +1,257 @@
 //! The Tessera sync server.
 //!
-//! This crate will own machine onboarding, the sync API, resumable packet ingestion, the durable processing
-//! pipeline (verify, decrypt, validate, quality, deduplication, adjudication, UIN issuance), the encrypted ID
-//! repository, credentials and notifications, with storage on SQLite (embedded default) or PostgreSQL.
+//! It enrols stations' machines, serves them delta sync by cursor, receives sealed packets through a
+//! resumable, checksummed upload (tus 1.0) with signed receipts, and keeps a pre-generated UIN pool. Storage is
+//! SQLite (embedded, SQLCipher-encrypted, the default) or PostgreSQL, behind one [`store::Store`] trait.
+//!
+//! Modules:
+//! - [`settings`]: typed configuration (defaults < file < `TESSERA_*` environment).
+//! - [`keys`]: run-time generated keys in the data directory.
+//! - [`store`]: the storage trait, SQLite and PostgreSQL implementations, migrations.
+//! - [`auth`]: signed station requests (expiry, replay protection) and the admin token.
+//! - [`machines`], [`sync`], [`upload`], [`uin`]: the services.
+//! - [`pipeline`]: durable processing jobs (verify, decrypt, UIN allocation, quarantine).
+//! - [`http`]: router, handlers, request ids, metrics, OpenAPI; [`error::ApiError`] is the one error response.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera_server::ServerError> {
+//! let settings = tessera_server::settings::Settings::load(None).map_err(tessera_server::ServerError::Settings)?;
+//! tessera_server::run(settings).await
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod machines;
+pub mod metrics;
+pub mod pipeline;
+pub mod settings;
+pub mod store;
+pub mod sync;
+pub mod uin;
+pub mod upload;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tessera_packet::clock::{Clock, SystemClock};
+use tessera_packet::wire::SyncKind;
+use tokio::sync::oneshot;
+
+use crate::keys::ServerKeys;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Configuration is invalid.
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    /// Keys could not be loaded or created.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The country configuration could not be loaded.
+    #[error("country configuration: {0}")]
+    Sync(#[from] sync::SyncError),
+    /// The UIN pool could not be filled.
+    #[error("UIN pool: {0}")]
+    Pool(#[from] uin::PoolError),
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the server was doing.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of the running server.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct Inner {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The server's keys.
+    pub keys: ServerKeys,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Root of blob storage (`<data_dir>/blobs`).
+    pub blobs: PathBuf,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    /// Uploads being written by a request in this process.
+    pub upload_locks: Mutex<HashSet<String>>,
+}
+
+/// Opens the configured database: PostgreSQL when `database_url` is set, else `<data_dir>/tessera.db`.
+pub async fn open_store(settings: &Settings, keys: &ServerKeys) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(match &settings.database_url {
+        Some(url) => Arc::new(
+            store::postgres::PgStore::connect(url.expose(), settings.postgres_pool_size, None).await?,
+        ),
+        None => {
+            let path = settings.data_dir.join("tessera.db");
+            let key = keys.database_key.clone();
+            let store = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&path, &key))
+                .await
+                .map_err(|e| ServerError::Store(store::StoreError::Task(e.to_string())))??;
+            Arc::new(store)
+        }
+    })
+}
+
+/// Prepares everything the server needs: data directory, keys, database (migrated), packet keys published,
+/// country configuration on first start, UIN pool topped up.
+pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, ServerError> {
+    let keys = ServerKeys::load_or_create(&settings.data_dir, settings.admin_token.as_ref())?;
+    let blobs = settings.data_dir.join("blobs");
+    for sub in ["uploads", "packets"] {
+        keys::ensure_private_dir(&blobs.join(sub))?;
+    }
+    let store = open_store(&settings, &keys).await?;
+    sync::publish_packet_keys(store.as_ref(), &keys).await?;
+    if let Some(dir) = &settings.country_config {
+        let first_start = store.sync_items(SyncKind::IdSchema, "", 0, 1).await?.is_empty();
+        if first_start {
+            let n = sync::load_country_config(store.as_ref(), dir).await?;
+            tracing::info!(items = n, dir = %dir.display(), "country configuration loaded");
+        }
+    }
+    let added = uin::top_up(
+        store.as_ref(),
+        u64::from(settings.uin_pool_target),
+        u64::from(settings.uin_pool_low_water),
+    )
+    .await?;
+    if added > 0 {
+        tracing::info!(added, "UIN pool topped up");
+    }
+    Ok(AppState(Arc::new(Inner {
+        settings,
+        store,
+        keys,
+        clock,
+        blobs,
+        metrics: metrics::Metrics::default(),
+        upload_locks: Mutex::new(HashSet::new()),
+    })))
+}
+
+/// A server listening in the background (tests, the demo).
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (the real port when the setting said 0).
+    pub addr: SocketAddr,
+    /// The state, for inspection.
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, and waits.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for w in &self.workers {
+            w.abort();
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| ServerError::Io {
+                what: "server task".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| ServerError::Io {
+                what: "serving".into(),
+                source,
+            })
+    }
+}
+
+/// Binds the listener and serves `state` in the background.
+pub async fn start(state: AppState) -> Result<RunningServer, ServerError> {
+    let listener = tokio::net::TcpListener::bind(state.settings.listen)
+        .await
+        .map_err(|source| ServerError::Io {
+            what: format!("listen on {}", state.settings.listen),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Io {
+        what: "read bound address".into(),
+        source,
+    })?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = http::router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    let workers = (0..state.settings.pipeline_workers)
+        .map(|i| {
+            tokio::spawn(pipeline::worker_loop(
+                state.clone(),
+                format!("{}-{i}", std::process::id()),
+            ))
+        })
+        .collect();
+    tracing::info!(%addr, backend = state.store.backend(), "tessera-server listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+        workers,
+    })
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(settings: Settings) -> Result<(), ServerError> {
+    let state = prepare(settings, Arc::new(SystemClock)).await?;
+    let server = start(state).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

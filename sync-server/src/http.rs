@@ -1,0 +1,466 @@
+//! The HTTP layer: router, handlers (extract, authorise, call one service, map the result), request-id and
+//! metrics middleware, and the OpenAPI document.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, head, post};
+use serde::{Deserialize, Serialize};
+use tessera_packet::ids::Rid;
+use tessera_packet::wire::{
+    self, EnrolmentRequest, EnrolmentResponse, MachineStatus, PacketStatusResponse, ServerInfo, SyncKind,
+    headers,
+};
+use tracing::Instrument as _;
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::auth::{Admin, Signed, server_signature};
+use crate::error::{ApiError, REQUEST_ID};
+use crate::{machines, sync, upload};
+
+/// A JSON body with the server's signature of its exact bytes in [`headers::SERVER_SIGNATURE`].
+pub fn signed_body(state: &AppState, status: StatusCode, body: Vec<u8>) -> Response {
+    let sig = server_signature(state, &body);
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&sig) {
+        h.insert(headers::SERVER_SIGNATURE, v);
+    }
+    resp
+}
+
+/// Serialises `value` and signs it.
+pub fn signed_json<T: Serialize>(
+    state: &AppState,
+    status: StatusCode,
+    value: &T,
+) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(signed_body(state, status, body))
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (1..=64).contains(&s.len()).then_some(())?;
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        .then(|| s.to_owned())
+}
+
+async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(headers::REQUEST_ID)
+        .and_then(valid_request_id)
+        .or_else(|| crate::keys::random_hex::<12>().ok())
+        .unwrap_or_else(|| "unavailable".to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", method = %method, route = %route, request_id = %id);
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(headers::REQUEST_ID, v);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    state.metrics.observe(&method, &route, status, secs);
+    tracing::info!(method = %method, route = %route, status, latency_ms = secs * 1000.0, request_id = %id, "served");
+    resp
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/v1/server-info", get(server_info))
+        .route("/api/v1/machines/enrol", post(enrol))
+        .route("/api/v1/machines/me", get(machine_me))
+        .route("/api/v1/sync/{kind}", get(sync_page))
+        .route("/api/v1/uploads", post(upload_create).options(upload_options))
+        .route("/api/v1/uploads/{id}", head(upload_head).patch(upload_patch))
+        .route("/api/v1/packets/{rid}/status", get(packet_status))
+        .route("/api/v1/packets/{rid}/receipt", get(packet_receipt))
+        .route("/api/v1/admin/machines", get(admin_list_machines))
+        .route("/api/v1/admin/machines/{id}/approve", post(admin_approve))
+        .route("/api/v1/admin/machines/{id}/suspend", post(admin_suspend))
+        .route("/api/v1/admin/uin-pool", get(admin_uin_pool))
+        .fallback(fallback);
+    api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        request_context,
+    ))
+    .layer(axum::extract::DefaultBodyLimit::disable())
+    .with_state(state)
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such endpoint; see /api/openapi.json")
+}
+
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+/// Liveness: the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, description = "ready"), (status = 503, description = "database unavailable")))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.store.ping().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the database does not answer",
+        )
+        .with_detail(e.to_string())
+    })?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "metrics")))]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let free = state.store.uins_available().await.map_or(-1.0, |n| n as f64);
+    let body = state
+        .metrics
+        .render(&[("tessera_uin_pool_available", "Free UINs in the pool.", free)]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1")))]
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+/// Server time, signing key and limits (`wire::ServerInfo`); signed.
+#[utoipa::path(get, path = "/api/v1/server-info", tag = "station", responses((status = 200, description = "wire::ServerInfo")))]
+async fn server_info(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let info = ServerInfo {
+        api_version: wire::API_VERSION.to_owned(),
+        server_time: state.clock.now(),
+        signing_public_key: wire::encode_b64(state.keys.signing.verifying_key().as_bytes()),
+        max_packet_bytes: state.settings.max_packet_bytes,
+        request_validity_secs: state.settings.request_validity_secs,
+    };
+    signed_json(&state, StatusCode::OK, &info)
+}
+
+/// Requests enrolment of a machine key (`wire::EnrolmentRequest` → `wire::EnrolmentResponse`).
+#[utoipa::path(post, path = "/api/v1/machines/enrol", tag = "station",
+    responses((status = 201, description = "enrolment recorded, pending approval"),
+              (status = 200, description = "key already enrolled"),
+              (status = 400, description = "malformed_body, enrolment_proof_invalid, invalid_machine_name")))]
+async fn enrol(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: EnrolmentRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_body",
+            format!("the enrolment request is not valid: {e}"),
+        )
+    })?;
+    let (m, new) = machines::enrol(state.store.as_ref(), &req, state.clock.now().timestamp()).await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    signed_json(
+        &state,
+        status,
+        &EnrolmentResponse {
+            machine_id: m.machine_id,
+            status: m.status,
+        },
+    )
+}
+
+/// The calling machine's record, whatever its status (signed request).
+#[utoipa::path(get, path = "/api/v1/machines/me", tag = "station", responses((status = 200, description = "wire::MachineInfo")))]
+async fn machine_me(State(state): State<AppState>, req: Signed<false>) -> Result<Response, ApiError> {
+    signed_json(&state, StatusCode::OK, &machines::info(&req.machine))
+}
+
+/// Query of a sync page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Changes of one kind after a cursor (`wire::SyncPage`; signed request, signed response).
+#[utoipa::path(get, path = "/api/v1/sync/{kind}", tag = "station",
+    params(("kind" = String, Path, description = "id-schema, ui-spec, master-data, operators, certificates, packet-keys, pre-registrations"),
+           ("cursor" = Option<String>, Query, description = "opaque cursor from the previous page"),
+           ("limit" = Option<u32>, Query, description = "page size (capped by the server)")),
+    responses((status = 200, description = "wire::SyncPage"), (status = 400, description = "unknown_sync_kind, bad_cursor")))]
+async fn sync_page(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let kind = SyncKind::parse(&kind).ok_or_else(|| {
+        ApiError::bad_request(
+            "unknown_sync_kind",
+            format!("{kind:?} is not a sync kind; see SyncKind in the API docs"),
+        )
+    })?;
+    let limit = q
+        .limit
+        .unwrap_or(state.settings.sync_page_limit)
+        .clamp(1, state.settings.sync_page_limit);
+    let page = sync::page(
+        state.store.as_ref(),
+        kind,
+        req.machine.center_id.as_str(),
+        q.cursor.as_deref(),
+        limit,
+    )
+    .await
+    .map_err(|e| match e {
+        sync::SyncError::BadCursor(_) => ApiError::bad_request("bad_cursor", e.to_string()),
+        sync::SyncError::Store(s) => s.into(),
+        other => ApiError::internal(other.to_string()),
+    })?;
+    signed_json(&state, StatusCode::OK, &page)
+}
+
+/// tus discovery.
+#[utoipa::path(options, path = "/api/v1/uploads", tag = "upload", responses((status = 204, description = "tus capabilities")))]
+async fn upload_options(State(state): State<AppState>) -> Response {
+    upload::options(&state)
+}
+
+/// tus creation: starts (or finds again) the upload of one packet.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "upload",
+    responses((status = 201, description = "created; Location and Upload-Offset"),
+              (status = 413, description = "packet_too_large"), (status = 429, description = "quota_exceeded"),
+              (status = 409, description = "rid_conflict"), (status = 403, description = "rid_machine_mismatch")))]
+async fn upload_create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    upload::create(&state, &req.machine, &headers).await
+}
+
+/// tus offset query.
+#[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "upload", params(("id" = String, Path, description = "upload id")),
+    responses((status = 200, description = "Upload-Offset, Upload-Length")))]
+async fn upload_head(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    upload::head(&state, &req.machine, &id).await
+}
+
+/// tus append (with the checksum extension). The completing chunk answers 200 with `wire::SignedReceipt`.
+#[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "upload", params(("id" = String, Path, description = "upload id")),
+    responses((status = 204, description = "chunk stored"), (status = 200, description = "packet complete: wire::SignedReceipt"),
+              (status = 409, description = "offset_mismatch"), (status = 460, description = "checksum_mismatch, packet_checksum_mismatch"),
+              (status = 423, description = "upload_busy"), (status = 413, description = "upload_exceeds_length, body_too_large")))]
+async fn upload_patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    upload::patch(&state, &req.machine, &id, &headers, req.body).await
+}
+
+fn own_rid(req: &Signed, rid: &str) -> Result<Rid, ApiError> {
+    let rid: Rid = rid
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_rid", format!("{e}")))?;
+    if rid.machine_id() != req.machine.machine_id {
+        return Err(ApiError::not_found(format!(
+            "packet {rid} not found for this machine"
+        )));
+    }
+    Ok(rid)
+}
+
+/// Status of one packet (`wire::PacketStatusResponse`).
+#[utoipa::path(get, path = "/api/v1/packets/{rid}/status", tag = "station", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "wire::PacketStatusResponse"), (status = 404, description = "not received")))]
+async fn packet_status(
+    State(state): State<AppState>,
+    Path(rid): Path<String>,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    let rid = own_rid(&req, &rid)?;
+    let p = state.store.packet(&rid).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "packet {rid} has not been completely received; upload it"
+        ))
+    })?;
+    let resp = PacketStatusResponse {
+        rid,
+        status: p.status,
+        reason: p.reason,
+        updated_at: chrono::DateTime::from_timestamp(p.updated_at, 0).unwrap_or_default(),
+    };
+    signed_json(&state, StatusCode::OK, &resp)
+}
+
+/// The signed receipt of a received packet (`wire::SignedReceipt`).
+#[utoipa::path(get, path = "/api/v1/packets/{rid}/receipt", tag = "station", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "wire::SignedReceipt"), (status = 404, description = "not received")))]
+async fn packet_receipt(
+    State(state): State<AppState>,
+    Path(rid): Path<String>,
+    req: Signed,
+) -> Result<Response, ApiError> {
+    let rid = own_rid(&req, &rid)?;
+    upload::receipt_response(&state, &rid).await
+}
+
+/// Query of the admin machine list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MachineQuery {
+    status: Option<String>,
+}
+
+/// Machines, optionally by status (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/machines", tag = "admin",
+    params(("status" = Option<String>, Query, description = "PENDING, ACTIVE or SUSPENDED")),
+    responses((status = 200, description = "array of wire::MachineInfo")))]
+async fn admin_list_machines(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Query(q): Query<MachineQuery>,
+) -> Result<Response, ApiError> {
+    let status = q
+        .status
+        .map(|s| {
+            MachineStatus::parse(&s).ok_or_else(|| {
+                ApiError::bad_request("invalid_status", "status must be PENDING, ACTIVE or SUSPENDED")
+            })
+        })
+        .transpose()?;
+    let list: Vec<_> = state
+        .store
+        .list_machines(status)
+        .await?
+        .iter()
+        .map(machines::info)
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// Approves (or reactivates) a machine (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/machines/{id}/approve", tag = "admin", params(("id" = String, Path, description = "machine id")),
+    responses((status = 200, description = "wire::MachineInfo"), (status = 404, description = "not_found")))]
+async fn admin_approve(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = machines::set_status(
+        state.store.as_ref(),
+        &id,
+        MachineStatus::Active,
+        None,
+        state.clock.now().timestamp(),
+    )
+    .await?;
+    Ok(Json(machines::info(&m)).into_response())
+}
+
+/// Body of a suspension.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuspendBody {
+    reason: String,
+}
+
+/// Suspends a machine with a reason (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/machines/{id}/suspend", tag = "admin", params(("id" = String, Path, description = "machine id")),
+    responses((status = 200, description = "wire::MachineInfo"), (status = 400, description = "reason_required")))]
+async fn admin_suspend(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let b: SuspendBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("malformed_body", format!("expected {{\"reason\": \"...\"}}: {e}"))
+    })?;
+    let m = machines::set_status(
+        state.store.as_ref(),
+        &id,
+        MachineStatus::Suspended,
+        Some(b.reason),
+        state.clock.now().timestamp(),
+    )
+    .await?;
+    Ok(Json(machines::info(&m)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct PoolInfo {
+    available: u64,
+}
+
+/// Free UINs in the pool (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/uin-pool", tag = "admin", responses((status = 200, description = "{\"available\": n}")))]
+async fn admin_uin_pool(State(state): State<AppState>, _admin: Admin) -> Result<Json<PoolInfo>, ApiError> {
+    Ok(Json(PoolInfo {
+        available: state.store.uins_available().await?,
+    }))
+}
+
+/// The OpenAPI document of the server.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera sync server",
+        description = "Station sync API, packet upload (tus 1.0), admin API. Wire types: tessera_packet::wire."
+    ),
+    paths(
+        healthz,
+        readyz,
+        metrics,
+        openapi,
+        server_info,
+        enrol,
+        machine_me,
+        sync_page,
+        upload_options,
+        upload_create,
+        upload_head,
+        upload_patch,
+        packet_status,
+        packet_receipt,
+        admin_list_machines,
+        admin_approve,
+        admin_suspend,
+        admin_uin_pool
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,272 @@
+//! The server's keys, generated at run time on first start and kept in `<data_dir>/keys/` with mode 0600.
+//!
+//! | file | content | used for |
+//! |---|---|---|
+//! | `server-signing.key` | hex Ed25519 seed | receipts, signed sync responses |
+//! | `packet-recipient-1.key` | age X25519 identity (`AGE-SECRET-KEY-1...`) | opening packets; public half synced to stations |
+//! | `credential-issuer.key` | hex Ed25519 seed | credentials and QR records |
+//! | `id-repo-master.key` | hex 256-bit key | wrapping per-identity data keys |
+//! | `database.key` | hex 256-bit key | SQLCipher encryption of the embedded database |
+//! | `../admin.token` | random token | admin API bearer token (unless `TESSERA_ADMIN_TOKEN` is set) |
+//!
+//! A key file readable by group or others is refused: fix it with `chmod 600`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use age::secrecy::ExposeSecret as _;
+use ed25519_dalek::SigningKey;
+use zeroize::Zeroizing;
+
+use crate::settings::Secret;
+
+/// Why keys could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A file or folder could not be read or written.
+    #[error("key store I/O on {path}: {source}; check that the data directory is writable by the server")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A key file's content is not a valid key.
+    #[error(
+        "key file {path} is corrupt ({what}); restore it from backup — a new key would orphan existing data"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A key file is readable by other users.
+    #[error(
+        "key file {path} has mode {mode:o}; it must not be readable by group or others: run chmod 600 on it"
+    )]
+    Permissions {
+        /// The file.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// The system random source failed.
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+}
+
+/// Fills a buffer from the OS random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// A random hex string of `N` bytes (ids, nonces, tokens).
+pub fn random_hex<const N: usize>() -> Result<String, KeyError> {
+    Ok(hex::encode(random_bytes::<N>()?))
+}
+
+/// The server's keys.
+pub struct ServerKeys {
+    /// Signs receipts and responses.
+    pub signing: SigningKey,
+    /// Packet-recipient identities, (key id, identity); the first is current.
+    pub packet_identities: Vec<(String, age::x25519::Identity)>,
+    /// Signs credentials.
+    pub issuer: SigningKey,
+    /// Wraps per-identity data keys.
+    pub master_key: Zeroizing<[u8; 32]>,
+    /// Encrypts the embedded database.
+    pub database_key: Zeroizing<[u8; 32]>,
+    /// The admin API token.
+    pub admin_token: Secret,
+}
+
+impl std::fmt::Debug for ServerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerKeys")
+            .field(
+                "signing_public",
+                &hex::encode(self.signing.verifying_key().as_bytes()),
+            )
+            .field(
+                "packet_keys",
+                &self
+                    .packet_identities
+                    .iter()
+                    .map(|(id, _)| id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates `dir` (and parents) with mode 0700 if missing.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), KeyError> {
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads a private file, or creates it with `make()` (mode 0600, never overwriting) if absent.
+fn load_or_create(path: &Path, make: impl FnOnce() -> Result<String, KeyError>) -> Result<String, KeyError> {
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            Ok(fs::read_to_string(path).map_err(io(path))?.trim().to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let value = make()?;
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    file.write_all(value.as_bytes()).map_err(io(path))?;
+                    file.write_all(b"\n").map_err(io(path))?;
+                    file.sync_all().map_err(io(path))?;
+                    Ok(value)
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(fs::read_to_string(path).map_err(io(path))?.trim().to_owned())
+                }
+                Err(e) => Err(io(path)(e)),
+            }
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn hex32(path: &Path, text: &str) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let bytes = Zeroizing::new(hex::decode(text).map_err(|_| KeyError::Corrupt {
+        path: path.into(),
+        what: "not hex",
+    })?);
+    let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Corrupt {
+        path: path.into(),
+        what: "not 32 bytes",
+    })?;
+    Ok(Zeroizing::new(arr))
+}
+
+fn key32(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let text = Zeroizing::new(load_or_create(path, || Ok(hex::encode(random_bytes::<32>()?)))?);
+    hex32(path, &text)
+}
+
+impl ServerKeys {
+    /// Loads the keys from `<data_dir>/keys`, generating any that are missing.
+    pub fn load_or_create(data_dir: &Path, admin_token: Option<&Secret>) -> Result<Self, KeyError> {
+        ensure_private_dir(data_dir)?;
+        let dir = data_dir.join("keys");
+        ensure_private_dir(&dir)?;
+        let signing = SigningKey::from_bytes(&*key32(&dir.join("server-signing.key"))?);
+        let issuer = SigningKey::from_bytes(&*key32(&dir.join("credential-issuer.key"))?);
+        let master_key = key32(&dir.join("id-repo-master.key"))?;
+        let database_key = key32(&dir.join("database.key"))?;
+        let packet_path = dir.join("packet-recipient-1.key");
+        let text = Zeroizing::new(load_or_create(&packet_path, || {
+            Ok(age::x25519::Identity::generate()
+                .to_string()
+                .expose_secret()
+                .to_owned())
+        })?);
+        let identity = age::x25519::Identity::from_str(&text).map_err(|_| KeyError::Corrupt {
+            path: packet_path.clone(),
+            what: "not an age X25519 identity",
+        })?;
+        let admin_token = match admin_token {
+            Some(t) => t.clone(),
+            None => Secret::new(load_or_create(&data_dir.join("admin.token"), random_hex::<24>)?),
+        };
+        Ok(Self {
+            signing,
+            packet_identities: vec![("packet-recipient-1".to_owned(), identity)],
+            issuer,
+            master_key,
+            database_key,
+            admin_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_creates_private_keys_and_second_start_reuses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let a = ServerKeys::load_or_create(&data, None).unwrap();
+        for f in [
+            "server-signing.key",
+            "credential-issuer.key",
+            "id-repo-master.key",
+            "database.key",
+            "packet-recipient-1.key",
+        ] {
+            let mode = fs::metadata(data.join("keys").join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+        assert_eq!(
+            fs::metadata(data.join("keys")).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let b = ServerKeys::load_or_create(&data, None).unwrap();
+        assert_eq!(a.signing.to_bytes(), b.signing.to_bytes());
+        assert_eq!(*a.master_key, *b.master_key);
+        assert_eq!(a.admin_token, b.admin_token);
+        assert_ne!(a.signing.to_bytes(), a.issuer.to_bytes());
+        assert_eq!(
+            a.packet_identities[0].1.to_public().to_string(),
+            b.packet_identities[0].1.to_public().to_string()
+        );
+    }
+
+    #[test]
+    fn world_readable_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        ServerKeys::load_or_create(dir.path(), None).unwrap();
+        let p = dir.path().join("keys/database.key");
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ServerKeys::load_or_create(dir.path(), None).unwrap_err();
+        assert!(matches!(err, KeyError::Permissions { .. }), "{err}");
+    }
+
+    #[test]
+    fn corrupt_key_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        ServerKeys::load_or_create(dir.path(), None).unwrap();
+        fs::write(dir.path().join("keys/server-signing.key"), "zz").unwrap();
+        let err = ServerKeys::load_or_create(dir.path(), None).unwrap_err();
+        assert!(matches!(err, KeyError::Corrupt { .. }), "{err}");
+    }
+}

@@ -1,0 +1,146 @@
+//! `tessera-server`: parses arguments, loads settings, installs tracing, calls the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tessera_packet::clock::{Clock as _, SystemClock};
+use tessera_packet::wire::MachineStatus;
+use tessera_server::settings::{LogFormat, Settings};
+
+/// The Tessera sync server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML config file (every key can also be set by a TESSERA_* environment variable, which wins).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Create the data directory, keys and database, then exit.
+    Init,
+    /// Manage enrolled machines (works on the database directly; the server may be running).
+    Machines {
+        #[command(subcommand)]
+        action: MachineAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MachineAction {
+    /// List machines.
+    List {
+        /// Only PENDING, ACTIVE or SUSPENDED.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Approve a pending (or reactivate a suspended) machine.
+    Approve {
+        /// Machine id (5 digits).
+        id: String,
+    },
+    /// Suspend a machine.
+    Suspend {
+        /// Machine id.
+        id: String,
+        /// Why (shown to the station's operators).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn install_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[allow(clippy::print_stdout, reason = "the CLI prints its results")]
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
+    install_tracing(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => tessera_server::run(settings).await?,
+        Command::Init => {
+            let state = tessera_server::prepare(settings, Arc::new(SystemClock)).await?;
+            println!("data directory ready: {}", state.settings.data_dir.display());
+            if state.settings.admin_token.is_none() {
+                println!(
+                    "admin token: {}",
+                    state.settings.data_dir.join("admin.token").display()
+                );
+            }
+        }
+        Command::Machines { action } => {
+            let keys = tessera_server::keys::ServerKeys::load_or_create(
+                &settings.data_dir,
+                settings.admin_token.as_ref(),
+            )?;
+            let store = tessera_server::open_store(&settings, &keys).await?;
+            let now = SystemClock.now().timestamp();
+            let show = |m: &tessera_server::store::MachineRecord| {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    m.machine_id,
+                    m.center_id,
+                    m.status.as_str(),
+                    m.name,
+                    m.status_reason.as_deref().unwrap_or("")
+                );
+            };
+            match action {
+                MachineAction::List { status } => {
+                    let status = status
+                        .map(|s| {
+                            MachineStatus::parse(&s.to_ascii_uppercase())
+                                .context("status must be PENDING, ACTIVE or SUSPENDED")
+                        })
+                        .transpose()?;
+                    for m in store.list_machines(status).await? {
+                        show(&m);
+                    }
+                }
+                MachineAction::Approve { id } => {
+                    let m = tessera_server::machines::set_status(
+                        store.as_ref(),
+                        &id,
+                        MachineStatus::Active,
+                        None,
+                        now,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                    show(&m);
+                }
+                MachineAction::Suspend { id, reason } => {
+                    let m = tessera_server::machines::set_status(
+                        store.as_ref(),
+                        &id,
+                        MachineStatus::Suspended,
+                        Some(reason),
+                        now,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+                    show(&m);
+                }
+            }
+        }
+    }
+    Ok(())
+}

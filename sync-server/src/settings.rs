@@ -1,0 +1,338 @@
+//! Typed configuration: defaults < TOML file (`--config`) < `TESSERA_*` environment variables.
+//!
+//! Every key of the file is a field of [`Settings`]; unknown keys are refused. Every field can also be set by
+//! the environment variable `TESSERA_<FIELD IN UPPER CASE>`, and the secrets (`database_url`, `admin_token`,
+//! `master_key`) by `TESSERA_<FIELD>_FILE` naming a file that holds the value. See `docs/server.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the embedded database, keys and blobs live (`TESSERA_DATA_DIR`). Created on first start.
+    pub data_dir: PathBuf,
+    /// Address and port to listen on (`TESSERA_LISTEN`); port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// PostgreSQL URL (`TESSERA_DATABASE_URL`); when absent the embedded encrypted SQLite database is used.
+    pub database_url: Option<Secret>,
+    /// PostgreSQL connection pool size.
+    pub postgres_pool_size: usize,
+    /// Bearer token of the admin API (`TESSERA_ADMIN_TOKEN`); when absent one is generated into
+    /// `<data_dir>/admin.token` on first start.
+    pub admin_token: Option<Secret>,
+    /// Country configuration folder to load on first start of an empty database (`TESSERA_COUNTRY_CONFIG`).
+    pub country_config: Option<PathBuf>,
+    /// Log format (`TESSERA_LOG_FORMAT`: `text` or `json`).
+    pub log_format: LogFormat,
+    /// Largest sealed packet accepted, in bytes.
+    pub max_packet_bytes: u64,
+    /// Largest single upload chunk (one PATCH body), in bytes.
+    pub max_chunk_bytes: u64,
+    /// Uploads a machine may start per 24 hours.
+    pub machine_daily_quota: u32,
+    /// How far a signed request's timestamp may be from the server clock, in seconds (also the nonce memory).
+    pub request_validity_secs: u64,
+    /// Largest sync page.
+    pub sync_page_limit: u32,
+    /// UINs to keep available in the pool; topped up at start when below `uin_pool_low_water`.
+    pub uin_pool_target: u32,
+    /// Pool level below which the pool is topped up.
+    pub uin_pool_low_water: u32,
+    /// Processing workers this process runs (0: none, e.g. an upload-only front end).
+    pub pipeline_workers: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("tessera-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8440)),
+            database_url: None,
+            postgres_pool_size: 16,
+            admin_token: None,
+            country_config: None,
+            log_format: LogFormat::Text,
+            max_packet_bytes: 64 * 1024 * 1024,
+            max_chunk_bytes: 8 * 1024 * 1024,
+            machine_daily_quota: 5_000,
+            request_validity_secs: 300,
+            sync_page_limit: 500,
+            uin_pool_target: 20_000,
+            uin_pool_low_water: 5_000,
+            pipeline_workers: 1,
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}; check the --config path and its permissions")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column).
+        message: String,
+    },
+    /// A `TESSERA_*_FILE` secret file could not be read.
+    #[error("cannot read {var}={path}: {source}")]
+    SecretFile {
+        /// The variable.
+        var: String,
+        /// The file it names.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An environment variable has a value of the wrong type.
+    #[error("{var} must be {expected}, got {value:?}")]
+    EnvValue {
+        /// The variable.
+        var: String,
+        /// What was expected.
+        expected: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// The merged configuration is invalid (unknown key, wrong type, bad address).
+    #[error("invalid configuration: {message}")]
+    Invalid {
+        /// The deserializer's message, naming the key.
+        message: String,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Every field with the type of its environment value.
+const FIELDS: &[(&str, Kind)] = &[
+    ("data_dir", Kind::Str),
+    ("listen", Kind::Str),
+    ("database_url", Kind::Str),
+    ("postgres_pool_size", Kind::Int),
+    ("admin_token", Kind::Str),
+    ("country_config", Kind::Str),
+    ("log_format", Kind::Str),
+    ("max_packet_bytes", Kind::Int),
+    ("max_chunk_bytes", Kind::Int),
+    ("machine_daily_quota", Kind::Int),
+    ("request_validity_secs", Kind::Int),
+    ("sync_page_limit", Kind::Int),
+    ("uin_pool_target", Kind::Int),
+    ("uin_pool_low_water", Kind::Int),
+    ("pipeline_workers", Kind::Int),
+];
+
+const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
+
+impl Settings {
+    /// Loads settings from an optional TOML file and the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = match config_file {
+            Some(path) => Some((
+                path.to_path_buf(),
+                std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("TESSERA_"))
+            .collect();
+        Self::from_sources(file.as_ref().map(|(p, s)| (p.as_path(), s.as_str())), &env)
+    }
+
+    /// Merges defaults, a TOML document (with its path for messages) and environment variables. Pure, so the
+    /// precedence is tested without touching the process environment.
+    pub fn from_sources(
+        file: Option<(&Path, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, SettingsError> {
+        let mut table = match file {
+            Some((path, text)) => {
+                toml::from_str::<toml::Table>(text).map_err(|e| SettingsError::ParseFile {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (field, kind) in FIELDS {
+            let var = format!("TESSERA_{}", field.to_ascii_uppercase());
+            let mut value = env.get(&var).cloned();
+            if SECRET_FIELDS.contains(field) {
+                let file_var = format!("{var}_FILE");
+                if let Some(path) = env.get(&file_var) {
+                    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
+                        var: file_var.clone(),
+                        path: PathBuf::from(path),
+                        source,
+                    })?;
+                    value = Some(text.trim().to_owned());
+                }
+            }
+            let Some(value) = value else { continue };
+            let v = match kind {
+                Kind::Str => toml::Value::String(value),
+                Kind::Int => toml::Value::Integer(value.trim().parse::<i64>().map_err(|_| {
+                    SettingsError::EnvValue {
+                        var: var.clone(),
+                        expected: "a whole number",
+                        value: value.clone(),
+                    }
+                })?),
+            };
+            table.insert((*field).to_owned(), v);
+        }
+        let settings =
+            Settings::deserialize(toml::Value::Table(table)).map_err(|e| SettingsError::Invalid {
+                message: e.to_string(),
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |message: String| Err(SettingsError::Invalid { message });
+        if self.max_chunk_bytes == 0 || self.max_packet_bytes == 0 {
+            return bad("max_packet_bytes and max_chunk_bytes must be positive".into());
+        }
+        if self.request_validity_secs < 10 {
+            return bad("request_validity_secs must be at least 10".into());
+        }
+        if self.sync_page_limit == 0 || self.postgres_pool_size == 0 {
+            return bad("sync_page_limit and postgres_pool_size must be positive".into());
+        }
+        if self.uin_pool_low_water > self.uin_pool_target {
+            return bad("uin_pool_low_water must not exceed uin_pool_target".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let s = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn precedence_defaults_then_file_then_env() {
+        let file = "listen = \"0.0.0.0:9000\"\nmax_packet_bytes = 1000\nsync_page_limit = 7\n";
+        let path = Path::new("test.toml");
+        let s = Settings::from_sources(Some((path, file)), &env(&[])).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.max_packet_bytes, 1000);
+        assert_eq!(s.data_dir, PathBuf::from("tessera-data"), "default kept");
+
+        let e = env(&[
+            ("TESSERA_LISTEN", "127.0.0.1:0"),
+            ("TESSERA_MAX_PACKET_BYTES", "2000"),
+        ]);
+        let s = Settings::from_sources(Some((path, file)), &e).unwrap();
+        assert_eq!(s.listen.port(), 0, "env beats file");
+        assert_eq!(s.max_packet_bytes, 2000, "env beats file");
+        assert_eq!(s.sync_page_limit, 7, "file beats default");
+    }
+
+    #[test]
+    fn data_dir_and_listen_work_with_no_file() {
+        let e = env(&[
+            ("TESSERA_DATA_DIR", "/tmp/x"),
+            ("TESSERA_LISTEN", "127.0.0.1:1234"),
+        ]);
+        let s = Settings::from_sources(None, &e).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.listen, "127.0.0.1:1234".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_file_key_is_refused_with_its_name() {
+        let err =
+            Settings::from_sources(Some((Path::new("a.toml"), "lisen = \"x\"")), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_env_number_names_the_variable() {
+        let err = Settings::from_sources(None, &env(&[("TESSERA_SYNC_PAGE_LIMIT", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("TESSERA_SYNC_PAGE_LIMIT"), "{err}");
+    }
+
+    #[test]
+    fn secret_from_file_and_redacted_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("url");
+        std::fs::write(&p, "postgres://u:pw@h/db\n").unwrap();
+        let e = env(&[("TESSERA_DATABASE_URL_FILE", p.to_str().unwrap())]);
+        let s = Settings::from_sources(None, &e).unwrap();
+        assert_eq!(s.database_url.as_ref().unwrap().expose(), "postgres://u:pw@h/db");
+        assert!(!format!("{s:?}").contains("pw"));
+    }
+}

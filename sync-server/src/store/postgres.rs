@@ -1,0 +1,755 @@
+//! The PostgreSQL store: `tokio-postgres` behind a `deadpool-postgres` pool. Several server or worker processes
+//! may share one database; migrations take an advisory lock, sync versions come from a sequence under a table
+//! lock (so a reader never sees version N+1 committed before N), and UINs are taken with
+//! `FOR UPDATE SKIP LOCKED`.
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tessera_packet::ids::{MachineId, Rid};
+use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
+use tokio_postgres::{NoTls, Row};
+
+use super::{
+    FIRST_MACHINE_ID, MachineRecord, NewMachine, NewUpload, PacketRecord, Store, StoreError, UploadRecord,
+    key_bytes, parse_body, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+};
+
+/// Versioned migrations: (version, SQL). Append only.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
+CREATE TABLE machines (
+    machine_id TEXT PRIMARY KEY,
+    center_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BYTEA NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    requested_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE SEQUENCE machine_id_seq START 10001;
+CREATE TABLE request_nonces (
+    machine_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (machine_id, nonce)
+);
+CREATE INDEX request_nonces_expiry ON request_nonces (expires_at);
+CREATE SEQUENCE sync_version_seq;
+CREATE TABLE sync_items (
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    body TEXT,
+    PRIMARY KEY (kind, scope, key)
+);
+CREATE INDEX sync_items_cursor ON sync_items (kind, scope, version);
+CREATE TABLE uploads (
+    upload_id TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE,
+    length BIGINT NOT NULL,
+    received BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    completed_at BIGINT
+);
+CREATE INDEX uploads_machine_created ON uploads (machine_id, created_at);
+CREATE TABLE packets (
+    rid TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    receipt TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE uin_pool (
+    uin TEXT PRIMARY KEY,
+    pick BIGINT NOT NULL,
+    rid TEXT UNIQUE,
+    allocated_at BIGINT
+);
+CREATE INDEX uin_pool_free ON uin_pool (pick) WHERE rid IS NULL;
+"#,
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE jobs (
+    rid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    locked_by TEXT,
+    locked_until BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+];
+
+/// Advisory lock key serialising migrations across processes ("TESSERA" in ASCII, truncated).
+const MIGRATION_LOCK: i64 = 0x0054_4553_5345_5241;
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    schema: Option<String>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg(op: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres { op, source }
+}
+
+fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+impl PgStore {
+    /// Connects to `url` with a pool of `pool_size`, migrating the database. With `schema`, every connection
+    /// uses that schema (created if missing) — the tests give each test its own.
+    pub async fn connect(url: &str, pool_size: usize, schema: Option<&str>) -> Result<Self, StoreError> {
+        let mut cfg: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| StoreError::Pool {
+                op: "parse database url",
+                message: e.to_string(),
+            })?;
+        if let Some(schema) = schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StoreError::Pool {
+                    op: "connect",
+                    message: format!("invalid schema name {schema:?}"),
+                });
+            }
+            let (client, conn) = cfg.connect(NoTls).await.map_err(pg("connect"))?;
+            let task = tokio::spawn(conn);
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(pg("create schema"))?;
+            drop(client);
+            let _ = task.await;
+            cfg.options(format!("-c search_path={schema}"));
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(pool_size)
+            .build()
+            .map_err(|e| StoreError::Pool {
+                op: "build pool",
+                message: e.to_string(),
+            })?;
+        let store = Self {
+            pool,
+            schema: schema.map(str::to_owned),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn conn(&self, op: &'static str) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Pool {
+            op,
+            message: e.to_string(),
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.conn("migrate").await?;
+        let tx = c.transaction().await.map_err(pg("migrate"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg("migrate"))?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(pg("migrate"))?;
+        let current: i64 = tx
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .await
+            .map_err(pg("migrate"))?
+            .get(0);
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).await.map_err(pg("migrate"))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, extract(epoch from now())::bigint)",
+                &[version],
+            )
+            .await
+            .map_err(pg("migrate"))?;
+        }
+        tx.commit().await.map_err(pg("migrate"))
+    }
+}
+
+const MACHINE_COLS: &str =
+    "machine_id, center_id, name, public_key, status, status_reason, requested_at, updated_at";
+
+fn machine_from(r: &Row) -> Result<MachineRecord, StoreError> {
+    Ok(MachineRecord {
+        machine_id: parse_id("machine id", r.get::<_, &str>(0))?,
+        center_id: parse_id("center id", r.get::<_, &str>(1))?,
+        name: r.get(2),
+        public_key: key_bytes(r.get(3))?,
+        status: parse_machine_status(r.get(4))?,
+        status_reason: r.get(5),
+        requested_at: r.get(6),
+        updated_at: r.get(7),
+    })
+}
+
+async fn machine_where<C: GenericClient>(
+    c: &C,
+    clause: &str,
+    arg: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> Result<Option<MachineRecord>, StoreError> {
+    let sql = format!("SELECT {MACHINE_COLS} FROM machines WHERE {clause}");
+    c.query_opt(&sql, &[arg])
+        .await
+        .map_err(pg("read machine"))?
+        .as_ref()
+        .map(machine_from)
+        .transpose()
+}
+
+const UPLOAD_COLS: &str = "upload_id, machine_id, rid, length, received, sha256, created_at, completed_at";
+
+fn upload_from(r: &Row) -> Result<UploadRecord, StoreError> {
+    Ok(UploadRecord {
+        upload_id: r.get(0),
+        machine_id: parse_id("machine id", r.get::<_, &str>(1))?,
+        rid: parse_id("rid", r.get::<_, &str>(2))?,
+        length: to_u64("upload length", r.get(3))?,
+        received: to_u64("upload offset", r.get(4))?,
+        sha256: r.get(5),
+        created_at: r.get(6),
+        completed_at: r.get(7),
+    })
+}
+
+async fn upload_where<C: GenericClient>(
+    c: &C,
+    clause: &str,
+    arg: &str,
+) -> Result<Option<UploadRecord>, StoreError> {
+    let sql = format!("SELECT {UPLOAD_COLS} FROM uploads WHERE {clause}");
+    c.query_opt(&sql, &[&arg])
+        .await
+        .map_err(pg("read upload"))?
+        .as_ref()
+        .map(upload_from)
+        .transpose()
+}
+
+async fn packet_where<C: GenericClient>(c: &C, rid: &str) -> Result<Option<PacketRecord>, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at
+             FROM packets WHERE rid = $1",
+            &[&rid],
+        )
+        .await
+        .map_err(pg("read packet"))?;
+    row.map(|r| {
+        Ok(PacketRecord {
+            rid: parse_id("rid", r.get::<_, &str>(0))?,
+            machine_id: parse_id("machine id", r.get::<_, &str>(1))?,
+            sha256: r.get(2),
+            size: to_u64("packet size", r.get(3))?,
+            status: parse_packet_status(r.get(4))?,
+            reason: r.get(5),
+            receipt: r.get(6),
+            received_at: r.get(7),
+            updated_at: r.get(8),
+        })
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.conn("ping")
+            .await?
+            .execute("SELECT 1", &[])
+            .await
+            .map_err(pg("ping"))
+            .map(|_| ())
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn("schema version")
+            .await?
+            .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+            .await
+            .map_err(pg("schema version"))?
+            .get(0))
+    }
+
+    async fn enrol_machine(&self, new: NewMachine) -> Result<(MachineRecord, bool), StoreError> {
+        let c = self.conn("enrol machine").await?;
+        let key = new.public_key.to_vec();
+        if let Some(m) = machine_where(&c, "public_key = $1", &key).await? {
+            return Ok((m, false));
+        }
+        let next: i64 = c
+            .query_one("SELECT nextval('machine_id_seq')", &[])
+            .await
+            .map_err(pg("enrol machine"))?
+            .get(0);
+        let id = MachineId::from_number(u32::try_from(next.max(FIRST_MACHINE_ID)).unwrap_or(u32::MAX))
+            .map_err(|_| StoreError::Conflict {
+                what: "machine ids",
+                detail: "all 99999 machine ids are used".into(),
+            })?;
+        let inserted = c.execute(
+            "INSERT INTO machines (machine_id, center_id, name, public_key, status, status_reason, requested_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $6) ON CONFLICT (public_key) DO NOTHING",
+            &[&id.as_str(), &new.center_id.as_str(), &new.name, &key, &MachineStatus::Pending.as_str(), &new.at],
+        )
+        .await
+        .map_err(pg("enrol machine"))?;
+        machine_where(&c, "public_key = $1", &key)
+            .await?
+            .map(|m| (m, inserted == 1))
+            .ok_or(StoreError::NotFound {
+                what: "machine",
+                id: id.to_string(),
+            })
+    }
+
+    async fn machine(&self, id: &MachineId) -> Result<Option<MachineRecord>, StoreError> {
+        let c = self.conn("read machine").await?;
+        machine_where(&c, "machine_id = $1", &id.as_str()).await
+    }
+
+    async fn list_machines(&self, status: Option<MachineStatus>) -> Result<Vec<MachineRecord>, StoreError> {
+        let c = self.conn("list machines").await?;
+        let sql = format!(
+            "SELECT {MACHINE_COLS} FROM machines WHERE ($1::text IS NULL OR status = $1) ORDER BY machine_id"
+        );
+        let rows = c
+            .query(&sql, &[&status.map(|s| s.as_str())])
+            .await
+            .map_err(pg("list machines"))?;
+        rows.iter().map(machine_from).collect()
+    }
+
+    async fn set_machine_status(
+        &self,
+        id: &MachineId,
+        status: MachineStatus,
+        reason: Option<String>,
+        at: i64,
+    ) -> Result<MachineRecord, StoreError> {
+        let c = self.conn("set machine status").await?;
+        let sql = format!(
+            "UPDATE machines SET status = $2, status_reason = $3, updated_at = $4 WHERE machine_id = $1
+             RETURNING {MACHINE_COLS}"
+        );
+        c.query_opt(&sql, &[&id.as_str(), &status.as_str(), &reason, &at])
+            .await
+            .map_err(pg("set machine status"))?
+            .as_ref()
+            .map(machine_from)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "machine",
+                id: id.to_string(),
+            })
+    }
+
+    async fn use_nonce(
+        &self,
+        machine: &MachineId,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let c = self.conn("record nonce").await?;
+        c.execute("DELETE FROM request_nonces WHERE expires_at < $1", &[&now])
+            .await
+            .map_err(pg("purge nonces"))?;
+        let n = c
+            .execute(
+                "INSERT INTO request_nonces (machine_id, nonce, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&machine.as_str(), &nonce, &expires_at],
+            )
+            .await
+            .map_err(pg("record nonce"))?;
+        Ok(n == 1)
+    }
+
+    async fn put_sync_item(
+        &self,
+        kind: SyncKind,
+        scope: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut c = self.conn("put sync item").await?;
+        let tx = c.transaction().await.map_err(pg("put sync item"))?;
+        // Writers take versions in commit order, so a cursor reader never skips a late-committing change.
+        tx.batch_execute("LOCK TABLE sync_items IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(pg("put sync item"))?;
+        let text = body.map(|b| b.to_string());
+        let existing = tx
+            .query_opt(
+                "SELECT deleted, body FROM sync_items WHERE kind = $1 AND scope = $2 AND key = $3",
+                &[&kind.as_str(), &scope, &key],
+            )
+            .await
+            .map_err(pg("put sync item"))?
+            .map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1)));
+        match (&existing, &text) {
+            (None, None) | (Some((true, _)), None) => return Ok(None),
+            (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
+            _ => {}
+        }
+        let version: i64 = tx
+            .query_one(
+                "INSERT INTO sync_items (kind, scope, key, version, deleted, body)
+                 VALUES ($1, $2, $3, nextval('sync_version_seq'), $4, $5)
+                 ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
+                   deleted = excluded.deleted, body = excluded.body
+                 RETURNING version",
+                &[&kind.as_str(), &scope, &key, &text.is_none(), &text],
+            )
+            .await
+            .map_err(pg("put sync item"))?
+            .get(0);
+        tx.commit().await.map_err(pg("put sync item"))?;
+        Ok(Some(version))
+    }
+
+    async fn sync_items(
+        &self,
+        kind: SyncKind,
+        scope: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SyncItem>, StoreError> {
+        let c = self.conn("sync items").await?;
+        let rows = c
+            .query(
+                "SELECT key, version, deleted, body FROM sync_items
+                 WHERE kind = $1 AND scope = $2 AND version > $3 ORDER BY version LIMIT $4",
+                &[&kind.as_str(), &scope, &after, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg("sync items"))?;
+        rows.iter()
+            .map(|r| {
+                let deleted: bool = r.get(2);
+                Ok(SyncItem {
+                    key: r.get(0),
+                    version: r.get(1),
+                    deleted,
+                    body: parse_body(deleted, r.get(3))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_upload(&self, new: NewUpload) -> Result<UploadRecord, StoreError> {
+        let c = self.conn("create upload").await?;
+        let inserted = c
+            .execute(
+                "INSERT INTO uploads (upload_id, machine_id, rid, length, received, sha256, created_at, completed_at)
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, NULL) ON CONFLICT (rid) DO NOTHING",
+                &[
+                    &new.upload_id,
+                    &new.machine_id.as_str(),
+                    &new.rid.as_str(),
+                    &to_i64("length", new.length)?,
+                    &new.sha256,
+                    &new.at,
+                ],
+            )
+            .await
+            .map_err(pg("create upload"))?;
+        let existing = upload_where(&c, "rid = $1", new.rid.as_str())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "upload",
+                id: new.upload_id.clone(),
+            })?;
+        if inserted == 1
+            || (existing.machine_id == new.machine_id
+                && existing.length == new.length
+                && existing.sha256 == new.sha256)
+        {
+            return Ok(existing);
+        }
+        Err(StoreError::Conflict {
+            what: "upload",
+            detail: format!(
+                "RID {} is already being uploaded with different content or by another machine",
+                new.rid
+            ),
+        })
+    }
+
+    async fn upload(&self, upload_id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let c = self.conn("read upload").await?;
+        upload_where(&c, "upload_id = $1", upload_id).await
+    }
+
+    async fn advance_upload(&self, upload_id: &str, from: u64, to: u64) -> Result<bool, StoreError> {
+        let c = self.conn("advance upload").await?;
+        let n = c
+            .execute(
+                "UPDATE uploads SET received = $3 WHERE upload_id = $1 AND received = $2 AND completed_at IS NULL",
+                &[&upload_id, &to_i64("offset", from)?, &to_i64("offset", to)?],
+            )
+            .await
+            .map_err(pg("advance upload"))?;
+        Ok(n == 1)
+    }
+
+    async fn uploads_since(&self, machine: &MachineId, since: i64) -> Result<u64, StoreError> {
+        let c = self.conn("count uploads").await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM uploads WHERE machine_id = $1 AND created_at >= $2",
+                &[&machine.as_str(), &since],
+            )
+            .await
+            .map_err(pg("count uploads"))?
+            .get(0);
+        to_u64("count", n)
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let mut c = self.conn("complete upload").await?;
+        let tx = c.transaction().await.map_err(pg("complete upload"))?;
+        let up = upload_where(&tx, "upload_id = $1 FOR UPDATE", upload_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "upload",
+                id: upload_id.to_owned(),
+            })?;
+        if let Some(p) = packet_where(&tx, up.rid.as_str()).await? {
+            return Ok(p);
+        }
+        if up.received != up.length {
+            return Err(StoreError::Conflict {
+                what: "upload",
+                detail: format!("upload {upload_id} has {} of {} bytes", up.received, up.length),
+            });
+        }
+        tx.execute(
+            "UPDATE uploads SET completed_at = $2 WHERE upload_id = $1",
+            &[&upload_id, &at],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)",
+            &[
+                &up.rid.as_str(),
+                &up.machine_id.as_str(),
+                &up.sha256,
+                &to_i64("size", up.length)?,
+                &PacketStatus::Received.as_str(),
+                &receipt,
+                &at,
+            ],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
+            &[&up.rid.as_str(), &at],
+        )
+        .await
+        .map_err(pg("enqueue job"))?;
+        let p = packet_where(&tx, up.rid.as_str())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "packet",
+                id: up.rid.to_string(),
+            })?;
+        tx.commit().await.map_err(pg("complete upload"))?;
+        Ok(p)
+    }
+
+    async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
+        let c = self.conn("read packet").await?;
+        packet_where(&c, rid.as_str()).await
+    }
+
+    async fn add_uins(&self, uins: Vec<(String, i64)>) -> Result<u64, StoreError> {
+        let mut c = self.conn("add uins").await?;
+        let tx = c.transaction().await.map_err(pg("add uins"))?;
+        let mut n = 0u64;
+        for chunk in uins.chunks(5_000) {
+            let (u, p): (Vec<&str>, Vec<i64>) = chunk.iter().map(|(u, p)| (u.as_str(), *p)).unzip();
+            n += tx
+                .execute(
+                    "INSERT INTO uin_pool (uin, pick) SELECT * FROM unnest($1::text[], $2::bigint[])
+                     ON CONFLICT DO NOTHING",
+                    &[&u, &p],
+                )
+                .await
+                .map_err(pg("add uins"))?;
+        }
+        tx.commit().await.map_err(pg("add uins"))?;
+        Ok(n)
+    }
+
+    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
+        // A concurrent allocation for the same RID loses on the unique index; the retry then finds its UIN.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_allocate(&rids, at).await {
+                Err(StoreError::Postgres { source, .. }) if is_unique_violation(&source) && attempt < 3 => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn uins_available(&self) -> Result<u64, StoreError> {
+        let c = self.conn("count uins").await?;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM uin_pool WHERE rid IS NULL", &[])
+            .await
+            .map_err(pg("count uins"))?
+            .get(0);
+        to_u64("count", n)
+    }
+
+    async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
+        let mut c = self.conn("claim job").await?;
+        let tx = c.transaction().await.map_err(pg("claim job"))?;
+        let row = tx
+            .query_opt(
+                "UPDATE jobs SET locked_by = $1, locked_until = $3, attempts = attempts + 1, updated_at = $2
+                 WHERE rid = (
+                   SELECT rid FROM jobs WHERE state = 'ready' AND locked_until <= $2
+                   ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED
+                 ) RETURNING rid",
+                &[&worker, &now, &(now + lease_secs)],
+            )
+            .await
+            .map_err(pg("claim job"))?;
+        let Some(row) = row else { return Ok(None) };
+        let rid: String = row.get(0);
+        tx.execute(
+            "UPDATE packets SET status = $2, updated_at = $3 WHERE rid = $1",
+            &[&rid, &PacketStatus::Processing.as_str(), &now],
+        )
+        .await
+        .map_err(pg("claim job"))?;
+        tx.commit().await.map_err(pg("claim job"))?;
+        parse_id("rid", &rid).map(Some)
+    }
+
+    async fn finish_job(
+        &self,
+        rid: &Rid,
+        status: PacketStatus,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn("finish job").await?;
+        let tx = c.transaction().await.map_err(pg("finish job"))?;
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = $3, updated_at = $4 WHERE rid = $1",
+            &[&rid.as_str(), &status.as_str(), &reason, &now],
+        )
+        .await
+        .map_err(pg("finish job"))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = $2 WHERE rid = $1",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("finish job"))?;
+        tx.commit().await.map_err(pg("finish job"))
+    }
+}
+
+impl PgStore {
+    async fn try_allocate(&self, rids: &[Rid], at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
+        let mut c = self.conn("allocate uins").await?;
+        let tx = c.transaction().await.map_err(pg("allocate uins"))?;
+        let existing = tx
+            .prepare("SELECT uin FROM uin_pool WHERE rid = $1")
+            .await
+            .map_err(pg("allocate uins"))?;
+        let take = tx
+            .prepare(
+                "UPDATE uin_pool SET rid = $1, allocated_at = $2 WHERE uin = (
+                   SELECT uin FROM uin_pool WHERE rid IS NULL ORDER BY pick LIMIT 1 FOR UPDATE SKIP LOCKED
+                 ) RETURNING uin",
+            )
+            .await
+            .map_err(pg("allocate uins"))?;
+        let mut out = Vec::with_capacity(rids.len());
+        for rid in rids {
+            let uin: String = match tx
+                .query_opt(&existing, &[&rid.as_str()])
+                .await
+                .map_err(pg("allocate uins"))?
+            {
+                Some(r) => r.get(0),
+                None => tx
+                    .query_opt(&take, &[&rid.as_str(), &at])
+                    .await
+                    .map_err(pg("allocate uins"))?
+                    .ok_or(StoreError::PoolEmpty)?
+                    .get(0),
+            };
+            out.push((rid.clone(), uin));
+        }
+        tx.commit().await.map_err(pg("allocate uins"))?;
+        Ok(out)
+    }
+}

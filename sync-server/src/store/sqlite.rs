@@ -1,0 +1,766 @@
+//! The embedded store: one SQLCipher-encrypted SQLite file, one connection behind a mutex, every call on
+//! tokio's blocking pool. SQLite has a single writer anyway; WAL mode lets the CLI read while the server runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use tessera_packet::ids::{MachineId, Rid};
+use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
+use zeroize::Zeroizing;
+
+use super::{
+    FIRST_MACHINE_ID, MachineRecord, NewMachine, NewUpload, PacketRecord, Store, StoreError, UploadRecord,
+    key_bytes, parse_body, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+};
+
+/// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
+CREATE TABLE machines (
+    machine_id TEXT PRIMARY KEY,
+    center_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    requested_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE request_nonces (
+    machine_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (machine_id, nonce)
+);
+CREATE INDEX request_nonces_expiry ON request_nonces (expires_at);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO counters (name, value) VALUES ('sync_version', 0);
+CREATE TABLE sync_items (
+    kind TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    body TEXT,
+    PRIMARY KEY (kind, scope, key)
+);
+CREATE INDEX sync_items_cursor ON sync_items (kind, scope, version);
+CREATE TABLE uploads (
+    upload_id TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE,
+    length INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    completed_at INTEGER
+);
+CREATE INDEX uploads_machine_created ON uploads (machine_id, created_at);
+CREATE TABLE packets (
+    rid TEXT PRIMARY KEY,
+    machine_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    receipt TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE uin_pool (
+    uin TEXT PRIMARY KEY,
+    pick INTEGER NOT NULL,
+    rid TEXT UNIQUE,
+    allocated_at INTEGER
+);
+CREATE INDEX uin_pool_free ON uin_pool (pick) WHERE rid IS NULL;
+"#,
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE jobs (
+    rid TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    locked_by TEXT,
+    locked_until INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+];
+
+/// The embedded SQLite (SQLCipher) store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sq(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { op, source }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the encrypted database at `path` with the 256-bit `key`, and migrates it.
+    pub fn open(path: &Path, key: &[u8; 32]) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(sq("open"))?;
+        let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex::encode(key)));
+        conn.execute_batch(&pragma).map_err(sq("set key"))?;
+        if conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .is_err()
+        {
+            return Err(StoreError::WrongKey {
+                path: path.display().to_string(),
+            });
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
+        )
+        .map_err(sq("configure"))?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("database mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn tx<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sq(op))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sq(op))?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sq("migrate"))?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .map_err(sq("migrate"))?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sq("migrate"))?;
+    let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).map_err(sq("migrate"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
+            params![version],
+        )
+        .map_err(sq("migrate"))?;
+    }
+    tx.commit().map_err(sq("migrate"))
+}
+
+const MACHINE_COLS: &str =
+    "machine_id, center_id, name, public_key, status, status_reason, requested_at, updated_at";
+
+fn machine_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+type MachineRow = (String, String, String, Vec<u8>, String, Option<String>, i64, i64);
+
+fn machine_from(row: MachineRow) -> Result<MachineRecord, StoreError> {
+    let (id, center, name, key, status, reason, requested_at, updated_at) = row;
+    Ok(MachineRecord {
+        machine_id: parse_id("machine id", &id)?,
+        center_id: parse_id("center id", &center)?,
+        name,
+        public_key: key_bytes(key)?,
+        status: parse_machine_status(&status)?,
+        status_reason: reason,
+        requested_at,
+        updated_at,
+    })
+}
+
+fn machine_by(
+    tx: &Connection,
+    clause: &str,
+    arg: &dyn rusqlite::ToSql,
+) -> Result<Option<MachineRecord>, StoreError> {
+    let sql = format!("SELECT {MACHINE_COLS} FROM machines WHERE {clause}");
+    tx.query_row(&sql, [arg], machine_row)
+        .optional()
+        .map_err(sq("read machine"))?
+        .map(machine_from)
+        .transpose()
+}
+
+const UPLOAD_COLS: &str = "upload_id, machine_id, rid, length, received, sha256, created_at, completed_at";
+
+fn upload_by(c: &Connection, clause: &str, arg: &str) -> Result<Option<UploadRecord>, StoreError> {
+    let sql = format!("SELECT {UPLOAD_COLS} FROM uploads WHERE {clause}");
+    let row = c
+        .query_row(&sql, [arg], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+            ))
+        })
+        .optional()
+        .map_err(sq("read upload"))?;
+    row.map(
+        |(upload_id, m, rid, length, received, sha256, created_at, completed_at)| {
+            Ok(UploadRecord {
+                upload_id,
+                machine_id: parse_id("machine id", &m)?,
+                rid: parse_id("rid", &rid)?,
+                length: to_u64("upload length", length)?,
+                received: to_u64("upload offset", received)?,
+                sha256,
+                created_at,
+                completed_at,
+            })
+        },
+    )
+    .transpose()
+}
+
+fn packet_by_rid(c: &Connection, rid: &str) -> Result<Option<PacketRecord>, StoreError> {
+    let row = c
+        .query_row(
+            "SELECT rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at
+             FROM packets WHERE rid = ?1",
+            [rid],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(sq("read packet"))?;
+    row.map(
+        |(rid, m, sha256, size, status, reason, receipt, received_at, updated_at)| {
+            Ok(PacketRecord {
+                rid: parse_id("rid", &rid)?,
+                machine_id: parse_id("machine id", &m)?,
+                sha256,
+                size: to_u64("packet size", size)?,
+                status: parse_packet_status(&status)?,
+                reason,
+                receipt,
+                received_at,
+                updated_at,
+            })
+        },
+    )
+    .transpose()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sq("ping")))
+            .await
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq("schema version"))
+        })
+        .await
+    }
+
+    async fn enrol_machine(&self, new: NewMachine) -> Result<(MachineRecord, bool), StoreError> {
+        self.tx("enrol machine", move |tx| {
+            if let Some(existing) = machine_by(tx, "public_key = ?1", &new.public_key.to_vec())? {
+                return Ok((existing, false));
+            }
+            let next: i64 = tx
+                .query_row("SELECT COALESCE(MAX(CAST(machine_id AS INTEGER)) + 1, ?1) FROM machines", [FIRST_MACHINE_ID], |r| {
+                    r.get(0)
+                })
+                .map_err(sq("enrol machine"))?;
+            let id = MachineId::from_number(u32::try_from(next).unwrap_or(u32::MAX))
+                .map_err(|_| StoreError::Conflict { what: "machine ids", detail: "all 99999 machine ids are used".into() })?;
+            tx.execute(
+                "INSERT INTO machines (machine_id, center_id, name, public_key, status, status_reason, requested_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?6)",
+                params![id.as_str(), new.center_id.as_str(), new.name, new.public_key.to_vec(), MachineStatus::Pending.as_str(), new.at],
+            )
+            .map_err(sq("enrol machine"))?;
+            machine_by(tx, "machine_id = ?1", &id.as_str())?
+                .map(|m| (m, true))
+                .ok_or_else(|| StoreError::NotFound { what: "machine", id: id.to_string() })
+        })
+        .await
+    }
+
+    async fn machine(&self, id: &MachineId) -> Result<Option<MachineRecord>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.with(move |c| machine_by(c, "machine_id = ?1", &id)).await
+    }
+
+    async fn list_machines(&self, status: Option<MachineStatus>) -> Result<Vec<MachineRecord>, StoreError> {
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {MACHINE_COLS} FROM machines WHERE (?1 IS NULL OR status = ?1) ORDER BY machine_id"
+            );
+            let mut stmt = c.prepare(&sql).map_err(sq("list machines"))?;
+            let rows = stmt
+                .query_map([status.map(|s| s.as_str())], machine_row)
+                .map_err(sq("list machines"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("list machines"))?;
+            rows.into_iter().map(machine_from).collect()
+        })
+        .await
+    }
+
+    async fn set_machine_status(
+        &self,
+        id: &MachineId,
+        status: MachineStatus,
+        reason: Option<String>,
+        at: i64,
+    ) -> Result<MachineRecord, StoreError> {
+        let id = id.as_str().to_owned();
+        self.tx("set machine status", move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE machines SET status = ?2, status_reason = ?3, updated_at = ?4 WHERE machine_id = ?1",
+                    params![id, status.as_str(), reason, at],
+                )
+                .map_err(sq("set machine status"))?;
+            if n == 0 {
+                return Err(StoreError::NotFound { what: "machine", id });
+            }
+            machine_by(tx, "machine_id = ?1", &id)?.ok_or(StoreError::NotFound { what: "machine", id })
+        })
+        .await
+    }
+
+    async fn use_nonce(
+        &self,
+        machine: &MachineId,
+        nonce: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (m, n) = (machine.as_str().to_owned(), nonce.to_owned());
+        self.tx("record nonce", move |tx| {
+            tx.execute("DELETE FROM request_nonces WHERE expires_at < ?1", [now])
+                .map_err(sq("purge nonces"))?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO request_nonces (machine_id, nonce, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![m, n, expires_at],
+                )
+                .map_err(sq("record nonce"))?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn put_sync_item(
+        &self,
+        kind: SyncKind,
+        scope: &str,
+        key: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<i64>, StoreError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.tx("put sync item", move |tx| {
+            let text = body.map(|b| b.to_string());
+            let existing: Option<(bool, Option<String>)> = tx
+                .query_row(
+                    "SELECT deleted, body FROM sync_items WHERE kind = ?1 AND scope = ?2 AND key = ?3",
+                    params![kind.as_str(), scope, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(sq("put sync item"))?;
+            match (&existing, &text) {
+                (None, None) => return Ok(None),
+                (Some((true, _)), None) => return Ok(None),
+                (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
+                _ => {}
+            }
+            let version: i64 = tx
+                .query_row(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'sync_version' RETURNING value",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sq("put sync item"))?;
+            tx.execute(
+                "INSERT INTO sync_items (kind, scope, key, version, deleted, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
+                   deleted = excluded.deleted, body = excluded.body",
+                params![kind.as_str(), scope, key, version, text.is_none(), text],
+            )
+            .map_err(sq("put sync item"))?;
+            Ok(Some(version))
+        })
+        .await
+    }
+
+    async fn sync_items(
+        &self,
+        kind: SyncKind,
+        scope: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<SyncItem>, StoreError> {
+        let scope = scope.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT key, version, deleted, body FROM sync_items
+                     WHERE kind = ?1 AND scope = ?2 AND version > ?3 ORDER BY version LIMIT ?4",
+                )
+                .map_err(sq("sync items"))?;
+            let rows = stmt
+                .query_map(params![kind.as_str(), scope, after, limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .map_err(sq("sync items"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("sync items"))?;
+            rows.into_iter()
+                .map(|(key, version, deleted, body)| {
+                    Ok(SyncItem {
+                        key,
+                        version,
+                        deleted,
+                        body: parse_body(deleted, body)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_upload(&self, new: NewUpload) -> Result<UploadRecord, StoreError> {
+        self.tx("create upload", move |tx| {
+            if let Some(existing) = upload_by(tx, "rid = ?1", new.rid.as_str())? {
+                if existing.machine_id == new.machine_id
+                    && existing.length == new.length
+                    && existing.sha256 == new.sha256
+                {
+                    return Ok(existing);
+                }
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("RID {} is already being uploaded with different content or by another machine", new.rid),
+                });
+            }
+            tx.execute(
+                "INSERT INTO uploads (upload_id, machine_id, rid, length, received, sha256, created_at, completed_at)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, NULL)",
+                params![new.upload_id, new.machine_id.as_str(), new.rid.as_str(), to_i64("length", new.length)?, new.sha256, new.at],
+            )
+            .map_err(sq("create upload"))?;
+            upload_by(tx, "upload_id = ?1", &new.upload_id)?
+                .ok_or(StoreError::NotFound { what: "upload", id: new.upload_id })
+        })
+        .await
+    }
+
+    async fn upload(&self, upload_id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        let id = upload_id.to_owned();
+        self.with(move |c| upload_by(c, "upload_id = ?1", &id)).await
+    }
+
+    async fn advance_upload(&self, upload_id: &str, from: u64, to: u64) -> Result<bool, StoreError> {
+        let id = upload_id.to_owned();
+        self.tx("advance upload", move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE uploads SET received = ?3 WHERE upload_id = ?1 AND received = ?2 AND completed_at IS NULL",
+                    params![id, to_i64("offset", from)?, to_i64("offset", to)?],
+                )
+                .map_err(sq("advance upload"))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn uploads_since(&self, machine: &MachineId, since: i64) -> Result<u64, StoreError> {
+        let m = machine.as_str().to_owned();
+        self.with(move |c| {
+            let n: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM uploads WHERE machine_id = ?1 AND created_at >= ?2",
+                    params![m, since],
+                    |r| r.get(0),
+                )
+                .map_err(sq("count uploads"))?;
+            to_u64("count", n)
+        })
+        .await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let (id, receipt) = (upload_id.to_owned(), receipt.to_owned());
+        self.tx("complete upload", move |tx| {
+            let up = upload_by(tx, "upload_id = ?1", &id)?.ok_or_else(|| StoreError::NotFound { what: "upload", id: id.clone() })?;
+            if let Some(p) = packet_by_rid(tx, up.rid.as_str())? {
+                return Ok(p);
+            }
+            if up.received != up.length {
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("upload {id} has {} of {} bytes", up.received, up.length),
+                });
+            }
+            tx.execute("UPDATE uploads SET completed_at = ?2 WHERE upload_id = ?1", params![id, at])
+                .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)",
+                params![
+                    up.rid.as_str(),
+                    up.machine_id.as_str(),
+                    up.sha256,
+                    to_i64("size", up.length)?,
+                    PacketStatus::Received.as_str(),
+                    receipt,
+                    at
+                ],
+            )
+            .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
+                params![up.rid.as_str(), at],
+            )
+            .map_err(sq("enqueue job"))?;
+            packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
+        })
+        .await
+    }
+
+    async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.with(move |c| packet_by_rid(c, &rid)).await
+    }
+
+    async fn add_uins(&self, uins: Vec<(String, i64)>) -> Result<u64, StoreError> {
+        self.tx("add uins", move |tx| {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO uin_pool (uin, pick) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .map_err(sq("add uins"))?;
+            let mut n = 0u64;
+            for (uin, pick) in &uins {
+                n += stmt.execute(params![uin, pick]).map_err(sq("add uins"))? as u64;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
+        self.tx("allocate uins", move |tx| {
+            let mut existing = tx
+                .prepare_cached("SELECT uin FROM uin_pool WHERE rid = ?1")
+                .map_err(sq("allocate uins"))?;
+            let mut out: Vec<(Rid, Option<String>)> = Vec::with_capacity(rids.len());
+            for rid in rids {
+                let uin: Option<String> =
+                    existing.query_row([rid.as_str()], |r| r.get(0)).optional().map_err(sq("allocate uins"))?;
+                out.push((rid, uin));
+            }
+            let missing = out
+                .iter()
+                .filter(|(_, u)| u.is_none())
+                .map(|(r, _)| r.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+            // One ordered scan of the free-pool index for the whole batch (single writer: no one else takes them).
+            let mut free = tx
+                .prepare_cached("SELECT uin FROM uin_pool INDEXED BY uin_pool_free WHERE rid IS NULL ORDER BY pick LIMIT ?1")
+                .map_err(sq("allocate uins"))?;
+            let fresh = free
+                .query_map([i64::try_from(missing).unwrap_or(i64::MAX)], |r| r.get::<_, String>(0))
+                .map_err(sq("allocate uins"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("allocate uins"))?;
+            if fresh.len() < missing {
+                return Err(StoreError::PoolEmpty);
+            }
+            let mut take = tx
+                .prepare_cached("UPDATE uin_pool SET rid = ?1, allocated_at = ?2 WHERE uin = ?3")
+                .map_err(sq("allocate uins"))?;
+            let mut fresh = fresh.into_iter();
+            let mut given: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+            let mut result = Vec::with_capacity(out.len());
+            for (rid, uin) in out {
+                let uin = match uin.or_else(|| given.get(rid.as_str()).cloned()) {
+                    Some(u) => u,
+                    None => {
+                        let u = fresh.next().ok_or(StoreError::PoolEmpty)?;
+                        take.execute(params![rid.as_str(), at, u]).map_err(sq("allocate uins"))?;
+                        given.insert(rid.as_str().to_owned(), u.clone());
+                        u
+                    }
+                };
+                result.push((rid, uin));
+            }
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn uins_available(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_row("SELECT count(*) FROM uin_pool WHERE rid IS NULL", [], |r| {
+                    r.get(0)
+                })
+                .map_err(sq("count uins"))?;
+            to_u64("count", n)
+        })
+        .await
+    }
+
+    async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
+        let worker = worker.to_owned();
+        self.tx("claim job", move |tx| {
+            let rid: Option<String> = tx
+                .query_row(
+                    "SELECT rid FROM jobs WHERE state = 'ready' AND locked_until <= ?1 ORDER BY updated_at LIMIT 1",
+                    [now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sq("claim job"))?;
+            let Some(rid) = rid else { return Ok(None) };
+            tx.execute(
+                "UPDATE jobs SET locked_by = ?2, locked_until = ?3, attempts = attempts + 1, updated_at = ?4 WHERE rid = ?1",
+                params![rid, worker, now + lease_secs, now],
+            )
+            .map_err(sq("claim job"))?;
+            tx.execute(
+                "UPDATE packets SET status = ?2, updated_at = ?3 WHERE rid = ?1",
+                params![rid, PacketStatus::Processing.as_str(), now],
+            )
+            .map_err(sq("claim job"))?;
+            parse_id("rid", &rid).map(Some)
+        })
+        .await
+    }
+
+    async fn finish_job(
+        &self,
+        rid: &Rid,
+        status: PacketStatus,
+        reason: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.tx("finish job", move |tx| {
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = ?3, updated_at = ?4 WHERE rid = ?1",
+                params![rid, status.as_str(), reason, now],
+            )
+            .map_err(sq("finish job"))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = ?2 WHERE rid = ?1",
+                params![rid, now],
+            )
+            .map_err(sq("finish job"))?;
+            Ok(())
+        })
+        .await
+    }
+}

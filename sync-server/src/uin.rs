@@ -1,0 +1,255 @@
+//! The UIN pool: 10-digit random UINs with a Verhoeff check digit, filtered as MOSIP's kernel does, generated
+//! ahead of time into the database and handed out by [`crate::store::Store::allocate_uins`].
+//!
+//! Filters (on all 10 digits, MOSIP defaults):
+//! - does not start with 0 or 1;
+//! - no ascending or descending run of 3 digits (`123`, `987`; `sequence-limit=3`);
+//! - no digit repeated within 2 positions (`44`, `434`; `repeating-limit=2`);
+//! - no block of 2 or more digits that occurs twice (`4848`, `12..12`; `repeating-block-limit=2`);
+//! - no 3 even digits in a row (`conjugative-even-digits-limit=3`);
+//! - the first 5 digits are neither the last 5 (`digits-limit=5`) nor their reverse (`reverse-digits-limit=5`);
+//! - none of the restricted numbers (`786`, `666` by default) occurs in it.
+
+use tessera_packet::ids::Uin;
+
+use crate::keys::{KeyError, random_bytes};
+use crate::store::{Store, StoreError};
+
+/// Restricted numbers MOSIP ships by default.
+pub const DEFAULT_RESTRICTED: &[&str] = &["786", "666"];
+
+/// Whether a 10-digit UIN (digits as numbers 0-9) passes every filter except the restricted list.
+pub fn passes_structural_filters(d: &[u8; 10]) -> bool {
+    if !passes_local_filters(d) {
+        return false;
+    }
+    let (first, last) = d.split_at(5);
+    !(first == last || first.iter().eq(last.iter().rev()))
+}
+
+/// The filters that look only at neighbouring digits and repeated pairs: if a prefix fails them, so does every
+/// number that starts with it (the generator checks the 9-digit body before computing the check digit).
+pub fn passes_local_filters(d: &[u8]) -> bool {
+    if d.first().is_none_or(|&x| x < 2) {
+        return false;
+    }
+    if d.len() == 2 && d.first() == d.last() {
+        return false;
+    }
+    for w in d.windows(3) {
+        let &[a, b, c] = w else { return false };
+        let asc = b == a.wrapping_add(1) && c == b.wrapping_add(1);
+        let desc = a == b.wrapping_add(1) && b == c.wrapping_add(1);
+        let evens = a % 2 == 0 && b % 2 == 0 && c % 2 == 0;
+        if asc || desc || evens || a == c || a == b || b == c {
+            return false;
+        }
+    }
+    // A repeated block of length >= 2 implies a repeated block of length exactly 2.
+    let mut seen = 0u128;
+    for w in d.windows(2) {
+        let &[a, b] = w else { return false };
+        let bit = 1u128 << (u32::from(a % 10) * 10 + u32::from(b % 10));
+        if seen & bit != 0 {
+            return false;
+        }
+        seen |= bit;
+    }
+    true
+}
+
+/// Whether `uin` contains any restricted number.
+pub fn contains_restricted(uin: &str, restricted: &[&str]) -> bool {
+    restricted.iter().any(|r| !r.is_empty() && uin.contains(r))
+}
+
+/// Generates filtered random UINs from the operating system's random source (buffered).
+#[derive(Debug)]
+pub struct UinGenerator {
+    buf: [u8; 4096],
+    pos: usize,
+    restricted: Vec<String>,
+}
+
+impl UinGenerator {
+    /// A generator with the default restricted numbers.
+    pub fn new() -> Result<Self, KeyError> {
+        Self::with_restricted(DEFAULT_RESTRICTED.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    /// A generator with a custom restricted-number list.
+    pub fn with_restricted(restricted: Vec<String>) -> Result<Self, KeyError> {
+        Ok(Self {
+            buf: random_bytes::<4096>()?,
+            pos: 0,
+            restricted,
+        })
+    }
+
+    fn next_u32(&mut self) -> Result<u32, KeyError> {
+        if self.pos + 4 > self.buf.len() {
+            self.buf = random_bytes::<4096>()?;
+            self.pos = 0;
+        }
+        let mut w = [0u8; 4];
+        w.copy_from_slice(self.buf.get(self.pos..self.pos + 4).unwrap_or(&[0; 4]));
+        self.pos += 4;
+        Ok(u32::from_le_bytes(w))
+    }
+
+    /// The next UIN that passes every filter.
+    pub fn next_uin(&mut self) -> Result<Uin, KeyError> {
+        loop {
+            // 9-digit body starting 2..9: 800,000,000 values; rejection sampling keeps it uniform.
+            let r = self.next_u32()?;
+            if r >= 4_000_000_000 {
+                continue;
+            }
+            let body = 200_000_000 + r % 800_000_000;
+            let mut d = [0u8; 10];
+            let mut rest = body;
+            for slot in d.iter_mut().take(9).rev() {
+                *slot = u8::try_from(rest % 10).unwrap_or(0);
+                rest /= 10;
+            }
+            // Cheap filters on the body first: most candidates fail here, before any allocation.
+            if !passes_local_filters(d.get(..9).unwrap_or_default()) {
+                continue;
+            }
+            let Ok(uin) = Uin::from_body(&body.to_string()) else {
+                continue;
+            };
+            if let (Some(slot), Some(check)) = (d.get_mut(9), uin.as_str().bytes().last()) {
+                *slot = check.wrapping_sub(b'0');
+            }
+            if passes_structural_filters(&d)
+                && !self
+                    .restricted
+                    .iter()
+                    .any(|r| !r.is_empty() && uin.as_str().contains(r.as_str()))
+            {
+                return Ok(uin);
+            }
+        }
+    }
+
+    /// `n` UINs (possibly with duplicates; the pool ignores those).
+    pub fn generate(&mut self, n: usize) -> Result<Vec<Uin>, KeyError> {
+        (0..n).map(|_| self.next_uin()).collect()
+    }
+}
+
+/// Why the pool could not be filled.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Randomness failed.
+    #[error(transparent)]
+    Random(#[from] KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tops the pool up to `target` free UINs when fewer than `low_water` are free; returns how many were added.
+pub async fn top_up(store: &dyn Store, target: u64, low_water: u64) -> Result<u64, PoolError> {
+    let free = store.uins_available().await?;
+    if free >= low_water {
+        return Ok(0);
+    }
+    let mut generator = UinGenerator::new()?;
+    let mut added = 0u64;
+    let mut remaining = target.saturating_sub(free);
+    while remaining > 0 {
+        let batch = usize::try_from(remaining.min(20_000)).unwrap_or(20_000);
+        let mut rows = Vec::with_capacity(batch);
+        for u in generator.generate(batch)? {
+            let pick = i64::from(generator.next_u32()?) << 31 | i64::from(generator.next_u32()? >> 1);
+            rows.push((u.as_str().to_owned(), pick));
+        }
+        let n = store.add_uins(rows).await?;
+        added += n;
+        remaining = remaining.saturating_sub(n.max(1));
+    }
+    Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn digits(s: &str) -> [u8; 10] {
+        let mut d = [0u8; 10];
+        for (i, b) in s.bytes().enumerate() {
+            d[i] = b - b'0';
+        }
+        d
+    }
+
+    #[test]
+    fn each_filter_rejects_its_pattern() {
+        assert!(
+            passes_structural_filters(&digits("2930475917")),
+            "a plain valid number"
+        );
+        assert!(!passes_structural_filters(&digits("1930485717")), "leading 1");
+        assert!(!passes_structural_filters(&digits("0930485717")), "leading 0");
+        assert!(!passes_structural_filters(&digits("2934565717")), "ascending 456");
+        assert!(
+            !passes_structural_filters(&digits("2936545717")),
+            "descending 654"
+        );
+        assert!(!passes_structural_filters(&digits("2933485717")), "repeat 33");
+        assert!(
+            !passes_structural_filters(&digits("2939485717")),
+            "repeat 3x3 within two"
+        );
+        assert!(
+            !passes_structural_filters(&digits("2930429717")),
+            "block 29 twice"
+        );
+        assert!(!passes_structural_filters(&digits("2930486717")), "even run 486");
+        assert!(
+            !passes_structural_filters(&digits("2947529475")),
+            "first five equal last five"
+        );
+        assert!(
+            !passes_structural_filters(&digits("2947557492")),
+            "first five reversed"
+        );
+        assert!(contains_restricted("2978630517", DEFAULT_RESTRICTED));
+        assert!(!contains_restricted("2930485717", DEFAULT_RESTRICTED));
+    }
+
+    #[test]
+    fn generated_uins_are_distinct_enough_and_not_sequential() {
+        let mut g = UinGenerator::new().unwrap();
+        let v = g.generate(2_000).unwrap();
+        let set: std::collections::HashSet<_> = v.iter().map(|u| u.as_str().to_owned()).collect();
+        assert!(set.len() > 1_990);
+        let ascending = v.windows(2).filter(|w| w[0].as_str() < w[1].as_str()).count();
+        assert!(
+            (600..1_400).contains(&ascending),
+            "order looks random: {ascending}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_generated_uin_is_valid_and_filtered(_seed in 0u8..255) {
+            let mut g = UinGenerator::new().unwrap();
+            for _ in 0..50 {
+                let u = g.next_uin().unwrap();
+                prop_assert!(u.as_str().parse::<Uin>().is_ok());
+                prop_assert!(passes_structural_filters(&digits(u.as_str())));
+                prop_assert!(!contains_restricted(u.as_str(), DEFAULT_RESTRICTED));
+            }
+        }
+
+        #[test]
+        fn filters_never_panic(d in proptest::array::uniform10(0u8..10)) {
+            let _ = passes_structural_filters(&d);
+        }
+    }
+}

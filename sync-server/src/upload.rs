@@ -1,0 +1,505 @@
+//! Resumable, checksummed, idempotent packet upload: tus 1.0 core with the creation and checksum extensions.
+//!
+//! - `POST /api/v1/uploads` with `Upload-Length` and `Upload-Metadata: rid <b64>,sha256 <b64 hex digest>`
+//!   creates (or, for the same RID, length and digest, finds again) an upload: `201`, `Location`,
+//!   `Upload-Offset`.
+//! - `HEAD /api/v1/uploads/{id}`: `Upload-Offset` and `Upload-Length`, to resume after a failure.
+//! - `PATCH /api/v1/uploads/{id}` with `Content-Type: application/offset+octet-stream`, `Upload-Offset` and
+//!   optionally `Upload-Checksum: sha256 <b64>`: appends a chunk. `204` with the new `Upload-Offset`, except the
+//!   chunk that completes the packet, which answers `200` with the signed receipt (`wire::SignedReceipt`) once
+//!   the whole file's SHA-256 matched the declared one. A wrong whole-file digest resets the upload to 0
+//!   (`460 packet_checksum_mismatch`), so nothing half-written is ever accepted.
+//!
+//! Every request is signed by the machine key ([`crate::auth::Signed`]).
+
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::PathBuf;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+use tessera_packet::ids::Rid;
+use tessera_packet::wire::{self, Receipt, SignedReceipt};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::store::{MachineRecord, NewUpload, UploadRecord};
+
+/// tus header names.
+pub mod tus {
+    /// Protocol version header.
+    pub const RESUMABLE: &str = "tus-resumable";
+    /// Supported versions (OPTIONS).
+    pub const VERSION: &str = "tus-version";
+    /// Supported extensions (OPTIONS).
+    pub const EXTENSION: &str = "tus-extension";
+    /// Largest upload (OPTIONS).
+    pub const MAX_SIZE: &str = "tus-max-size";
+    /// Supported checksum algorithms (OPTIONS).
+    pub const CHECKSUM_ALGORITHM: &str = "tus-checksum-algorithm";
+    /// Declared total length.
+    pub const UPLOAD_LENGTH: &str = "upload-length";
+    /// Current offset.
+    pub const UPLOAD_OFFSET: &str = "upload-offset";
+    /// Metadata.
+    pub const UPLOAD_METADATA: &str = "upload-metadata";
+    /// Chunk checksum.
+    pub const UPLOAD_CHECKSUM: &str = "upload-checksum";
+}
+
+/// Status 460 of the tus checksum extension.
+fn checksum_status() -> StatusCode {
+    StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+fn hv(v: impl ToString) -> HeaderValue {
+    HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+fn tus_headers(extra: &[(&'static str, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(tus::RESUMABLE, HeaderValue::from_static(wire::TUS_VERSION));
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    for (k, v) in extra {
+        h.insert(*k, hv(v));
+    }
+    h
+}
+
+/// `OPTIONS /api/v1/uploads`: what the server supports.
+pub fn options(state: &AppState) -> Response {
+    let h = tus_headers(&[
+        (tus::VERSION, wire::TUS_VERSION.to_owned()),
+        (tus::EXTENSION, "creation,checksum".to_owned()),
+        (tus::MAX_SIZE, state.settings.max_packet_bytes.to_string()),
+        (tus::CHECKSUM_ALGORITHM, "sha256".to_owned()),
+    ]);
+    (StatusCode::NO_CONTENT, h).into_response()
+}
+
+fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
+    match h.get(tus::RESUMABLE).and_then(|v| v.to_str().ok()) {
+        Some(wire::TUS_VERSION) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+            format!("send header Tus-Resumable: {}", wire::TUS_VERSION),
+        )),
+    }
+}
+
+fn header_u64(h: &HeaderMap, name: &'static str) -> Result<u64, ApiError> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "malformed_header",
+                format!("header {name} must be a whole number"),
+            )
+        })
+}
+
+/// Parses `Upload-Metadata` into (RID, hex SHA-256).
+pub fn parse_metadata(value: &str) -> Result<(Rid, String), ApiError> {
+    let bad = |m: String| ApiError::bad_request("malformed_metadata", m);
+    let mut rid = None;
+    let mut sha = None;
+    for pair in value.split(',') {
+        let mut it = pair.trim().splitn(2, ' ');
+        let key = it.next().unwrap_or_default();
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(it.next().unwrap_or_default().trim())
+            .map_err(|_| bad(format!("Upload-Metadata value of {key:?} is not base64")))?;
+        let text =
+            String::from_utf8(raw).map_err(|_| bad(format!("Upload-Metadata {key:?} is not UTF-8")))?;
+        match key {
+            "rid" => {
+                rid = Some(
+                    text.parse::<Rid>()
+                        .map_err(|e| bad(format!("Upload-Metadata rid: {e}")))?,
+                )
+            }
+            "sha256" => {
+                if text.len() != 64
+                    || !text
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(bad(
+                        "Upload-Metadata sha256 must be 64 lower-case hex characters".into()
+                    ));
+                }
+                sha = Some(text);
+            }
+            _ => {}
+        }
+    }
+    match (rid, sha) {
+        (Some(r), Some(s)) => Ok((r, s)),
+        _ => Err(bad("Upload-Metadata must carry rid and sha256".into())),
+    }
+}
+
+fn part_path(state: &AppState, id: &str) -> PathBuf {
+    state.blobs.join("uploads").join(format!("{id}.part"))
+}
+
+/// Where a completely received packet is stored.
+pub fn packet_path(state: &AppState, rid: &Rid) -> PathBuf {
+    state.blobs.join("packets").join(format!("{rid}.tpkt"))
+}
+
+/// `POST /api/v1/uploads`.
+pub async fn create(state: &AppState, machine: &MachineRecord, h: &HeaderMap) -> Result<Response, ApiError> {
+    require_tus(h)?;
+    let length = header_u64(h, tus::UPLOAD_LENGTH)?;
+    if length == 0 {
+        return Err(ApiError::bad_request(
+            "empty_upload",
+            "Upload-Length must be positive",
+        ));
+    }
+    if length > state.settings.max_packet_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "packet_too_large",
+            format!(
+                "the packet is {length} bytes; the server accepts at most {}",
+                state.settings.max_packet_bytes
+            ),
+        ));
+    }
+    let meta = h
+        .get(tus::UPLOAD_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request("malformed_metadata", "header Upload-Metadata is required"))?;
+    let (rid, sha256) = parse_metadata(meta)?;
+    if rid.machine_id() != machine.machine_id {
+        return Err(ApiError::forbidden(
+            "rid_machine_mismatch",
+            format!("RID {rid} was not made by machine {}", machine.machine_id),
+        ));
+    }
+    let now = state.clock.now().timestamp();
+    let started = state
+        .store
+        .uploads_since(&machine.machine_id, now - 86_400)
+        .await?;
+    if started >= u64::from(state.settings.machine_daily_quota) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!(
+                "machine {} started {started} uploads in 24 hours (quota {}); retry later",
+                machine.machine_id, state.settings.machine_daily_quota
+            ),
+        ));
+    }
+    let upload_id = crate::keys::random_hex::<16>().map_err(|e| ApiError::internal(e.to_string()))?;
+    let up = state
+        .store
+        .create_upload(NewUpload {
+            upload_id,
+            machine_id: machine.machine_id.clone(),
+            rid,
+            length,
+            sha256,
+            at: now,
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "rid_conflict", e.to_string())
+            }
+            other => other.into(),
+        })?;
+    let path = part_path(state, &up.upload_id);
+    if up.completed_at.is_none() && !path.exists() {
+        std::fs::File::create(&path)
+            .map_err(|e| ApiError::internal(format!("create {}: {e}", path.display())))?;
+    }
+    let offset = if up.completed_at.is_some() {
+        up.length
+    } else {
+        up.received
+    };
+    let location = format!("/api/{}/uploads/{}", wire::API_VERSION, up.upload_id);
+    let h = tus_headers(&[("location", location), (tus::UPLOAD_OFFSET, offset.to_string())]);
+    tracing::info!(rid = %up.rid, upload = %up.upload_id, "upload created");
+    Ok((StatusCode::CREATED, h).into_response())
+}
+
+async fn owned_upload(state: &AppState, machine: &MachineRecord, id: &str) -> Result<UploadRecord, ApiError> {
+    match state.store.upload(id).await? {
+        Some(up) if up.machine_id == machine.machine_id => Ok(up),
+        _ => Err(ApiError::not_found(format!(
+            "upload {id} not found for this machine"
+        ))),
+    }
+}
+
+/// `HEAD /api/v1/uploads/{id}`.
+pub async fn head(state: &AppState, machine: &MachineRecord, id: &str) -> Result<Response, ApiError> {
+    let up = owned_upload(state, machine, id).await?;
+    let offset = if up.completed_at.is_some() {
+        up.length
+    } else {
+        up.received
+    };
+    let h = tus_headers(&[
+        (tus::UPLOAD_OFFSET, offset.to_string()),
+        (tus::UPLOAD_LENGTH, up.length.to_string()),
+    ]);
+    Ok((StatusCode::OK, h).into_response())
+}
+
+/// Holds an upload's in-process lock until dropped.
+struct UploadLock<'a> {
+    state: &'a AppState,
+    id: String,
+}
+
+impl Drop for UploadLock<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.state.upload_locks.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+fn lock_upload<'a>(state: &'a AppState, id: &str) -> Result<UploadLock<'a>, ApiError> {
+    let mut set = state
+        .upload_locks
+        .lock()
+        .map_err(|_| ApiError::internal("upload lock poisoned"))?;
+    if !set.insert(id.to_owned()) {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another request is writing this upload; wait for it, then HEAD and resume",
+        ));
+    }
+    Ok(UploadLock {
+        state,
+        id: id.to_owned(),
+    })
+}
+
+fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), ApiError> {
+    let Some(v) = h.get(tus::UPLOAD_CHECKSUM) else {
+        return Ok(());
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("malformed_header", "Upload-Checksum is not ASCII"))?;
+    let (alg, b64) = v.trim().split_once(' ').unwrap_or((v, ""));
+    if alg != "sha256" {
+        return Err(ApiError::bad_request(
+            "checksum_algorithm_unsupported",
+            format!("checksum algorithm {alg:?} is not supported; use sha256"),
+        ));
+    }
+    let expected = wire::decode_fixed::<32>("Upload-Checksum", b64)
+        .map_err(|e| ApiError::bad_request("malformed_header", e.to_string()))?;
+    if Sha256::digest(chunk).as_slice() != expected {
+        return Err(ApiError::new(
+            checksum_status(),
+            "checksum_mismatch",
+            "the chunk's SHA-256 does not match Upload-Checksum; nothing was written, send the chunk again",
+        ));
+    }
+    Ok(())
+}
+
+fn write_chunk(path: PathBuf, offset: u64, chunk: bytes::Bytes) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+    // Drop any tail a crashed earlier write left beyond the committed offset.
+    f.set_len(offset)?;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(&chunk)?;
+    f.sync_data()
+}
+
+fn file_sha256(path: PathBuf) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("{what}: {e}")))?
+        .map_err(|e| ApiError::internal(format!("{what}: {e}")))
+}
+
+/// `PATCH /api/v1/uploads/{id}`.
+pub async fn patch(
+    state: &AppState,
+    machine: &MachineRecord,
+    id: &str,
+    h: &HeaderMap,
+    chunk: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    require_tus(h)?;
+    if h.get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/offset+octet-stream")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            "send Content-Type: application/offset+octet-stream",
+        ));
+    }
+    let offset = header_u64(h, tus::UPLOAD_OFFSET)?;
+    let _lock = lock_upload(state, id)?;
+    let up = owned_upload(state, machine, id).await?;
+    if up.completed_at.is_some() {
+        return receipt_response(state, &up.rid).await;
+    }
+    if offset != up.received {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!(
+                "Upload-Offset is {offset} but the server has {} bytes; HEAD the upload and resume",
+                up.received
+            ),
+        ));
+    }
+    let end = offset.saturating_add(chunk.len() as u64);
+    if end > up.length {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_exceeds_length",
+            format!(
+                "the chunk would end at byte {end}, beyond Upload-Length {}",
+                up.length
+            ),
+        ));
+    }
+    check_chunk_checksum(h, &chunk)?;
+    let path = part_path(state, id);
+    blocking("write chunk", {
+        let path = path.clone();
+        move || write_chunk(path, offset, chunk)
+    })
+    .await?;
+    if !state.store.advance_upload(id, offset, end).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            "the upload moved; HEAD it and resume",
+        ));
+    }
+    state.metrics.add_upload_bytes(end - offset);
+    if end < up.length {
+        return Ok((
+            StatusCode::NO_CONTENT,
+            tus_headers(&[(tus::UPLOAD_OFFSET, end.to_string())]),
+        )
+            .into_response());
+    }
+    // Last chunk: the whole file must match the declared digest before anything is accepted.
+    let digest = blocking("hash packet", {
+        let path = path.clone();
+        move || file_sha256(path)
+    })
+    .await?;
+    if digest != up.sha256 {
+        blocking("reset upload", {
+            let path = path.clone();
+            move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(0))
+            }
+        })
+        .await?;
+        state.store.advance_upload(id, end, 0).await?;
+        return Err(ApiError::new(
+            checksum_status(),
+            "packet_checksum_mismatch",
+            "the received packet's SHA-256 differs from the sha256 declared at creation; the upload was reset to \
+             offset 0, send the packet again",
+        ));
+    }
+    let dest = packet_path(state, &up.rid);
+    blocking("store packet", move || std::fs::rename(path, dest)).await?;
+    let at = state.clock.now();
+    let receipt = Receipt {
+        rid: up.rid.clone(),
+        machine_id: up.machine_id.clone(),
+        sha256: up.sha256.clone(),
+        size: up.length,
+        received_at: at,
+    };
+    let signed =
+        SignedReceipt::sign(&receipt, &state.keys.signing).map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = serde_json::to_string(&signed).map_err(|e| ApiError::internal(e.to_string()))?;
+    state.store.complete_upload(id, &text, at.timestamp()).await?;
+    state.metrics.packet_received();
+    tracing::info!(rid = %up.rid, size = up.length, "packet received");
+    receipt_response(state, &up.rid).await
+}
+
+/// The stored signed receipt of a received packet, as a signed JSON response.
+pub async fn receipt_response(state: &AppState, rid: &Rid) -> Result<Response, ApiError> {
+    let p = state
+        .store
+        .packet(rid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("packet {rid} has not been completely received")))?;
+    let mut resp = crate::http::signed_body(state, StatusCode::OK, p.receipt.into_bytes());
+    resp.headers_mut()
+        .insert(tus::RESUMABLE, HeaderValue::from_static(wire::TUS_VERSION));
+    resp.headers_mut().insert(tus::UPLOAD_OFFSET, hv(p.size));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn metadata_round_trip() {
+        let rid: Rid = "10001100010000120261129080000".parse().unwrap();
+        let sha = "ab".repeat(32);
+        let (r, s) = parse_metadata(&wire::upload_metadata(&rid, &sha)).unwrap();
+        assert_eq!((r, s), (rid, sha));
+    }
+
+    #[test]
+    fn metadata_errors_are_typed() {
+        assert_eq!(parse_metadata("rid !!!").unwrap_err().code, "malformed_metadata");
+        assert_eq!(parse_metadata("").unwrap_err().code, "malformed_metadata");
+        let rid_only = format!("rid {}", wire::encode_b64(b"10001100010000120261129080000"));
+        assert_eq!(parse_metadata(&rid_only).unwrap_err().code, "malformed_metadata");
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_parser_never_panics(s in ".{0,300}") {
+            let _ = parse_metadata(&s);
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Test helpers: stores for both backends, a server on port 0, a signing station client.
+
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use tessera_packet::clock::{Clock as _, SystemClock};
+use tessera_packet::ids::MachineId;
+use tessera_packet::wire::{self, EnrolmentRequest, EnrolmentResponse};
+use tessera_server::settings::{Secret, Settings};
+use tessera_server::store::Store;
+use tessera_server::store::postgres::PgStore;
+use tessera_server::store::sqlite::SqliteStore;
+use tessera_server::{RunningServer, prepare, start};
+
+pub fn pg_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).unwrap();
+    hex::encode(b)
+}
+
+/// A fresh schema name for one test.
+pub fn fresh_schema() -> String {
+    format!("t_{}", random_hex(8))
+}
+
+/// Connects to PostgreSQL in a fresh schema, or returns None (printing a skip notice) when unreachable and
+/// TESSERA_TEST_REQUIRE_ALL is not 1.
+pub async fn pg_store() -> Option<(Arc<dyn Store>, String)> {
+    let schema = fresh_schema();
+    match PgStore::connect(&pg_url(), 4, Some(&schema)).await {
+        Ok(s) => Some((Arc::new(s), schema)),
+        Err(e) => {
+            if std::env::var("TESSERA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+                panic!("PostgreSQL required (TESSERA_TEST_REQUIRE_ALL=1) but unreachable: {e}");
+            }
+            eprintln!(
+                "SKIP: PostgreSQL unreachable at {} ({e}); set TESSERA_TEST_REQUIRE_ALL=1 to fail",
+                pg_url()
+            );
+            None
+        }
+    }
+}
+
+/// Drops a test schema.
+pub async fn drop_schema(schema: &str) {
+    let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+}
+
+pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("t.db"), &[9u8; 32]).unwrap();
+    (Arc::new(s), dir)
+}
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub admin_token: String,
+    pub schema: Option<String>,
+}
+
+impl TestServer {
+    /// Starts a server; None when the backend is Postgres and it is unreachable (skip).
+    pub async fn start(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            uin_pool_target: 200,
+            uin_pool_low_water: 50,
+            ..Settings::default()
+        };
+        let mut schema = None;
+        if backend == Backend::Postgres {
+            // Probe and create a schema; the server then connects with search_path through the URL options.
+            let (_, s) = pg_store().await?;
+            settings.database_url = Some(Secret::new(format!(
+                "{}?options=-c%20search_path%3D{s}",
+                pg_url()
+            )));
+            schema = Some(s);
+        }
+        tweak(&mut settings);
+        let state = prepare(settings, Arc::new(SystemClock)).await.unwrap();
+        let admin_token = state.keys.admin_token.expose().to_owned();
+        let server = start(state).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Some(Self {
+            server: Some(server),
+            base,
+            http: reqwest::Client::new(),
+            dir,
+            admin_token,
+            schema,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn server_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.server.as_ref().unwrap().state.keys.signing.verifying_key()
+    }
+
+    pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Enrols a new station key at `center` and returns the station.
+    pub async fn enrol(&self, center: &str) -> Station {
+        let key = SigningKey::from_bytes(&random_hex(32).as_bytes()[..32].try_into().unwrap());
+        let req = EnrolmentRequest::new(&key, center.parse().unwrap(), "test-station");
+        let resp = self
+            .http
+            .post(self.url("/api/v1/machines/enrol"))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let r: EnrolmentResponse = resp.json().await.unwrap();
+        Station {
+            key,
+            machine_id: r.machine_id,
+            base: self.base.clone(),
+            http: self.http.clone(),
+        }
+    }
+
+    /// Enrols and approves a station.
+    pub async fn active_station(&self, center: &str) -> Station {
+        let s = self.enrol(center).await;
+        let r = self
+            .admin_post(
+                &format!("/api/v1/admin/machines/{}/approve", s.machine_id),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        s
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.unwrap();
+        }
+        if let Some(schema) = &self.schema {
+            drop_schema(schema).await;
+        }
+    }
+}
+
+/// A station client that signs its requests.
+#[derive(Clone)]
+pub struct Station {
+    pub key: SigningKey,
+    pub machine_id: MachineId,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Station {
+    pub fn now() -> i64 {
+        SystemClock.now().timestamp()
+    }
+
+    /// Sends a signed request with the given timestamp and nonce.
+    pub async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timestamp: i64,
+        nonce: &str,
+    ) -> reqwest::Response {
+        let auth = wire::sign_request(&self.key, &self.machine_id, method, path, timestamp, nonce, &body);
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        for (k, v) in auth.headers() {
+            rb = rb.header(k, v);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        rb.body(body).send().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.send_with(method, path, headers, body, Self::now(), &random_hex(16))
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send("GET", path, &[], Vec::new()).await
+    }
+}
+
+/// Reads an error body and returns its code, checking the request id is echoed.
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let header_id = resp
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let body: wire::ErrorBody = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("status {status}, body {text:?} is not an ErrorBody: {e}"));
+    assert_eq!(
+        header_id.as_deref(),
+        Some(body.request_id.as_str()),
+        "request id echoed in header and body"
+    );
+    assert!(!body.message.is_empty());
+    body.code
+}

@@ -1,0 +1,15 @@
+//! Integration tests of tessera-server: the storage conformance suite (SQLite and PostgreSQL) and the HTTP API
+//! driven through real HTTP against a server on port 0.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod api;
+mod binary;
+mod common;
+mod pipeline;
+mod store;
+mod upload;

@@ -1,0 +1,433 @@
+//! The storage conformance suite: every test runs against SQLite and PostgreSQL.
+
+use tessera_packet::ids::Rid;
+use tessera_packet::wire::{MachineStatus, PacketStatus, SyncKind};
+use tessera_server::store::{NewMachine, NewUpload, Store, StoreError};
+
+use crate::common::{drop_schema, pg_store, sqlite_store};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _dir) = crate::common::sqlite_store();
+                    super::$name(store.as_ref()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((store, schema)) = crate::common::pg_store().await else { return };
+                    super::$name(store.as_ref()).await;
+                    crate::common::drop_schema(&schema).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_applied,
+    machine_enrolment_is_idempotent_and_numbered,
+    machine_status_changes_and_unknown_machine,
+    nonce_replay_detected_and_expired_nonces_forgotten,
+    sync_versions_grow_and_unchanged_items_do_not_bump,
+    sync_scopes_are_separate_and_pages_follow_cursor,
+    upload_create_is_idempotent_and_conflicts_are_refused,
+    upload_advance_is_compare_and_set_and_completion_records_packet,
+    uin_allocation_is_idempotent_distinct_and_atomic,
+    jobs_are_leased_reclaimed_after_expiry_and_finished_once,
+);
+
+fn key(n: u8) -> [u8; 32] {
+    [n; 32]
+}
+
+fn rid(machine: &str, seq: u32) -> Rid {
+    format!("10001{machine}{seq:05}20261129080000").parse().unwrap()
+}
+
+async fn migrations_applied(s: &dyn Store) {
+    assert_eq!(s.schema_version().await.unwrap(), 2);
+    s.ping().await.unwrap();
+}
+
+async fn machine_enrolment_is_idempotent_and_numbered(s: &dyn Store) {
+    let new = |k: u8| NewMachine {
+        center_id: "10001".parse().unwrap(),
+        name: format!("m{k}"),
+        public_key: key(k),
+        at: 100,
+    };
+    let (a, a_new) = s.enrol_machine(new(1)).await.unwrap();
+    let (b, _) = s.enrol_machine(new(2)).await.unwrap();
+    assert!(a_new);
+    assert_eq!(a.machine_id.as_str(), "10001");
+    assert_eq!(b.machine_id.as_str(), "10002");
+    assert_eq!(a.status, MachineStatus::Pending);
+    let again = s
+        .enrol_machine(NewMachine {
+            name: "renamed".into(),
+            at: 200,
+            ..new(1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        (a.clone(), false),
+        "same key gives the same machine, unchanged"
+    );
+    assert_eq!(s.list_machines(None).await.unwrap().len(), 2);
+    assert_eq!(
+        s.machine(&a.machine_id).await.unwrap().unwrap().public_key,
+        key(1)
+    );
+}
+
+async fn machine_status_changes_and_unknown_machine(s: &dyn Store) {
+    let (m, _) = s
+        .enrol_machine(NewMachine {
+            center_id: "10001".parse().unwrap(),
+            name: "x".into(),
+            public_key: key(3),
+            at: 1,
+        })
+        .await
+        .unwrap();
+    let a = s
+        .set_machine_status(&m.machine_id, MachineStatus::Active, None, 5)
+        .await
+        .unwrap();
+    assert_eq!((a.status, a.updated_at), (MachineStatus::Active, 5));
+    let sus = s
+        .set_machine_status(&m.machine_id, MachineStatus::Suspended, Some("stolen".into()), 6)
+        .await
+        .unwrap();
+    assert_eq!(sus.status_reason.as_deref(), Some("stolen"));
+    assert_eq!(
+        s.list_machines(Some(MachineStatus::Suspended))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.list_machines(Some(MachineStatus::Active))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = s
+        .set_machine_status(&"99999".parse().unwrap(), MachineStatus::Active, None, 7)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(s.machine(&"99999".parse().unwrap()).await.unwrap().is_none());
+}
+
+async fn nonce_replay_detected_and_expired_nonces_forgotten(s: &dyn Store) {
+    let m = "10001".parse().unwrap();
+    let other = "10002".parse().unwrap();
+    assert!(s.use_nonce(&m, "aaaa", 100, 10).await.unwrap());
+    assert!(!s.use_nonce(&m, "aaaa", 100, 20).await.unwrap(), "replay");
+    assert!(
+        s.use_nonce(&other, "aaaa", 100, 20).await.unwrap(),
+        "nonces are per machine"
+    );
+    // After expiry the nonce is purged (the timestamp check refuses such old requests anyway).
+    assert!(s.use_nonce(&m, "aaaa", 300, 200).await.unwrap());
+}
+
+async fn sync_versions_grow_and_unchanged_items_do_not_bump(s: &dyn Store) {
+    let k = SyncKind::MasterData;
+    let v1 = s
+        .put_sync_item(k, "", "centers/1", Some(serde_json::json!({"a": 1})))
+        .await
+        .unwrap()
+        .unwrap();
+    let v2 = s
+        .put_sync_item(k, "", "centers/2", Some(serde_json::json!({"a": 2})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v2 > v1);
+    assert_eq!(
+        s.put_sync_item(k, "", "centers/1", Some(serde_json::json!({"a": 1})))
+            .await
+            .unwrap(),
+        None
+    );
+    let v3 = s
+        .put_sync_item(k, "", "centers/1", Some(serde_json::json!({"a": 3})))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v3 > v2);
+    let v4 = s.put_sync_item(k, "", "centers/2", None).await.unwrap().unwrap();
+    assert_eq!(
+        s.put_sync_item(k, "", "centers/2", None).await.unwrap(),
+        None,
+        "deleting twice is a no-op"
+    );
+    assert_eq!(s.put_sync_item(k, "", "never", None).await.unwrap(), None);
+    let items = s.sync_items(k, "", 0, 10).await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!((items[0].key.as_str(), items[0].version), ("centers/1", v3));
+    assert_eq!(items[0].body, serde_json::json!({"a": 3}));
+    assert_eq!(
+        (items[1].key.as_str(), items[1].deleted, items[1].version),
+        ("centers/2", true, v4)
+    );
+    assert!(items[1].body.is_null());
+}
+
+async fn sync_scopes_are_separate_and_pages_follow_cursor(s: &dyn Store) {
+    for i in 0..5 {
+        s.put_sync_item(
+            SyncKind::Operators,
+            "10001",
+            &format!("op{i}"),
+            Some(serde_json::json!(i)),
+        )
+        .await
+        .unwrap();
+    }
+    s.put_sync_item(SyncKind::Operators, "10002", "other", Some(serde_json::json!(0)))
+        .await
+        .unwrap();
+    s.put_sync_item(SyncKind::UiSpec, "", "NEW", Some(serde_json::json!({})))
+        .await
+        .unwrap();
+    let p1 = s.sync_items(SyncKind::Operators, "10001", 0, 2).await.unwrap();
+    assert_eq!(
+        p1.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["op0", "op1"]
+    );
+    let p2 = s
+        .sync_items(SyncKind::Operators, "10001", p1[1].version, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        p2.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["op2", "op3", "op4"]
+    );
+    assert!(
+        s.sync_items(SyncKind::Operators, "10001", p2[2].version, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.sync_items(SyncKind::Operators, "10002", 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(s.sync_items(SyncKind::UiSpec, "", 0, 10).await.unwrap().len(), 1);
+}
+
+fn upload(id: &str, machine: &str, seq: u32, len: u64, sha: &str) -> NewUpload {
+    NewUpload {
+        upload_id: id.into(),
+        machine_id: machine.parse().unwrap(),
+        rid: rid(machine, seq),
+        length: len,
+        sha256: sha.into(),
+        at: 1000,
+    }
+}
+
+async fn upload_create_is_idempotent_and_conflicts_are_refused(s: &dyn Store) {
+    let sha = "ab".repeat(32);
+    let a = s.create_upload(upload("u1", "10001", 1, 10, &sha)).await.unwrap();
+    assert_eq!(
+        (a.upload_id.as_str(), a.received, a.completed_at),
+        ("u1", 0, None)
+    );
+    let again = s.create_upload(upload("u2", "10001", 1, 10, &sha)).await.unwrap();
+    assert_eq!(again.upload_id, "u1", "retry finds the first upload");
+    let err = s
+        .create_upload(upload("u3", "10001", 1, 11, &sha))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    let err = s
+        .create_upload(upload("u4", "10001", 1, 10, &"cd".repeat(32)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(s.upload("u3").await.unwrap().is_none(), "nothing half-written");
+    assert_eq!(s.uploads_since(&"10001".parse().unwrap(), 1000).await.unwrap(), 1);
+    assert_eq!(s.uploads_since(&"10001".parse().unwrap(), 1001).await.unwrap(), 0);
+}
+
+async fn upload_advance_is_compare_and_set_and_completion_records_packet(s: &dyn Store) {
+    let sha = "ab".repeat(32);
+    s.create_upload(upload("u1", "10001", 2, 10, &sha)).await.unwrap();
+    assert!(s.advance_upload("u1", 0, 4).await.unwrap());
+    assert!(
+        !s.advance_upload("u1", 0, 4).await.unwrap(),
+        "stale offset refused"
+    );
+    let err = s.complete_upload("u1", "{}", 2000).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { .. }),
+        "incomplete upload cannot complete: {err}"
+    );
+    assert!(s.advance_upload("u1", 4, 10).await.unwrap());
+    let p = s.complete_upload("u1", "{\"r\":1}", 2000).await.unwrap();
+    assert_eq!(
+        (p.status, p.size, p.receipt.as_str(), p.received_at),
+        (PacketStatus::Received, 10, "{\"r\":1}", 2000)
+    );
+    let again = s.complete_upload("u1", "{\"r\":2}", 3000).await.unwrap();
+    assert_eq!(again, p, "completion is idempotent");
+    assert!(
+        !s.advance_upload("u1", 10, 0).await.unwrap(),
+        "a completed upload no longer moves"
+    );
+    assert_eq!(s.packet(&rid("10001", 2)).await.unwrap().unwrap(), p);
+    assert!(s.packet(&rid("10001", 3)).await.unwrap().is_none());
+    assert_eq!(s.upload("u1").await.unwrap().unwrap().completed_at, Some(2000));
+}
+
+async fn uin_allocation_is_idempotent_distinct_and_atomic(s: &dyn Store) {
+    let uins: Vec<(String, i64)> = (0..5)
+        .map(|i| (format!("2{i}00000000"), 5 - i64::from(i)))
+        .chain([("2500000000".into(), 9)])
+        .collect();
+    assert_eq!(s.add_uins(uins.clone()).await.unwrap(), 6);
+    assert_eq!(s.add_uins(uins).await.unwrap(), 0, "duplicates ignored");
+    assert_eq!(s.uins_available().await.unwrap(), 6);
+    let a = s
+        .allocate_uins(vec![rid("10001", 1), rid("10001", 2)], 10)
+        .await
+        .unwrap();
+    assert_ne!(a[0].1, a[1].1);
+    assert_eq!(a[0].1, "2400000000", "lowest pick first");
+    let dup = s
+        .allocate_uins(vec![rid("10001", 9), rid("10001", 9)], 11)
+        .await
+        .unwrap();
+    assert_eq!(dup[0].1, dup[1].1, "a RID twice in one batch gets one UIN");
+    let again = s.allocate_uins(vec![rid("10001", 1)], 11).await.unwrap();
+    assert_eq!(again[0].1, a[0].1, "same RID, same UIN");
+    assert_eq!(s.uins_available().await.unwrap(), 3);
+    let rids: Vec<Rid> = (3..9).map(|i| rid("10001", i)).collect();
+    let err = s.allocate_uins(rids, 12).await.unwrap_err();
+    assert!(matches!(err, StoreError::PoolEmpty), "{err}");
+    assert_eq!(
+        s.uins_available().await.unwrap(),
+        3,
+        "a failed batch allocates nothing"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
+    let (store, dir) = sqlite_store();
+    store
+        .put_sync_item(
+            SyncKind::MasterData,
+            "",
+            "secret-marker",
+            Some(serde_json::json!("visible?")),
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let path = dir.path().join("t.db");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!bytes.starts_with(b"SQLite format 3"), "header must be encrypted");
+    assert!(!bytes.windows(13).any(|w| w == b"secret-marker"));
+    let err = tessera_server::store::sqlite::SqliteStore::open(&path, &[1u8; 32]).unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey { .. }), "{err}");
+    let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
+    assert_eq!(
+        reopened.schema_version().await.unwrap(),
+        2,
+        "reopening does not re-migrate"
+    );
+}
+
+#[tokio::test]
+async fn postgres_concurrent_allocation_never_gives_one_uin_twice() {
+    let Some((store, schema)) = pg_store().await else {
+        return;
+    };
+    let uins: Vec<(String, i64)> = (0..400).map(|i| (format!("3{i:09}"), i)).collect();
+    store.add_uins(uins).await.unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8u32 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..40u32 {
+                // Every worker also asks for RIDs the others ask for: each RID must still get one UIN.
+                let r = rid("10001", (i * 8 + w) % 200 + 1);
+                got.extend(s.allocate_uins(vec![r], 1).await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut by_rid = std::collections::HashMap::new();
+    for t in tasks {
+        for (r, u) in t.await.unwrap() {
+            let prev = by_rid.insert(r.clone(), u.clone());
+            if let Some(p) = prev {
+                assert_eq!(p, u, "RID {r} got two UINs");
+            }
+        }
+    }
+    let distinct: std::collections::HashSet<_> = by_rid.values().collect();
+    assert_eq!(distinct.len(), by_rid.len(), "no UIN given to two RIDs");
+    assert_eq!(store.uins_available().await.unwrap(), 400 - by_rid.len() as u64);
+    drop_schema(&schema).await;
+}
+
+async fn jobs_are_leased_reclaimed_after_expiry_and_finished_once(s: &dyn Store) {
+    let sha = "ab".repeat(32);
+    for (i, id) in [(1, "j1"), (2, "j2")] {
+        s.create_upload(upload(id, "10001", i, 4, &sha)).await.unwrap();
+        assert!(s.advance_upload(id, 0, 4).await.unwrap());
+        s.complete_upload(id, "{}", 100 + i64::from(i)).await.unwrap();
+    }
+    let first = s.claim_job("w1", 200, 60).await.unwrap().unwrap();
+    assert_eq!(first, rid("10001", 1), "oldest first");
+    assert_eq!(
+        s.packet(&first).await.unwrap().unwrap().status,
+        PacketStatus::Processing
+    );
+    let second = s.claim_job("w2", 200, 60).await.unwrap().unwrap();
+    assert_eq!(second, rid("10001", 2), "a leased job is skipped");
+    assert!(s.claim_job("w3", 210, 60).await.unwrap().is_none());
+    // w1 "dies": after its lease the job is taken again.
+    let again = s.claim_job("w3", 261, 60).await.unwrap().unwrap();
+    assert_eq!(again, first);
+    s.finish_job(
+        &again,
+        PacketStatus::Quarantined,
+        Some("verify:bad_signature".into()),
+        270,
+    )
+    .await
+    .unwrap();
+    let p = s.packet(&again).await.unwrap().unwrap();
+    assert_eq!(
+        (p.status, p.reason.as_deref()),
+        (PacketStatus::Quarantined, Some("verify:bad_signature"))
+    );
+    s.finish_job(&second, PacketStatus::Processed, None, 270)
+        .await
+        .unwrap();
+    assert!(
+        s.claim_job("w3", 10_000, 60).await.unwrap().is_none(),
+        "finished jobs are never claimed again"
+    );
+}
