@@ -1,3 +1,3 @@
-//! End-to-end tests across Tessera's crates and processes live in `tests/it/`; this library holds the
-//! helpers they share (starting servers, simulators and stations as processes).
+//! End-to-end tests across Tessera's crates and processes live in `tests/it/`; the `tessera-demo` binary
+//! (the README's first command) lives in `src/bin/`.
 #![deny(missing_docs)]

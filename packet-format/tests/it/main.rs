@@ -1,6 +1,12 @@
 //! Integration tests of the sealed packet: round trips, tampering, interop with the `age` tool, committed
 //! test vectors and the command-line tool.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code"
+)]
 
 mod cli;
 mod interop;
