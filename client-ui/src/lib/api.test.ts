@@ -45,6 +45,23 @@ describe('HTTP bridge transport', () => {
 });
 
 describe('transport detection', () => {
+  it('uses the bridge with the token from the fragment, read at call time', async () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => store.set(k, v) };
+    const loc = { hash: '' };
+    const f = fakeFetch(200, { kind: 'done' });
+    const orig = globalThis.fetch;
+    globalThis.fetch = f as any;
+    try {
+      const t = detectTransport({ location: loc, sessionStorage: storage });
+      loc.hash = '#token=beef';
+      await t.command({ op: 'logout' });
+      expect((f.mock.calls[0][1]!.headers as Record<string, string>)['x-tessera-token']).toBe('beef');
+    } finally {
+      globalThis.fetch = orig;
+    }
+  });
+
   it('uses Tauri invoke when the shell is present', async () => {
     const invoke = vi.fn(async () => ({ kind: 'done' }));
     const t = detectTransport({ __TAURI_INTERNALS__: { invoke }, location: { hash: '' }, sessionStorage: window.sessionStorage });

@@ -55,13 +55,15 @@ export function bridgeToken(loc: Location = window.location, store: Storage = wi
   return store.getItem('tessera.token') ?? '';
 }
 
-export function httpTransport(token: string, base = '', fetchFn: typeof fetch = fetch.bind(globalThis)): Transport {
+/** HTTP bridge transport; `token` may be a function so a token arriving later (new URL fragment) is used. */
+export function httpTransport(token: string | (() => string), base = '', fetchFn: typeof fetch = fetch.bind(globalThis)): Transport {
   const send = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     let res: Response;
+    const tok = typeof token === 'function' ? token() : token;
     try {
       res = await fetchFn(base + path, {
         method,
-        headers: { 'content-type': 'application/json', 'x-tessera-token': token },
+        headers: { 'content-type': 'application/json', 'x-tessera-token': tok },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
@@ -90,7 +92,7 @@ export function httpTransport(token: string, base = '', fetchFn: typeof fetch = 
 /** Picks the transport for where the UI runs. */
 export function detectTransport(w: any = window): Transport {
   if (w.__TAURI_INTERNALS__?.invoke) return tauriTransport(w.__TAURI_INTERNALS__.invoke);
-  return httpTransport(bridgeToken(w.location, w.sessionStorage));
+  return httpTransport(() => bridgeToken(w.location, w.sessionStorage));
 }
 
 let current: Transport | null = null;
