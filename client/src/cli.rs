@@ -109,6 +109,11 @@ enum Cmd {
         #[arg(long)]
         receipt: Option<PathBuf>,
     },
+    /// List your unfinished drafts (continue one with `register --draft <id>`).
+    Drafts {
+        #[command(flatten)]
+        auth: Auth,
+    },
     /// Supervisors: list packets waiting for approval, approve or reject them.
     Approve {
         #[command(flatten)]
@@ -377,6 +382,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 receipt.as_deref(),
                 cli.json,
             )?;
+        }
+        Cmd::Drafts { auth } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::MyDrafts)?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else if let Output::Drafts(ds) = out {
+                say(&format!("{} unfinished draft(s):", ds.len()));
+                for d in ds {
+                    say(&format!(
+                        "  draft {:<5} {:<6} last saved {}",
+                        d.id,
+                        d.process,
+                        d.updated_at.format("%Y-%m-%d %H:%M")
+                    ));
+                }
+            }
         }
         Cmd::Approve {
             auth,

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use ed25519_dalek::Signer;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use tessera_packet::ids::Rid;
 use tessera_packet::types::{
     AuditEvent, BioAttribute, BioException, BiometricRecord, Consent, DeviceRef, Document, Meta, Modality,
@@ -965,8 +966,10 @@ impl Station {
             rid: rid.to_string(),
             detail: format!("{e} [{}]", e.kind()),
         };
-        tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
-        let digest = tessera_packet::read_file(path).map_err(pkt)?.manifest_digest();
+        let manifest =
+            tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
+        // The digest of the manifest exactly as written (serialisation is deterministic).
+        let digest = tessera_packet::manifest::manifest_digest(&manifest.to_bytes().map_err(pkt)?);
         let key = &self.session()?.signing_key;
         let signoff =
             SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, &digest, key).map_err(pkt)?;
@@ -1307,8 +1310,14 @@ impl Station {
 
     /// The packet queue, optionally of one state, oldest first.
     pub fn queue(&self, state_filter: Option<&str>, limit: u32, offset: u32) -> Result<Vec<PacketSummary>> {
-        let sql = "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
-                   WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at, rid LIMIT ?2 OFFSET ?3";
+        // Two statements, so the (state, created_at) index serves the filtered listing.
+        let sql = if state_filter.is_some() {
+            "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
+             WHERE state = ?1 ORDER BY created_at, rid LIMIT ?2 OFFSET ?3"
+        } else {
+            "SELECT rid, process, state, operator_id, created_at, size, supervisor_id, reason, sha256 FROM packets
+             WHERE ?1 IS NULL ORDER BY created_at, rid LIMIT ?2 OFFSET ?3"
+        };
         let mut st = self
             .store
             .conn()
@@ -1337,6 +1346,17 @@ impl Station {
 /// Checks an export folder's manifest signature and every file's size and hash; returns the manifest.
 pub fn verify_export(manifest_path: &Path) -> Result<ExportManifest> {
     use base64::Engine;
+    let meta = std::fs::metadata(manifest_path)
+        .map_err(StationError::io("reading the export manifest", manifest_path))?;
+    if meta.len() > 16 * 1024 * 1024 {
+        return Err(StationError::Packet {
+            rid: String::new(),
+            detail: format!(
+                "export manifest {} is larger than 16 MiB",
+                manifest_path.display()
+            ),
+        });
+    }
     let bytes = std::fs::read(manifest_path)
         .map_err(StationError::io("reading the export manifest", manifest_path))?;
     let sig_path = manifest_path.with_extension("sig");
@@ -1367,9 +1387,13 @@ pub fn verify_export(manifest_path: &Path) -> Result<ExportManifest> {
         if e.file.contains('/') || e.file.contains('\\') || e.file.starts_with('.') {
             return Err(bad(format!("manifest entry {} has an unsafe file name", e.rid)));
         }
-        let data = std::fs::read(dir.join(&e.file))
-            .map_err(StationError::io("reading an exported packet", dir.join(&e.file)))?;
-        if u64::try_from(data.len()).unwrap_or(0) != e.size || hex::encode(sha256(&data)) != e.sha256 {
+        let path = dir.join(&e.file);
+        let mut f =
+            std::fs::File::open(&path).map_err(StationError::io("reading an exported packet", &path))?;
+        let mut hasher = sha2::Sha256::new();
+        let size = std::io::copy(&mut f, &mut hasher)
+            .map_err(StationError::io("reading an exported packet", &path))?;
+        if size != e.size || hex::encode(hasher.finalize()) != e.sha256 {
             return Err(StationError::Packet {
                 rid: e.rid.clone(),
                 detail: "exported file does not match the manifest".into(),

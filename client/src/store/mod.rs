@@ -121,6 +121,12 @@ const MIGRATIONS: &[&str] = &[
         added_at TEXT NOT NULL
     );
     "#,
+    // 3: queue listings ordered by (created_at, rid) straight from an index, filtered or not
+    r#"
+    DROP INDEX IF EXISTS packets_state_created;
+    CREATE INDEX IF NOT EXISTS packets_state_created_rid ON packets(state, created_at, rid);
+    CREATE INDEX IF NOT EXISTS packets_created_rid ON packets(created_at, rid);
+    "#,
 ];
 
 /// The newest schema version this build knows.

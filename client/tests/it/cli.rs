@@ -194,6 +194,12 @@ fn mistakes_get_clear_messages_and_exit_codes() {
         t.contains("email") && t.contains("fullName [fra]") && t.contains("--draft"),
         "{t}"
     );
+    let o = run(&home, "demo-officer-pass", &["drafts", "-o", "officer1"]);
+    assert!(
+        text(&o).contains("1 unfinished draft(s)") && text(&o).contains("NEW"),
+        "{}",
+        text(&o)
+    );
     // A plain SQLite file in place of the store.
     std::fs::remove_file(home.join("station.db")).unwrap();
     let _ = std::fs::remove_file(home.join("station.db-wal"));
