@@ -25,6 +25,7 @@ const bridge = await startBridge(home);
 const browser = await launchBrowser();
 let failed = false;
 const metrics = {};
+let earlierTimes = [];
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => console.log('page error:', e.message));
@@ -156,7 +157,28 @@ try {
     await page.getByLabel('لغة الواجهة').selectOption('eng');
   });
 
-  const times = await page.evaluate(() => window.__tesseraScreenTimes ?? []);
+  await step('a draft survives a closed window and resumes where the officer stopped', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await login(page, OFFICER);
+    await page.getByRole('button', { name: 'New registration' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('The resident agrees').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('checkbox', { name: 'fra' }).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await fillDemographics(page);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    earlierTimes = await page.evaluate(() => window.__tesseraScreenTimes ?? []);
+    await page.reload(); // the window closes; the token stays in this tab's session storage
+    await login(page, OFFICER);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    assert.equal(await page.locator('#f-fullName-fra').inputValue(), 'Amina Diallo');
+    assert.equal(await page.locator('#f-city').inputValue(), 'HLB');
+  });
+
+  const times = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
   metrics.screenChanges = times.length;
   metrics.screenChangeMaxMs = Math.round(Math.max(...times.map((t) => t.ms)));
   metrics.screenChangeMedianMs = Math.round(times.map((t) => t.ms).sort((a, b) => a - b)[Math.floor(times.length / 2)]);
