@@ -159,6 +159,16 @@ enum Cmd {
         #[arg(long)]
         operators: Option<PathBuf>,
     },
+    /// Serve the station's front end and command table on a loopback address for a browser (prints the URL,
+    /// which carries the per-launch token).
+    Ui {
+        /// Address to listen on (loopback only; port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Built front end folder.
+        #[arg(long, env = "TESSERA_UI_DIST", default_value = "client-ui/dist")]
+        dist: PathBuf,
+    },
     /// Print the Argon2id hash of a password, for building an operators file before sync exists.
     HashPassword {
         /// Read the password from this file (first line) instead of TESSERA_STATION_PASSWORD or the terminal.
@@ -289,6 +299,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let home = cli.home.clone();
     match cli.command {
+        Cmd::Ui { listen, dist } => {
+            let bridge = tessera_station::bridge::Bridge::bind(
+                tessera_station::bridge::BridgeConfig {
+                    home: home.clone(),
+                    listen,
+                    dist: Some(dist),
+                },
+                clock,
+            )?;
+            say(&format!("Station UI: {}", bridge.url()));
+            bridge.run()?;
+        }
         Cmd::Init {
             center,
             machine,

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod bridge;
 pub mod commands;
 pub mod crypto;
 pub mod documents;

@@ -8,3 +8,4 @@
 )]
 
 mod demo;
+mod ui;

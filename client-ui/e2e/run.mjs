@@ -1,0 +1,200 @@
+// End-to-end: the built front end in headless Chromium against the real bridge and station core.
+// Usage: npm run build && npm run e2e   (needs target/debug/tessera-station, or TESSERA_STATION_BIN)
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, login, startBridge } from './harness.mjs';
+
+const results = [];
+async function step(name, f) {
+  const t = Date.now();
+  try {
+    await f();
+    results.push({ name, ok: true, ms: Date.now() - t });
+    console.log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, error: String(e) });
+    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
+    throw e;
+  }
+}
+
+const home = initStation();
+const bridge = await startBridge(home);
+const browser = await launchBrowser();
+let failed = false;
+const metrics = {};
+let earlierTimes = [];
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.log('page error:', e.message));
+
+  await step('without the token the API refuses (401) and the UI says so', async () => {
+    await page.goto(bridge.origin + '/');
+    await page.getByLabel('Operator id').fill(OFFICER.id);
+    await page.getByLabel('Password').fill(OFFICER.pw);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByTestId('login-error').getByText('without the station').waitFor();
+    const r = await page.request.post(bridge.origin + '/api/command', { data: { op: 'status' } });
+    assert.equal(r.status(), 401);
+  });
+
+  await step('first paint after launch', async () => {
+    const navStart = Date.now();
+    await page.goto(bridge.url);
+    await page.getByRole('heading', { name: 'Operator login' }).waitFor();
+    const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null);
+    metrics.firstContentfulPaintMs = fcp && Math.round(fcp);
+    metrics.loginVisibleAfterNavigationMs = Date.now() - navStart;
+    metrics.loginVisibleAfterBridgeLaunchMs = Date.now() - bridge.launchedAt;
+    assert.ok(fcp !== null && fcp <= 1000, `first contentful paint ${fcp} ms`);
+  });
+
+  await step('wrong password shows the core message', async () => {
+    await page.getByLabel('Operator id').fill(OFFICER.id);
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    const msg = await page.getByTestId('login-error').textContent();
+    assert.match(msg, /password/i);
+  });
+
+  await step('officer logs in and sees the dashboard', async () => {
+    await login(page, OFFICER);
+    assert.equal(await page.getByTestId('count-drafts').locator('.n').textContent(), '0');
+  });
+
+  let rid = '';
+  await step('full registration with the keyboard-driven wizard', async () => {
+    await page.getByRole('button', { name: 'New registration' }).click();
+    await page.getByTestId('step-title').getByText('Process').waitFor();
+    // Keyboard only: focus starts on the step heading; Tab to the process choice, Tab to Next, Enter.
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'wizard-heading');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('name')), 'process');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('step-title').getByText('Consent').waitFor();
+    // Next without consent: the message says why.
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('wizard-error').getByText('Consent is required').waitFor();
+    await page.getByLabel('The resident agrees').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Languages').waitFor();
+    await page.getByRole('checkbox', { name: 'fra' }).check(); // secondary language, side by side
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    // focus moved to the step heading for keyboard and screen-reader users
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'wizard-heading');
+    await fillDemographics(page);
+  });
+
+  await step('invalid field shows its message live and blocks the step', async () => {
+    await page.locator('#f-email').fill('not-an-email');
+    await page.locator('#f-email').blur();
+    await page.getByTestId('error-email').getByText('is not valid').waitFor();
+    assert.equal(await page.locator('#f-email').getAttribute('aria-invalid'), 'true');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('wizard-error').waitFor();
+    assert.equal(await page.getByTestId('step-title').textContent(), 'Demographics');
+    await page.locator('#f-fullName-fra').fill('Am1na');
+    await page.locator('#f-fullName-fra').blur();
+    await page.getByTestId('error-fullName').filter({ hasText: 'not valid' }).waitFor();
+    await page.locator('#f-fullName-fra').fill('Amina Diallo');
+    await page.locator('#f-email').fill('amina@example.org');
+    await page.locator('#f-email').blur();
+    assert.equal(await page.getByTestId('error-email').textContent(), '');
+  });
+
+  await step('documents, capture records, review, sign-off, acknowledgement', async () => {
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    await page.locator('#dt-proofOfAddress').selectOption('DOC002');
+    await page.locator('#dr-proofOfAddress').fill('BILL-2026-001');
+    await page.locator('#df-proofOfAddress').setInputFiles(join(DEMO, 'proof-of-address.pdf'));
+    await page.getByTestId('imported-proofOfAddress').or(page.getByTestId('wizard-error')).waitFor();
+    const err = page.getByTestId('wizard-error');
+    if (await err.count()) assert.fail(`document import failed: ${await err.textContent()}`);
+    await page.locator('#dt-proofOfIdentity').selectOption('DOC001');
+    await page.locator('#df-proofOfIdentity').setInputFiles(join(DEMO, 'passport.png'));
+    await page.getByTestId('imported-proofOfIdentity').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Biometrics').waitFor();
+    const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
+    await page.locator('#bio-files').setInputFiles(caps);
+    await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('review-ready').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Confirm and sign' }).click();
+    rid = (await page.getByTestId('rid').textContent()).trim();
+    assert.match(rid, /^\d{29}$/);
+    await page.getByRole('button', { name: 'Back to dashboard' }).click();
+    await page.getByTestId('count-awaiting').getByText('1').waitFor();
+  });
+
+  await step('supervisor approves the packet', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByRole('heading', { name: 'Operator login' }).waitFor();
+    await login(page, SUPERVISOR);
+    await page.getByRole('button', { name: 'Approvals' }).click();
+    const row = page.locator(`tr[data-rid="${rid}"]`);
+    await row.waitFor();
+    // Rejecting without a reason is refused with a message.
+    await row.getByRole('button', { name: 'Reject' }).click();
+    await page.getByText('Choose a reason to reject.').waitFor();
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await page.getByTestId('decision').getByText(`Approved ${rid}`).waitFor();
+    await page.getByText('Nothing awaits approval.').waitFor();
+    await page.getByRole('button', { name: 'Dashboard' }).click();
+    await page.getByTestId('count-queued').getByText('1').waitFor();
+  });
+
+  await step('Arabic switches the layout to right-to-left', async () => {
+    await page.getByRole('button', { name: 'Settings' }).click();
+    await page.getByLabel('Interface language').selectOption('ara');
+    assert.equal(await page.evaluate(() => document.documentElement.dir), 'rtl');
+    await page.getByLabel('لغة الواجهة').selectOption('eng');
+  });
+
+  await step('a draft survives a closed window and resumes where the officer stopped', async () => {
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await login(page, OFFICER);
+    await page.getByRole('button', { name: 'New registration' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('The resident agrees').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('checkbox', { name: 'fra' }).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await fillDemographics(page);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    earlierTimes = await page.evaluate(() => window.__tesseraScreenTimes ?? []);
+    await page.reload(); // the window closes; the token stays in this tab's session storage
+    await login(page, OFFICER);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    assert.equal(await page.locator('#f-fullName-fra').inputValue(), 'Amina Diallo');
+    assert.equal(await page.locator('#f-city').inputValue(), 'HLB');
+  });
+
+  const times = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
+  metrics.screenChanges = times.length;
+  metrics.screenChangeMaxMs = Math.round(Math.max(...times.map((t) => t.ms)));
+  metrics.screenChangeMedianMs = Math.round(times.map((t) => t.ms).sort((a, b) => a - b)[Math.floor(times.length / 2)]);
+  assert.ok(metrics.screenChangeMaxMs <= 100, `slowest screen change ${metrics.screenChangeMaxMs} ms`);
+} catch {
+  failed = true;
+} finally {
+  await browser.close();
+  bridge.stop();
+  cleanup(home);
+}
+
+const js = readdirSync(join(UI, 'dist/assets')).filter((f) => f.endsWith('.js') || f.endsWith('.css'));
+metrics.bundleGzipBytes = js.reduce((n, f) => n + gzipSync(readFileSync(join(UI, 'dist/assets', f))).length, 0);
+if (metrics.bundleGzipBytes > 500 * 1024) failed = true;
+mkdirSync(join(UI, 'e2e/out'), { recursive: true });
+writeFileSync(join(UI, 'e2e/out/metrics.json'), JSON.stringify({ results, metrics }, null, 2));
+console.log(JSON.stringify(metrics));
+process.exit(failed ? 1 : 0);

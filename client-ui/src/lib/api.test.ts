@@ -1,0 +1,79 @@
+import { describe, expect, it, vi } from 'vitest';
+import { StationError, bridgeToken, detectTransport, httpTransport } from './api';
+
+function fakeFetch(status: number, body: unknown) {
+  return vi.fn(async (_url: string, _init?: RequestInit) => new Response(JSON.stringify(body), { status }));
+}
+
+describe('HTTP bridge transport', () => {
+  it('sends the token header and the command as JSON', async () => {
+    const f = fakeFetch(200, { kind: 'status', output: { operator: 'officer1' } });
+    const out = await httpTransport('abc', '', f as any).command({ op: 'status' });
+    expect(out.kind).toBe('status');
+    const [url, init] = f.mock.calls[0];
+    expect(url).toBe('/api/command');
+    expect((init!.headers as Record<string, string>)['x-tessera-token']).toBe('abc');
+    expect(JSON.parse(init!.body as string)).toEqual({ op: 'status' });
+  });
+
+  it('turns a CommandError body into a typed StationError', async () => {
+    const f = fakeFetch(422, { code: 'VALIDATION', message: 'bad', fields: [{ field: 'email', code: 'INVALID', message: 'x' }] });
+    const e = await httpTransport('t', '', f as any).command({ op: 'saveAnswers' }).catch((x) => x);
+    expect(e).toBeInstanceOf(StationError);
+    expect(e.code).toBe('VALIDATION');
+    expect(e.fields[0].field).toBe('email');
+    expect(e.status).toBe(422);
+  });
+
+  it('401 means a missing token', async () => {
+    const e = await httpTransport('', '', fakeFetch(401, { error: 'missing' }) as any).login('a', 'b').catch((x) => x);
+    expect(e.code).toBe('BRIDGE_TOKEN');
+  });
+
+  it('an unreachable bridge is an IO error, not a crash', async () => {
+    const f = vi.fn(async () => { throw new TypeError('failed to fetch'); });
+    const e = await httpTransport('t', '', f as any).form('NEW').catch((x) => x);
+    expect(e.code).toBe('IO');
+  });
+
+  it('reads the token from the URL fragment and remembers it', () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => store.set(k, v) } as any;
+    expect(bridgeToken({ hash: '#token=00ff' } as any, storage)).toBe('00ff');
+    expect(bridgeToken({ hash: '' } as any, storage)).toBe('00ff');
+  });
+});
+
+describe('transport detection', () => {
+  it('uses the bridge with the token from the fragment, read at call time', async () => {
+    const store = new Map<string, string>();
+    const storage = { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => store.set(k, v) };
+    const loc = { hash: '' };
+    const f = fakeFetch(200, { kind: 'done' });
+    const orig = globalThis.fetch;
+    globalThis.fetch = f as any;
+    try {
+      const t = detectTransport({ location: loc, sessionStorage: storage });
+      loc.hash = '#token=beef';
+      await t.command({ op: 'logout' });
+      expect((f.mock.calls[0][1]!.headers as Record<string, string>)['x-tessera-token']).toBe('beef');
+    } finally {
+      globalThis.fetch = orig;
+    }
+  });
+
+  it('uses Tauri invoke when the shell is present', async () => {
+    const invoke = vi.fn(async () => ({ kind: 'done' }));
+    const t = detectTransport({ __TAURI_INTERNALS__: { invoke }, location: { hash: '' }, sessionStorage: window.sessionStorage });
+    await t.command({ op: 'logout' });
+    expect(invoke).toHaveBeenCalledWith('command', { cmd: { op: 'logout' } });
+  });
+
+  it('Tauri errors become StationErrors', async () => {
+    const invoke = vi.fn(async () => { throw { code: 'WRONG_PASSWORD', message: 'wrong password' }; });
+    const t = detectTransport({ __TAURI_INTERNALS__: { invoke }, location: { hash: '' }, sessionStorage: window.sessionStorage });
+    const e = await t.login('a', 'b').catch((x) => x);
+    expect(e).toBeInstanceOf(StationError);
+    expect(e.code).toBe('WRONG_PASSWORD');
+  });
+});
