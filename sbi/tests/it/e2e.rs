@@ -615,3 +615,61 @@ async fn port_closing_mid_response_and_bad_json_are_typed() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Protocol { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn shipped_synthetic_source_serves_decodable_iso_records() {
+    let mut cfg = SimConfig::from_port(0);
+    cfg.alg = Alg::EdDsa;
+    cfg.person_id = 42;
+    let sim = sim::start(cfg, Arc::new(SystemClock), sim::default_image_source().unwrap())
+        .await
+        .unwrap();
+    let mut trust = TrustStore::new();
+    trust.add_pem(sim.ca_pem()).unwrap();
+    let client = SbiClient::new(ClientConfig::default(), Arc::new(trust), Arc::new(SystemClock)).unwrap();
+    let port = sim.port_of(DeviceKind::FingerSlap).unwrap();
+    let dev = client
+        .discover_port(port, tessera_sbi::protocol::DiscoverType::Finger)
+        .await
+        .unwrap()
+        .remove(0);
+    let spec = capture_spec_for(&dev, DeviceSubId::Both, txn(), vec![], 1, Duration::from_secs(60));
+    let first = client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
+    let second = client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
+    for (cap, seg) in [(&first, 0), (&first, 1), (&second, 0)] {
+        let s = &cap.segments[seg];
+        let recs = tessera_biometrics::iso19794_4::decode(&s.iso).unwrap();
+        assert_eq!(recs.len(), 1);
+        let expected = match s.bio_sub_type.unwrap() {
+            BioSubType::LeftThumb => tessera_biometrics::FingerPosition::LeftThumb,
+            BioSubType::RightThumb => tessera_biometrics::FingerPosition::RightThumb,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(recs[0].position, expected);
+        assert_eq!(u32::from(recs[0].quality), s.quality);
+        assert_eq!(recs[0].to_gray().unwrap().dimensions(), (320, 400));
+    }
+    // Two captures of the same finger are different impressions, not byte-identical copies.
+    assert_ne!(first.segments[0].iso, second.segments[0].iso);
+    // Iris and face records decode too.
+    let iris = client
+        .discover_port(
+            sim.port_of(DeviceKind::IrisDouble).unwrap(),
+            tessera_sbi::protocol::DiscoverType::Iris,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let spec = capture_spec_for(
+        &iris,
+        DeviceSubId::Both,
+        txn(),
+        vec![],
+        1,
+        Duration::from_secs(60),
+    );
+    let cap = client.rcapture(&iris, &spec, &HashChain::new()).await.unwrap();
+    for s in &cap.segments {
+        assert_eq!(tessera_biometrics::iso19794_6::decode(&s.iso).unwrap().len(), 1);
+    }
+}
