@@ -7,7 +7,8 @@
 //!   [`jws::TrustStore`] of device-provider CAs, with validity checked at an injected clock;
 //! - [`pki`]: run-time generation of provider CAs and device certificates;
 //! - [`sim`]: the device simulator served over real HTTP (`tessera-sbi simulate`);
-//! - [`r30x`]: the packet codec of R30x-family serial fingerprint sensors (for the device host);
+//! - [`r30x`] and [`serial`]: the packet codec, driver and pty emulator of R30x-family serial
+//!   fingerprint sensors, served as an SBI device by `tessera-sbi host`;
 //! - [`client`]: what the station calls: discovery of `127.0.0.1:4501-4600`, device info, capture
 //!   with validation of signatures, chain, hash chain, segments and quality, and the STREAM preview.
 //!
@@ -37,4 +38,5 @@ pub mod jws;
 pub mod pki;
 pub mod protocol;
 pub mod r30x;
+pub mod serial;
 pub mod sim;

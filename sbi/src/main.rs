@@ -46,6 +46,24 @@ enum Command {
         #[arg(long, env = "TESSERA_SBI_CA_OUT")]
         ca_out: Option<std::path::PathBuf>,
     },
+    /// Serve an R30x-family serial fingerprint sensor (R307, R503, AS608) as an SBI single-finger device.
+    Host {
+        /// Serial device of the sensor, e.g. /dev/ttyUSB0.
+        #[arg(long, env = "TESSERA_SBI_SERIAL")]
+        serial: String,
+        /// Baud rate (the sensors' default is 57600).
+        #[arg(long, default_value_t = 57600)]
+        baud: u32,
+        /// Module password.
+        #[arg(long, default_value_t = 0, env = "TESSERA_SBI_SENSOR_PASSWORD")]
+        password: u32,
+        /// SBI port on 127.0.0.1.
+        #[arg(long, default_value_t = 4501)]
+        port: u16,
+        /// Write the host's provider CA certificate (PEM) here, for stations to trust.
+        #[arg(long)]
+        ca_out: Option<std::path::PathBuf>,
+    },
     /// Scan 127.0.0.1:4501-4600 and list SBI devices, as the station does.
     Discover {
         /// Trusted provider CA certificates (PEM) used to verify device info; without it info is skipped.
@@ -87,6 +105,33 @@ async fn main() -> anyhow::Result<()> {
             for (kind, addr) in running.devices() {
                 tracing::info!(?kind, %addr, "device ready");
             }
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            running.stop();
+        }
+        Command::Host {
+            serial,
+            baud,
+            password,
+            port,
+            ca_out,
+        } => {
+            let tty = serialport::new(&serial, baud)
+                .timeout(Duration::from_millis(50))
+                .open_native()
+                .with_context(|| format!("opening the sensor on {serial}"))?;
+            let mut driver = tessera_sbi::serial::R30xDriver::new(tty, Duration::from_secs(5));
+            driver
+                .verify_password(password)
+                .context("talking to the fingerprint sensor")?;
+            let source = Arc::new(tessera_sbi::serial::SerialFingerSource::new(driver));
+            let mut config = SimConfig::from_port(port);
+            config.devices = vec![(sim::DeviceKind::FingerSingle, port)];
+            let running = sim::start(config, Arc::new(SystemClock), source).await?;
+            if let Some(path) = ca_out {
+                std::fs::write(&path, running.ca_pem())
+                    .with_context(|| format!("writing the provider CA to {}", path.display()))?;
+            }
+            tracing::info!(%serial, port, "serving the serial sensor as an SBI single-finger device");
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             running.stop();
         }

@@ -14,4 +14,5 @@
 mod e2e;
 mod jws;
 mod schema;
+mod serial;
 mod support;
