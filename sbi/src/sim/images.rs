@@ -1,0 +1,194 @@
+//! Where the simulator's images come from.
+
+use crate::protocol::BioSubType;
+
+/// One synthetic capture: the ISO/IEC 19794 record the device returns, a preview frame for STREAM,
+/// and the quality the image source measured (0-100).
+#[derive(Debug, Clone)]
+pub struct SimImage {
+    /// The ISO 19794-4/5/6 record (what `bioValue` carries).
+    pub iso: Vec<u8>,
+    /// An 8-bit preview of the same capture, for the MJPEG stream.
+    pub preview: image::GrayImage,
+    /// Quality 0-100 as measured by the source.
+    pub quality: u8,
+}
+
+/// An error producing an image.
+#[derive(Debug, thiserror::Error)]
+#[error("the image source could not produce {what} for synthetic person {person}: {reason}")]
+pub struct ImageError {
+    /// What was asked for, e.g. "Right index finger".
+    pub what: String,
+    /// The synthetic person id.
+    pub person: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Produces the images of a synthetic person. `impression` varies between captures of the same
+/// finger, so two captures of one person are alike but not identical (as a real sensor's are).
+pub trait ImageSource: Send + Sync + std::fmt::Debug {
+    /// A finger image record (ISO/IEC 19794-4).
+    fn finger(&self, person: u64, position: BioSubType, impression: u32) -> Result<SimImage, ImageError>;
+    /// An iris image record (ISO/IEC 19794-6); `position` is [`BioSubType::Left`] or [`BioSubType::Right`].
+    fn iris(&self, person: u64, position: BioSubType, impression: u32) -> Result<SimImage, ImageError>;
+    /// A face image record (ISO/IEC 19794-5).
+    fn face(&self, person: u64, impression: u32) -> Result<SimImage, ImageError>;
+}
+
+/// The image source `tessera-sbi simulate` ships with: the biometrics crate's synthetic generator.
+pub fn default_image_source() -> Result<std::sync::Arc<dyn ImageSource>, ImageError> {
+    Ok(std::sync::Arc::new(SyntheticImages::new()))
+}
+
+/// Synthetic people from `tessera_biometrics::synth` (SFinGe-style fingers, iris and face images),
+/// deterministic from the person id: the same person captured on two stations gives impressions of the
+/// same fingers, as a real resident would.
+///
+/// Quality: until the biometrics crate's NFIQ 2 scorer is available, the reported score is derived from
+/// the impression's ground-truth degradations (contact area, noise, dryness, blur, scratches), so poor
+/// impressions report low scores; iris and face report 85 and 80. `/admin/score` overrides all of them.
+#[derive(Debug, Default)]
+pub struct SyntheticImages {
+    people: std::sync::Mutex<Vec<std::sync::Arc<tessera_biometrics::synth::SyntheticPerson>>>,
+}
+
+impl SyntheticImages {
+    /// A source with an empty cache of people.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn person(&self, id: u64) -> std::sync::Arc<tessera_biometrics::synth::SyntheticPerson> {
+        let mut people = match self.people.lock() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(p) = people.iter().find(|p| p.id() == id) {
+            return p.clone();
+        }
+        let p = std::sync::Arc::new(tessera_biometrics::synth::SyntheticPerson::new(id));
+        // Keep the few most recent people (masters are cached inside each person).
+        if people.len() >= 8 {
+            people.remove(0);
+        }
+        people.push(p.clone());
+        p
+    }
+}
+
+/// A plausible 0-100 quality from an impression's ground truth.
+fn ground_truth_quality(d: &tessera_biometrics::synth::Degradation) -> u8 {
+    let mut q = 96.0_f32;
+    q -= (1.0 - d.contact.clamp(0.0, 1.0)) * 90.0;
+    q -= d.noise.max(0.0) * 0.8;
+    q -= d.dryness.abs() * 25.0;
+    q -= d.distortion.max(0.0) * 0.5;
+    if d.blurred {
+        q -= 10.0;
+    }
+    q -= f32::from(u16::try_from(d.scratches.min(10)).unwrap_or(10)) * 3.0;
+    let q = q.clamp(1.0, 100.0).round();
+    // In 1..=100 after the clamp.
+    (1..=100u8).find(|v| f32::from(*v) >= q).unwrap_or(100)
+}
+
+impl ImageSource for SyntheticImages {
+    fn finger(&self, person: u64, position: BioSubType, impression: u32) -> Result<SimImage, ImageError> {
+        let p = self.person(person);
+        let pos = match position {
+            // A single-finger capture of an unnamed finger: the right index.
+            BioSubType::Unknown => BioSubType::RightIndex,
+            other => other,
+        };
+        let imp = p.finger_impression(finger_position(pos), impression);
+        let quality = ground_truth_quality(&imp.degradation);
+        let iso = finger_record(position, &imp.image, quality).map_err(|e| ImageError { person, ..e })?;
+        Ok(SimImage {
+            iso,
+            preview: imp.image,
+            quality,
+        })
+    }
+
+    fn iris(&self, person: u64, position: BioSubType, impression: u32) -> Result<SimImage, ImageError> {
+        let img = self
+            .person(person)
+            .iris(position == BioSubType::Right, impression);
+        let quality = 85;
+        let iso = iris_record(position, &img, quality).map_err(|e| ImageError { person, ..e })?;
+        Ok(SimImage {
+            iso,
+            preview: img,
+            quality,
+        })
+    }
+
+    fn face(&self, person: u64, impression: u32) -> Result<SimImage, ImageError> {
+        let img = self.person(person).face(impression);
+        let quality = 80;
+        let iso = face_record(&img, quality).map_err(|e| ImageError { person, ..e })?;
+        let preview = image::DynamicImage::ImageRgb8(img).to_luma8();
+        Ok(SimImage {
+            iso,
+            preview,
+            quality,
+        })
+    }
+}
+
+fn finger_position(position: BioSubType) -> tessera_biometrics::FingerPosition {
+    use tessera_biometrics::FingerPosition as F;
+    match position {
+        BioSubType::RightThumb => F::RightThumb,
+        BioSubType::RightIndex => F::RightIndex,
+        BioSubType::RightMiddle => F::RightMiddle,
+        BioSubType::RightRing => F::RightRing,
+        BioSubType::RightLittle => F::RightLittle,
+        BioSubType::LeftThumb => F::LeftThumb,
+        BioSubType::LeftIndex => F::LeftIndex,
+        BioSubType::LeftMiddle => F::LeftMiddle,
+        BioSubType::LeftRing => F::LeftRing,
+        BioSubType::LeftLittle => F::LeftLittle,
+        BioSubType::Left | BioSubType::Right | BioSubType::Unknown => F::Unknown,
+    }
+}
+
+fn record_error(what: &str, e: impl std::fmt::Display) -> ImageError {
+    ImageError {
+        what: what.to_string(),
+        person: 0,
+        reason: e.to_string(),
+    }
+}
+
+/// Wraps a finger image in an ISO/IEC 19794-4:2011 record (500 ppi, PNG-compressed).
+pub fn finger_record(
+    position: BioSubType,
+    img: &image::GrayImage,
+    quality: u8,
+) -> Result<Vec<u8>, ImageError> {
+    let rec = tessera_biometrics::FingerImageRecord::from_gray(finger_position(position), img, 500, quality)
+        .map_err(|e| record_error(position.human(), e))?;
+    Ok(tessera_biometrics::iso19794_4::encode(&[rec]))
+}
+
+/// Wraps an iris image in an ISO/IEC 19794-6:2011 record.
+pub fn iris_record(position: BioSubType, img: &image::GrayImage, quality: u8) -> Result<Vec<u8>, ImageError> {
+    let eye = match position {
+        BioSubType::Left => tessera_biometrics::EyeLabel::Left,
+        BioSubType::Right => tessera_biometrics::EyeLabel::Right,
+        _ => tessera_biometrics::EyeLabel::Unknown,
+    };
+    let rec = tessera_biometrics::IrisImageRecord::from_gray(eye, img, quality)
+        .map_err(|e| record_error(position.human(), e))?;
+    Ok(tessera_biometrics::iso19794_6::encode(&[rec]))
+}
+
+/// Wraps a face image in an ISO/IEC 19794-5:2011 record.
+pub fn face_record(img: &image::RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
+    let rec =
+        tessera_biometrics::FaceImageRecord::from_rgb(img, quality).map_err(|e| record_error("face", e))?;
+    Ok(tessera_biometrics::iso19794_5::encode(&[rec]))
+}
