@@ -4,7 +4,7 @@
 //! - `GET /…` serves files of the front-end folder (`index.html` for `/`); no token needed (nothing secret).
 //! - `POST /api/login` (`{"operator","password"}`) opens the station ([`commands::login`]) and returns
 //!   [`commands::LoginOutput`].
-//! - `POST /api/command` carries a serialised [`Command`] and returns the [`Output`] (HTTP 200) or a
+//! - `POST /api/command` carries a serialised [`Command`] and returns the [`Output`](crate::commands::Output) (HTTP 200) or a
 //!   [`CommandError`] (HTTP 4xx/5xx, see [`http_status`]). `logout` also closes the station.
 //! - `GET /api/form/{process}` returns the synced form description ([`FormSpec`]) the wizard is generated
 //!   from. (The command table has no such command yet; the Tauri shell will need one.)
