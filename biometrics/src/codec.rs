@@ -97,6 +97,41 @@ impl<'a> Reader<'a> {
 
 /// Converts a length to the on-the-wire integer type, saturating so that an impossible record (over 4 GiB,
 /// over 65,535 entries) still encodes without panicking and is then rejected by the strict decoder.
+/// Reads the prefix shared by the ISO/IEC 19794-4/-5/-6:2011 general headers: format identifier, version,
+/// a u32 record length that must equal the whole input, and a non-zero u16 representation count (named
+/// `count_field` in errors). Returns the count.
+pub(crate) fn image_record_prefix(
+    r: &mut Reader<'_>,
+    format_id: &'static [u8],
+    version: &'static [u8],
+    total_len: usize,
+    count_field: &'static str,
+) -> Result<u16, FormatError> {
+    r.expect(format_id, "format identifier")?;
+    r.expect(version, "version number")?;
+    let len_offset = r.offset();
+    let record_len = r.u32("record length")?;
+    if u64::from(record_len) != total_len as u64 {
+        return Err(FormatError::LengthMismatch {
+            offset: len_offset,
+            field: "record length",
+            declared: u64::from(record_len),
+            actual: total_len as u64,
+        });
+    }
+    let count_offset = r.offset();
+    let count = r.u16(count_field)?;
+    if count == 0 {
+        return Err(FormatError::InvalidValue {
+            offset: count_offset,
+            field: count_field,
+            value: 0,
+            expected: "at least 1",
+        });
+    }
+    Ok(count)
+}
+
 pub(crate) fn sat_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use image::GrayImage;
 
 use crate::codec::{
-    CaptureDateTime, Reader, read_quality_blocks, sat_u8, sat_u16, sat_u32, write_quality_block,
+    self, CaptureDateTime, Reader, read_quality_blocks, sat_u8, sat_u16, sat_u32, write_quality_block,
 };
 use crate::error::FormatError;
 use crate::imaging;
@@ -291,28 +291,13 @@ pub fn encode(records: &[FingerImageRecord]) -> Vec<u8> {
 /// The image bytes are copied as they are (not decoded); call [`FingerImageRecord::to_gray`] for pixels.
 pub fn decode(bytes: &[u8]) -> Result<Vec<FingerImageRecord>, FormatError> {
     let mut r = Reader::new(bytes);
-    r.expect(FORMAT_ID, "format identifier")?;
-    r.expect(VERSION, "version number")?;
-    let len_offset = r.offset();
-    let record_len = r.u32("record length")?;
-    if u64::from(record_len) != bytes.len() as u64 {
-        return Err(FormatError::LengthMismatch {
-            offset: len_offset,
-            field: "record length",
-            declared: u64::from(record_len),
-            actual: bytes.len() as u64,
-        });
-    }
-    let count_offset = r.offset();
-    let count = r.u16("number of finger representations")?;
-    if count == 0 {
-        return Err(FormatError::InvalidValue {
-            offset: count_offset,
-            field: "number of finger representations",
-            value: 0,
-            expected: "at least 1",
-        });
-    }
+    let count = codec::image_record_prefix(
+        &mut r,
+        FORMAT_ID,
+        VERSION,
+        bytes.len(),
+        "number of finger representations",
+    )?;
     let cert_offset = r.offset();
     let certification = r.u8("certification flag")?;
     if certification > 1 {

@@ -14,7 +14,9 @@
 
 use image::RgbImage;
 
-use crate::codec::{CaptureDateTime, Reader, read_quality_blocks, sat_u16, sat_u32, write_quality_block};
+use crate::codec::{
+    self, CaptureDateTime, Reader, read_quality_blocks, sat_u16, sat_u32, write_quality_block,
+};
 use crate::error::FormatError;
 use crate::imaging;
 
@@ -142,28 +144,13 @@ pub fn encode(records: &[FaceImageRecord]) -> Vec<u8> {
 /// Strictly decodes an ISO/IEC 19794-5:2011 face image record (2D representations only).
 pub fn decode(bytes: &[u8]) -> Result<Vec<FaceImageRecord>, FormatError> {
     let mut r = Reader::new(bytes);
-    r.expect(FORMAT_ID, "format identifier")?;
-    r.expect(VERSION, "version number")?;
-    let len_offset = r.offset();
-    let record_len = r.u32("record length")?;
-    if u64::from(record_len) != bytes.len() as u64 {
-        return Err(FormatError::LengthMismatch {
-            offset: len_offset,
-            field: "record length",
-            declared: u64::from(record_len),
-            actual: bytes.len() as u64,
-        });
-    }
-    let count_offset = r.offset();
-    let count = r.u16("number of representations")?;
-    if count == 0 {
-        return Err(FormatError::InvalidValue {
-            offset: count_offset,
-            field: "number of representations",
-            value: 0,
-            expected: "at least 1",
-        });
-    }
+    let count = codec::image_record_prefix(
+        &mut r,
+        FORMAT_ID,
+        VERSION,
+        bytes.len(),
+        "number of representations",
+    )?;
     let cert_offset = r.offset();
     let cert = r.u8("certification flag")?;
     if cert != 0 {
