@@ -372,7 +372,11 @@ mod tests {
         );
         assert_eq!(f.hid.allow, ["0c2e:0b61"]);
         assert_eq!(f.hid.scanner_port, 4700);
-        assert!(!format!("{ser:?}").contains('7'), "password redacted");
+        let dbg = format!("{ser:?}");
+        assert!(
+            dbg.contains("<redacted>") && !dbg.contains("password: 7"),
+            "{dbg}"
+        );
         let env: HashMap<&str, &str> = [
             ("TESSERA_SBI_SERIAL", "/dev/serial/by-id/x"),
             ("TESSERA_SBI_PORT", "4502"),
