@@ -4,6 +4,8 @@
 //!   listens fail at once, unrelated services are skipped with a reason.
 //! - [`SbiClient::device_info`] reads MOSIPDINFO and verifies its signature and the signed digital id.
 //! - [`SbiClient::rcapture`] sends RCAPTURE and validates everything that comes back (see [`validate`]).
+//! - [`SbiClient::next_scan`] reads what the device host's barcode scanner scanned (pre-registration
+//!   QR codes), [`SbiClient::scanner_state`] its status.
 //! - [`SbiClient::capture_auth`] sends CAPTURE (authentication) and validates it the same way, plus
 //!   the session-key encryption to the IDA certificate.
 //! - [`SbiClient::stream`] opens the STREAM preview and yields JPEG frames.
@@ -453,6 +455,48 @@ impl SbiClient {
                 decryptor: options.decryptor.as_deref(),
             },
         )
+    }
+
+    /// The state of the device host's barcode scanner (`tessera-sbi host`, scanner port 4610 by
+    /// default): Ready / Not Ready, the open device, pending scans.
+    pub async fn scanner_state(&self, port: u16) -> Result<crate::hid::scanner::ScannerState, ClientError> {
+        let bytes = self
+            .call("GET", port, "/scanner", None, self.config.info_timeout)
+            .await?;
+        parse("scanner state", &bytes).map_err(|source| ClientError::Protocol {
+            verb: "GET /scanner",
+            port,
+            source,
+        })
+    }
+
+    /// The oldest unread scan of the device host's barcode scanner (e.g. a pre-registration QR code),
+    /// waiting up to `wait` (at most 60 s) for one; `None` when nothing was scanned.
+    pub async fn next_scan(
+        &self,
+        port: u16,
+        wait: Duration,
+    ) -> Result<Option<crate::hid::scanner::Scan>, ClientError> {
+        let ms = wait.min(crate::hid::scanner::MAX_WAIT).as_millis();
+        let bytes = self
+            .call(
+                "GET",
+                port,
+                &format!("/scanner/scan?waitMs={ms}"),
+                None,
+                wait + self.config.capture_grace,
+            )
+            .await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        parse("scanner scan", &bytes)
+            .map(Some)
+            .map_err(|source| ClientError::Protocol {
+                verb: "GET /scanner/scan",
+                port,
+                source,
+            })
     }
 
     /// Opens the STREAM preview of a device part.

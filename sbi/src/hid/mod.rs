@@ -30,7 +30,7 @@ pub enum HidError {
         reason: String,
     },
     /// The HID library could not enumerate or open devices.
-    #[error("HID {during} failed: {reason}; check that the host may read /dev/hidraw* (udev rules) ")]
+    #[error("HID {during} failed: {reason}; check that the host may read /dev/hidraw* (udev rules)")]
     Backend {
         /// The step.
         during: &'static str,

@@ -479,11 +479,30 @@ async fn capture(dev: &Arc<DeviceState>, body: &[u8], auth: bool) -> Response<Bo
         .into_iter()
         .filter(|s| s.is_none_or(|s| !control.missing.contains(&s)))
         .collect();
-    // Image synthesis is CPU work: keep it off the async workers.
+    // Image synthesis and quality scoring are CPU work: off the async workers, one thread per segment
+    // (a slap's four fingers in parallel).
     let images = tokio::task::spawn_blocking(move || {
-        kept.into_iter()
-            .map(|s| image_for(&dev2, person, s, impression).map(|i| (s, i)))
-            .collect::<Result<Vec<_>, super::ImageError>>()
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = kept
+                .iter()
+                .map(|&s| {
+                    let dev = &dev2;
+                    (s, scope.spawn(move || image_for(dev, person, s, impression)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(s, h)| match h.join() {
+                    Ok(r) => r.map(|i| (s, i)),
+                    Err(_) => Err(super::ImageError {
+                        what: "an image".into(),
+                        person,
+                        reason: "the image source failed unexpectedly".into(),
+                        device_gone: false,
+                    }),
+                })
+                .collect::<Result<Vec<_>, super::ImageError>>()
+        })
     })
     .await;
     let images = match images {

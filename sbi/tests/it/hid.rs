@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_packet::clock::SystemClock;
+use tessera_sbi::client::{ClientConfig, SbiClient};
 use tessera_sbi::hid::scanner::{Scan, ScannerState};
 use tessera_sbi::hid::uhid::{UHID_PATH, UhidScanner};
 use tessera_sbi::host::{HidSettings, HostSettings};
+use tessera_sbi::jws::TrustStore;
 use tessera_sbi::protocol::DeviceStatus;
 
 use crate::support::require_all;
@@ -39,6 +41,48 @@ async fn wait_for(base: &str, want: DeviceStatus) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("scanner never reported {want:?}: {:?}", state(base).await);
+}
+
+fn client() -> SbiClient {
+    SbiClient::new(
+        ClientConfig::default(),
+        Arc::new(TrustStore::new()),
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn host_scanner_endpoint_with_real_hidapi_and_no_allowed_device() {
+    // Real hidapi enumeration of this machine; nothing carries the test vendor id, so the scanner is
+    // Not Ready, says why, and a read waits and returns nothing.
+    let settings = HostSettings {
+        serial: None,
+        hid: HidSettings {
+            allow: vec!["1209:0002".into()],
+            scanner_port: 0,
+            report_id: None,
+        },
+    };
+    let host = tessera_sbi::host::start(&settings, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let port = host.scanner_addr.unwrap().port();
+    let c = client();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = c.scanner_state(port).await.unwrap();
+    assert_eq!(st.status, DeviceStatus::NotReady);
+    assert!(st.device.is_none());
+    let why = st.last_error.unwrap();
+    assert!(why.contains("1209:0002") || why.contains("HID"), "{why}");
+    let started = std::time::Instant::now();
+    assert_eq!(c.next_scan(port, Duration::from_millis(200)).await.unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    // An empty configuration is refused with an explanation.
+    let err = tessera_sbi::host::start(&HostSettings::default(), Arc::new(SystemClock))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing to serve"), "{err}");
 }
 
 #[tokio::test]
