@@ -25,11 +25,13 @@ use tessera_sbi::protocol::{
 };
 use tessera_sbi::sim::{self, ImageError, ImageSource, SimConfig, SimImage, finger_record};
 
-/// Real fingerprint photographs from biometrics/testdata wrapped in ISO 19794-4 records; the ISO
-/// records are built once, so the benchmark measures SBI work, not image synthesis.
+/// Real fingerprint photographs from biometrics/testdata wrapped in ISO 19794-4 records with their
+/// measured NFIQ 2-style quality; the records are built once, so the benchmark measures SBI work, not
+/// image synthesis or scoring (scoring is measured separately below).
 #[derive(Debug)]
 struct PreparedFingers {
     records: Vec<(BioSubType, Vec<u8>, image::GrayImage)>,
+    quality: u8,
 }
 
 impl PreparedFingers {
@@ -40,11 +42,12 @@ impl PreparedFingers {
         ))
         .unwrap()
         .to_luma8();
+        let quality = sim::measured_finger_quality(&img);
         let records = BioSubType::FINGERS
             .iter()
-            .map(|p| (*p, finger_record(*p, &img, 70).unwrap(), img.clone()))
+            .map(|p| (*p, finger_record(*p, &img, quality).unwrap(), img.clone()))
             .collect();
-        Self { records }
+        Self { records, quality }
     }
 }
 
@@ -54,7 +57,7 @@ impl ImageSource for PreparedFingers {
         Ok(SimImage {
             iso: iso.clone(),
             preview: preview.clone(),
-            quality: 70,
+            quality: self.quality,
         })
     }
     fn iris(&self, person: u64, _p: BioSubType, i: u32) -> Result<SimImage, ImageError> {
@@ -176,6 +179,19 @@ fn benches(c: &mut Criterion) {
             let resp: CaptureResponse = parse("RCAPTURE response", &bytes).unwrap();
             validate::validate_capture(&resp, &spec, &slap, &HashChain::new(), &trust, &SystemClock).unwrap()
         })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("measured quality");
+    g.sample_size(20);
+    let img = image::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../biometrics/testdata/p1_1.png"
+    ))
+    .unwrap()
+    .to_luma8();
+    g.bench_function("NFIQ 2-style score of one finger image (biometrics crate)", |b| {
+        b.iter(|| sim::measured_finger_quality(&img))
     });
     g.finish();
     drop(sim);

@@ -8,11 +8,15 @@
 //! - [`pki`]: run-time generation of provider CAs and device certificates;
 //! - [`sim`]: the device simulator served over real HTTP (`tessera-sbi simulate`);
 //! - [`r30x`] and [`serial`]: the packet codec, driver and pty emulator of R30x-family serial
-//!   fingerprint sensors, served as an SBI device by `tessera-sbi host`;
+//!   fingerprint sensors, served as an SBI device by `tessera-sbi host`, Not Ready while unplugged;
+//! - [`hid`]: HID enumeration against a vendor/product allow-list (`hidapi`), keyboard-report
+//!   decoding and the barcode-scanner service for pre-registration QR codes, plus a `/dev/uhid`
+//!   virtual scanner for tests;
+//! - [`host`]: `tessera-sbi host` settings (file + `TESSERA_SBI_*`) and start-up;
 //! - [`client`]: what the station calls: discovery of `127.0.0.1:4501-4600`, device info, capture
 //!   with validation of signatures, chain, hash chain, segments and quality, and the STREAM preview.
 //!
-//! It does HTTP and (later) serial/HID I/O, never database I/O.
+//! It does HTTP, serial and HID I/O, never database I/O.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,9 +38,12 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod hid;
+pub mod host;
 pub mod jws;
 pub mod pki;
 pub mod protocol;
 pub mod r30x;
 pub mod serial;
+pub mod session;
 pub mod sim;

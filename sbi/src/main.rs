@@ -46,23 +46,41 @@ enum Command {
         #[arg(long, env = "TESSERA_SBI_CA_OUT")]
         ca_out: Option<std::path::PathBuf>,
     },
-    /// Serve an R30x-family serial fingerprint sensor (R307, R503, AS608) as an SBI single-finger device.
+    /// Serve devices plugged into this station: an R30x-family serial fingerprint sensor (R307, R503,
+    /// AS608) as an SBI single-finger device, and/or an allow-listed HID barcode scanner whose scans the
+    /// station reads from http://127.0.0.1:<scanner-port>/scanner/scan. Settings: defaults < --config
+    /// file < TESSERA_SBI_* variables < these flags.
     Host {
-        /// Serial device of the sensor, e.g. /dev/ttyUSB0.
-        #[arg(long, env = "TESSERA_SBI_SERIAL")]
-        serial: String,
+        /// TOML settings file ([serial] path/baud/password/port, [hid] allow/scanner_port/report_id).
+        #[arg(long, env = "TESSERA_SBI_HOST_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        /// Serial device of the sensor, e.g. /dev/serial/by-id/usb-... (stable across re-plugs).
+        #[arg(long)]
+        serial: Option<String>,
         /// Baud rate (the sensors' default is 57600).
-        #[arg(long, default_value_t = 57600)]
-        baud: u32,
-        /// Module password.
-        #[arg(long, default_value_t = 0, env = "TESSERA_SBI_SENSOR_PASSWORD")]
-        password: u32,
-        /// SBI port on 127.0.0.1.
-        #[arg(long, default_value_t = 4501)]
-        port: u16,
+        #[arg(long)]
+        baud: Option<u32>,
+        /// Module password of the sensor.
+        #[arg(long)]
+        password: Option<u32>,
+        /// SBI port of the sensor on 127.0.0.1.
+        #[arg(long)]
+        port: Option<u16>,
+        /// HID devices the host may open, vendor:product in hex, comma-separated (e.g. 0c2e:0b61,05e0:*).
+        #[arg(long)]
+        hid_allow: Option<String>,
+        /// Port of the scanner endpoint on 127.0.0.1 (default 4610).
+        #[arg(long)]
+        scanner_port: Option<u16>,
         /// Write the host's provider CA certificate (PEM) here, for stations to trust.
         #[arg(long)]
         ca_out: Option<std::path::PathBuf>,
+    },
+    /// List the HID devices present and whether the allow-list admits them.
+    HidList {
+        /// Allow-list to check against (vendor:product, comma-separated).
+        #[arg(long, env = "TESSERA_SBI_HID_ALLOW", default_value = "")]
+        allow: String,
     },
     /// Scan 127.0.0.1:4501-4600 and list SBI devices, as the station does.
     Discover {
@@ -109,31 +127,70 @@ async fn main() -> anyhow::Result<()> {
             running.stop();
         }
         Command::Host {
+            config,
             serial,
             baud,
             password,
             port,
+            hid_allow,
+            scanner_port,
             ca_out,
         } => {
-            let tty = serialport::new(&serial, baud)
-                .timeout(Duration::from_millis(50))
-                .open_native()
-                .with_context(|| format!("opening the sensor on {serial}"))?;
-            let mut driver = tessera_sbi::serial::R30xDriver::new(tty, Duration::from_secs(5));
-            driver
-                .verify_password(password)
-                .context("talking to the fingerprint sensor")?;
-            let source = Arc::new(tessera_sbi::serial::SerialFingerSource::new(driver));
-            let mut config = SimConfig::from_port(port);
-            config.devices = vec![(sim::DeviceKind::FingerSingle, port)];
-            let running = sim::start(config, Arc::new(SystemClock), source).await?;
-            if let Some(path) = ca_out {
-                std::fs::write(&path, running.ca_pem())
+            let mut settings =
+                tessera_sbi::host::HostSettings::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            if let Some(path) = serial {
+                settings.serial = Some(tessera_sbi::host::SerialSettings {
+                    path,
+                    baud: 57600,
+                    password: 0,
+                    port: tessera_sbi::host::DEFAULT_SBI_PORT,
+                });
+            }
+            if let Some(ser) = &mut settings.serial {
+                ser.baud = baud.unwrap_or(ser.baud);
+                ser.password = password.unwrap_or(ser.password);
+                ser.port = port.unwrap_or(ser.port);
+            }
+            if let Some(list) = hid_allow {
+                settings.hid.allow = list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+            }
+            settings.hid.scanner_port = scanner_port.unwrap_or(settings.hid.scanner_port);
+            let host = tessera_sbi::host::start(&settings, Arc::new(SystemClock)).await?;
+            if let (Some(path), Some(sensor)) = (ca_out, &host.sensor) {
+                std::fs::write(&path, sensor.ca_pem())
                     .with_context(|| format!("writing the provider CA to {}", path.display()))?;
             }
-            tracing::info!(%serial, port, "serving the serial sensor as an SBI single-finger device");
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-            running.stop();
+            drop(host);
+        }
+        Command::HidList { allow } => {
+            let allow = tessera_sbi::hid::AllowList::parse(&allow)?;
+            let mut backend = tessera_sbi::hid::HidapiBackend::new();
+            use tessera_sbi::hid::HidBackend as _;
+            let all = backend.enumerate()?;
+            let mut out = std::io::stdout().lock();
+            use std::io::Write as _;
+            writeln!(out, "{} HID interface(s)", all.len())?;
+            for d in &all {
+                writeln!(
+                    out,
+                    "{} {} usage {:04x}:{:04x} {} {}",
+                    d.id(),
+                    d.path,
+                    d.usage_page,
+                    d.usage,
+                    d.product.as_deref().unwrap_or("-"),
+                    if allow.allows(d.vendor_id, d.product_id) {
+                        "ALLOWED"
+                    } else {
+                        "not allowed"
+                    }
+                )?;
+            }
         }
         Command::Discover { trust } => {
             let mut store = TrustStore::new();

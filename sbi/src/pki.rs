@@ -133,3 +133,23 @@ impl ProviderCa {
         ))
     }
 }
+
+/// Generates a self-signed RSA-2048 encryption certificate valid for a year from `now`, and its
+/// private key (PKCS#8 DER): the stand-in for the authentication server's (IDA) domain certificate
+/// that auth captures are encrypted to, for the simulator's tests and training set-ups.
+pub fn encryption_certificate(common_name: &str, now: DateTime<Utc>) -> Result<(Vec<u8>, Vec<u8>), JwsError> {
+    let key = keygen("encryption key", Alg::Rs256)?;
+    let mut p = params(
+        "encryption certificate",
+        common_name,
+        common_name,
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::days(365),
+    )?;
+    p.key_usages = vec![rcgen::KeyUsagePurpose::KeyEncipherment];
+    let cert = p.self_signed(&key).map_err(|e| JwsError::KeyGeneration {
+        what: "encryption certificate",
+        reason: e.to_string(),
+    })?;
+    Ok((cert.der().to_vec(), key.serialize_der()))
+}

@@ -113,6 +113,15 @@ pub enum ClientError {
         #[source]
         source: Box<JwsError>,
     },
+    /// An auth capture's encryption is not for our IDA certificate, or does not decrypt.
+    #[error("the {what} of the authentication capture cannot be used: {source}; capture again")]
+    Encryption {
+        /// Which segment.
+        what: String,
+        /// What failed.
+        #[source]
+        source: crate::session::SessionError,
+    },
     /// The data block's device does not match the device asked, or its digital id.
     #[error(
         "the capture does not come from the device that was asked: {detail}; do not use this capture, check which devices are connected"

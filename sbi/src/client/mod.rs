@@ -4,6 +4,10 @@
 //!   listens fail at once, unrelated services are skipped with a reason.
 //! - [`SbiClient::device_info`] reads MOSIPDINFO and verifies its signature and the signed digital id.
 //! - [`SbiClient::rcapture`] sends RCAPTURE and validates everything that comes back (see [`validate`]).
+//! - [`SbiClient::next_scan`] reads what the device host's barcode scanner scanned (pre-registration
+//!   QR codes), [`SbiClient::scanner_state`] its status.
+//! - [`SbiClient::capture_auth`] sends CAPTURE (authentication) and validates it the same way, plus
+//!   the session-key encryption to the IDA certificate.
 //! - [`SbiClient::stream`] opens the STREAM preview and yields JPEG frames.
 //!
 //! Every verb has its own timeout ([`ClientConfig`]); every failure is a [`ClientError`] whose message
@@ -21,14 +25,28 @@ use tessera_packet::clock::Clock;
 
 use crate::jws::TrustStore;
 use crate::protocol::{
-    BioRequest, BioSubType, BioType, CaptureResponse, DeviceInfo, DeviceInfoEntry, DeviceStatus, DeviceSubId,
-    DigitalId, DiscoverRequest, DiscoverType, DiscoveredDevice, Env, HashChain, MAX_MESSAGE_BYTES, NumStr,
-    Purpose, RCaptureRequest, SPEC_VERSION, StreamRequest, TransactionId, b64url_decode, parse, sbi_time,
+    BioRequest, BioSubType, BioType, CaptureRequest, CaptureResponse, DeviceInfo, DeviceInfoEntry,
+    DeviceStatus, DeviceSubId, DigitalId, DiscoverRequest, DiscoverType, DiscoveredDevice, Env, HashChain,
+    MAX_MESSAGE_BYTES, NumStr, Purpose, RCaptureRequest, SPEC_VERSION, StreamRequest, TransactionId,
+    b64url_decode, parse, sbi_time,
 };
 
 pub use error::ClientError;
 pub use stream::MjpegStream;
-pub use validate::{Capture, CaptureSpec, CapturedSegment};
+pub use validate::{Capture, CaptureMode, CaptureSpec, CapturedSegment};
+
+/// What an authentication capture (CAPTURE) needs beyond the [`CaptureSpec`].
+#[derive(Debug, Clone)]
+pub struct AuthCaptureOptions {
+    /// IDA domain URI sent as `domainUri` (federation); `None` for the default domain.
+    pub domain_uri: Option<String>,
+    /// Uppercase hex SHA-256 of the IDA encryption certificate the device must encrypt to
+    /// ([`crate::session::thumbprint`] of the certificate synced from the server).
+    pub thumbprint: String,
+    /// The IDA private key, to decrypt and verify the hash chain (server side, tests); stations do not
+    /// hold it.
+    pub decryptor: Option<Arc<crate::session::SessionKeyDecryptor>>,
+}
 
 /// Timeouts and ports.
 #[derive(Debug, Clone)]
@@ -378,6 +396,107 @@ impl SbiClient {
                 source,
             })?;
         validate::validate_capture(&resp, spec, device, previous, &self.trust, self.clock.as_ref())
+    }
+
+    /// Builds the CAPTURE (authentication) request for `spec`.
+    pub fn capture_request(
+        &self,
+        spec: &CaptureSpec,
+        previous: &HashChain,
+        options: &AuthCaptureOptions,
+    ) -> CaptureRequest {
+        let r = self.rcapture_request(spec, previous);
+        CaptureRequest {
+            env: r.env,
+            purpose: Purpose::Auth,
+            spec_version: r.spec_version,
+            timeout: r.timeout,
+            capture_time: r.capture_time,
+            domain_uri: options.domain_uri.clone(),
+            transaction_id: r.transaction_id,
+            bio: r.bio,
+            custom_opts: None,
+        }
+    }
+
+    /// CAPTURE (authentication) on `device`: the same checks as [`SbiClient::rcapture`] (device
+    /// errors, signatures and chain, digital id, transaction id, requested vs returned segments,
+    /// quality), plus purpose `Auth`, the IDA certificate thumbprint and the wrapped session key; the
+    /// hash chain is verified when `options` carries the IDA key (see [`CaptureMode::Auth`]). Only
+    /// one CAPTURE at a time: a parallel call gets Busy.
+    pub async fn capture_auth(
+        &self,
+        device: &FoundDevice,
+        spec: &CaptureSpec,
+        previous: &HashChain,
+        options: &AuthCaptureOptions,
+    ) -> Result<Capture, ClientError> {
+        let req = self.capture_request(spec, previous, options);
+        let body = serde_json::to_vec(&req).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let timeout = spec.timeout + self.config.capture_grace;
+        let bytes = self
+            .call("CAPTURE", device.port, "/capture", Some(body), timeout)
+            .await?;
+        let resp: CaptureResponse =
+            parse("CAPTURE response", &bytes).map_err(|source| ClientError::Protocol {
+                verb: "CAPTURE",
+                port: device.port,
+                source,
+            })?;
+        validate::validate_capture_as(
+            &resp,
+            spec,
+            device,
+            previous,
+            &self.trust,
+            self.clock.as_ref(),
+            CaptureMode::Auth {
+                thumbprint: &options.thumbprint,
+                decryptor: options.decryptor.as_deref(),
+            },
+        )
+    }
+
+    /// The state of the device host's barcode scanner (`tessera-sbi host`, scanner port 4610 by
+    /// default): Ready / Not Ready, the open device, pending scans.
+    pub async fn scanner_state(&self, port: u16) -> Result<crate::hid::scanner::ScannerState, ClientError> {
+        let bytes = self
+            .call("GET", port, "/scanner", None, self.config.info_timeout)
+            .await?;
+        parse("scanner state", &bytes).map_err(|source| ClientError::Protocol {
+            verb: "GET /scanner",
+            port,
+            source,
+        })
+    }
+
+    /// The oldest unread scan of the device host's barcode scanner (e.g. a pre-registration QR code),
+    /// waiting up to `wait` (at most 60 s) for one; `None` when nothing was scanned.
+    pub async fn next_scan(
+        &self,
+        port: u16,
+        wait: Duration,
+    ) -> Result<Option<crate::hid::scanner::Scan>, ClientError> {
+        let ms = wait.min(crate::hid::scanner::MAX_WAIT).as_millis();
+        let bytes = self
+            .call(
+                "GET",
+                port,
+                &format!("/scanner/scan?waitMs={ms}"),
+                None,
+                wait + self.config.capture_grace,
+            )
+            .await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        parse("scanner scan", &bytes)
+            .map(Some)
+            .map_err(|source| ClientError::Protocol {
+                verb: "GET /scanner/scan",
+                port,
+                source,
+            })
     }
 
     /// Opens the STREAM preview of a device part.

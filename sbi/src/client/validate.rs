@@ -19,8 +19,9 @@ use super::{ClientError, FoundDevice};
 use crate::jws::TrustStore;
 use crate::protocol::{
     BioSubType, BioType, CaptureData, CaptureResponse, Certification, DeviceSubId, DigitalId, HashChain,
-    SbiErrorCode, TransactionId, b64url_decode, chain_hash, parse, parse_hash,
+    Purpose, SbiErrorCode, TransactionId, b64url_decode, chain_hash, parse, parse_hash,
 };
+use crate::session::{EncryptedBio, SessionKeyDecryptor};
 
 /// What the station asks for in one RCAPTURE.
 #[derive(Debug, Clone)]
@@ -69,6 +70,23 @@ impl CaptureSpec {
     }
 }
 
+/// How the segments' `bioValue` travels.
+#[derive(Debug, Clone, Copy)]
+pub enum CaptureMode<'a> {
+    /// RCAPTURE: plain ISO records; the hash chain is verified.
+    Registration,
+    /// CAPTURE: encrypted to the IDA certificate whose thumbprint is given. With the IDA private key
+    /// (`decryptor`: the authentication server, or tests) the records are decrypted and the hash chain
+    /// verified; without it the hashes are only checked for form and taken as the chain, and IDA
+    /// verifies them after decryption.
+    Auth {
+        /// Expected uppercase hex SHA-256 of the IDA certificate.
+        thumbprint: &'a str,
+        /// The IDA private key, when held.
+        decryptor: Option<&'a SessionKeyDecryptor>,
+    },
+}
+
 /// One validated segment.
 #[derive(Debug, Clone)]
 pub struct CapturedSegment {
@@ -76,8 +94,10 @@ pub struct CapturedSegment {
     pub bio_sub_type: Option<BioSubType>,
     /// Quality reported by the device.
     pub quality: u32,
-    /// The ISO 19794 record.
+    /// The ISO 19794 record (empty for an auth capture that was not decrypted).
     pub iso: Vec<u8>,
+    /// Auth capture: the encrypted value, wrapped session key and certificate thumbprint as received.
+    pub encrypted: Option<EncryptedBio>,
     /// The signed data block as received (kept for the packet's CBEFF `PAYLOAD`/`SB`).
     pub data_jws: String,
     /// The decoded payload.
@@ -104,7 +124,7 @@ fn seg_label(s: Option<BioSubType>, bio_type: BioType) -> String {
     }
 }
 
-/// Validates `resp` for `spec` on `device`, continuing `previous`.
+/// Validates the RCAPTURE response `resp` for `spec` on `device`, continuing `previous`.
 pub fn validate_capture(
     resp: &CaptureResponse,
     spec: &CaptureSpec,
@@ -113,12 +133,33 @@ pub fn validate_capture(
     trust: &TrustStore,
     clock: &dyn Clock,
 ) -> Result<Capture, ClientError> {
+    validate_capture_as(
+        resp,
+        spec,
+        device,
+        previous,
+        trust,
+        clock,
+        CaptureMode::Registration,
+    )
+}
+
+/// Validates an RCAPTURE or CAPTURE response (see [`CaptureMode`]).
+pub fn validate_capture_as(
+    resp: &CaptureResponse,
+    spec: &CaptureSpec,
+    device: &FoundDevice,
+    previous: &HashChain,
+    trust: &TrustStore,
+    clock: &dyn Clock,
+    mode: CaptureMode<'_>,
+) -> Result<Capture, ClientError> {
     let port = device.port;
-    let protocol = |source| ClientError::Protocol {
-        verb: "RCAPTURE",
-        port,
-        source,
+    let verb = match mode {
+        CaptureMode::Registration => "RCAPTURE",
+        CaptureMode::Auth { .. } => "CAPTURE",
     };
+    let protocol = |source| ClientError::Protocol { verb, port, source };
     let mut chain = previous.clone();
     let mut segments = Vec::with_capacity(resp.biometrics.len());
     let mut seen = BTreeSet::new();
@@ -128,14 +169,14 @@ pub fn validate_capture(
         let code = entry.error.code().map_err(protocol)?;
         if code != SbiErrorCode::Success {
             return Err(ClientError::Device {
-                verb: "RCAPTURE",
+                verb,
                 port,
                 code,
                 info: entry.error.error_info.clone(),
             });
         }
         let token = entry.data.as_deref().ok_or_else(|| ClientError::Device {
-            verb: "RCAPTURE",
+            verb,
             port,
             code,
             info: "success without a data block".into(),
@@ -252,10 +293,66 @@ pub fn validate_capture(
                 }));
             }
         }
-        let iso = b64url_decode("bioValue", &data.bio_value).map_err(protocol)?;
+        let want_purpose = match mode {
+            CaptureMode::Registration => Purpose::Registration,
+            CaptureMode::Auth { .. } => Purpose::Auth,
+        };
+        if data.purpose != want_purpose {
+            return Err(ClientError::DeviceMismatch {
+                detail: format!(
+                    "the {label} was captured for purpose {:?}, not {want_purpose:?}",
+                    data.purpose
+                ),
+            });
+        }
+        let (iso, encrypted) = match mode {
+            CaptureMode::Registration => (
+                Some(b64url_decode("bioValue", &data.bio_value).map_err(protocol)?),
+                None,
+            ),
+            CaptureMode::Auth {
+                thumbprint,
+                decryptor,
+            } => {
+                let enc = EncryptedBio {
+                    bio_value: data.bio_value.clone(),
+                    session_key: entry.session_key.clone().unwrap_or_default(),
+                    thumbprint: entry.thumbprint.clone().unwrap_or_default(),
+                };
+                if enc.thumbprint != thumbprint {
+                    return Err(ClientError::Encryption {
+                        what: label,
+                        source: crate::session::SessionError::Thumbprint {
+                            expected: thumbprint.to_string(),
+                            got: enc.thumbprint.chars().take(64).collect(),
+                        },
+                    });
+                }
+                if enc.session_key.is_empty() {
+                    return Err(ClientError::Encryption {
+                        what: label,
+                        source: crate::session::SessionError::Encoding { field: "sessionKey" },
+                    });
+                }
+                let iso = match decryptor {
+                    Some(d) => Some(d.decrypt(&enc, &data.timestamp, &data.transaction_id).map_err(
+                        |source| ClientError::Encryption {
+                            what: label.clone(),
+                            source,
+                        },
+                    )?),
+                    None => None,
+                };
+                (iso, Some(enc))
+            }
+        };
         let got_hash = entry.hash.as_deref().unwrap_or_default();
         let got = parse_hash("hash", got_hash).map_err(protocol)?;
-        let want = chain_hash(&chain.current(), &iso);
+        let want = match &iso {
+            Some(iso) => chain_hash(&chain.current(), iso),
+            // Encrypted and not decryptable here: the form is checked, IDA checks the value.
+            None => got,
+        };
         if got_hash.trim().is_empty() || got != want {
             return Err(ClientError::HashMismatch {
                 what: label,
@@ -267,7 +364,8 @@ pub fn validate_capture(
         segments.push(CapturedSegment {
             bio_sub_type: data.bio_sub_type,
             quality: data.quality_score.get(),
-            iso,
+            iso: iso.unwrap_or_default(),
+            encrypted,
             data_jws: token.to_string(),
             hash: hex::encode_upper(want),
             data,

@@ -669,6 +669,9 @@ pub struct CaptureData {
     pub purpose: Purpose,
     /// Environment.
     pub env: Env,
+    /// Auth capture only: the IDA domain URI echoed from the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_uri: Option<String>,
     /// base64url ISO 19794-4/5/6 record (encrypted for auth capture).
     pub bio_value: String,
     /// Transaction id echoed.

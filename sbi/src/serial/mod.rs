@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::BioSubType;
 use crate::r30x::{self, FrameError, Packet, PacketId, instruction};
-use crate::sim::{ImageError, ImageSource, SimImage, finger_record};
+use crate::sim::{ImageError, ImageSource, SimImage, finger_record, measured_finger_quality};
 
 /// Width of an R30x image.
 pub const IMAGE_WIDTH: u32 = 256;
@@ -339,54 +339,145 @@ pub fn pack_image(img: &image::GrayImage) -> Vec<u8> {
         .collect()
 }
 
-/// A provisional 0-100 quality from an image's contrast: the share of the grey range the ridges use.
-/// Replaced by the biometrics crate's NFIQ 2 when it is available.
-pub fn contrast_quality(img: &image::GrayImage) -> u8 {
-    let mut hist = [0u32; 256];
-    for p in img.pixels() {
-        if let Some(h) = hist.get_mut(usize::from(p.0[0])) {
-            *h += 1;
-        }
+/// Opens the sensor's port again after it was unplugged (production: the same `/dev/...` path, best a
+/// `/dev/serial/by-id/...` link, which udev re-creates when the adapter comes back).
+pub type Reconnect<T> = Box<dyn Fn() -> Result<R30xDriver<T>, SerialError> + Send + Sync>;
+
+impl SerialError {
+    /// Whether the error means the sensor is gone (unplugged cable, closed port, no answer at all),
+    /// as opposed to a refused command or a garbled frame from a sensor that is still there.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, SerialError::Io { .. } | SerialError::Timeout { .. })
     }
-    let total: u32 = hist.iter().sum();
-    if total == 0 {
-        return 0;
-    }
-    let pick = |frac: u32| -> usize {
-        let mut acc = 0u32;
-        for (i, h) in hist.iter().enumerate() {
-            acc += h;
-            if acc.saturating_mul(100) >= total.saturating_mul(frac) {
-                return i;
-            }
-        }
-        255
-    };
-    let spread = pick(95).saturating_sub(pick(5));
-    u8::try_from((spread * 100 / 255).min(100)).unwrap_or(100)
 }
 
-/// A serial sensor as the image source of a single-finger SBI device.
-#[derive(Debug)]
+/// A serial sensor as the image source of a single-finger SBI device, with truthful status: the
+/// device is Not Ready while the sensor is unplugged (an I/O error or silence during a capture or a
+/// [`SerialFingerSource::check`] probe), and Ready again once [`SerialFingerSource::check`] has
+/// reopened the port and the sensor accepted its password. [`SerialFingerSource::watch`] runs the
+/// probe periodically.
 pub struct SerialFingerSource<T> {
-    driver: Mutex<R30xDriver<T>>,
+    driver: Mutex<Option<R30xDriver<T>>>,
+    password: u32,
+    reconnect: Option<Reconnect<T>>,
+    connected: std::sync::atomic::AtomicBool,
+}
+
+impl<T> std::fmt::Debug for SerialFingerSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialFingerSource")
+            .field(
+                "connected",
+                &self.connected.load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .field("reconnects", &self.reconnect.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Read + Write> SerialFingerSource<T> {
-    /// Wraps a driver (after its password check).
+    /// Wraps a driver (after its password check). Without a way to reopen the port, an unplugged
+    /// sensor stays Not Ready until the host restarts; see [`SerialFingerSource::reconnecting`].
     pub fn new(driver: R30xDriver<T>) -> Self {
         Self {
-            driver: Mutex::new(driver),
+            driver: Mutex::new(Some(driver)),
+            password: 0,
+            reconnect: None,
+            connected: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// A source that opens the sensor with `reconnect` (and checks `password`) on the first
+    /// [`SerialFingerSource::check`], and again whenever the sensor was lost. Starts Not Ready.
+    pub fn reconnecting(password: u32, reconnect: Reconnect<T>) -> Self {
+        Self {
+            driver: Mutex::new(None),
+            password,
+            reconnect: Some(reconnect),
+            connected: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the sensor is connected and answered its last command.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn lost(&self, slot: &mut Option<R30xDriver<T>>, why: &SerialError) {
+        if slot.take().is_some() || self.is_connected() {
+            tracing::warn!(error = %why, "fingerprint sensor lost: reporting Not Ready");
+        }
+        self.connected.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// One status probe: when connected, a password check (`VfyPwd`, harmless) shows the sensor is
+    /// still there; when not, one attempt to reopen it. Skipped while a capture holds the sensor.
+    /// Returns whether the sensor is connected afterwards.
+    pub fn check(&self) -> bool {
+        let mut slot = match self.driver.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => return self.is_connected(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        if let Some(d) = slot.as_mut() {
+            match d.verify_password(self.password) {
+                Ok(()) => {}
+                Err(e) if e.is_disconnect() => self.lost(&mut slot, &e),
+                Err(e) => tracing::debug!(error = %e, "sensor probe answered badly; keeping it"),
+            }
+            return self.is_connected();
+        }
+        let Some(reconnect) = &self.reconnect else {
+            return false;
+        };
+        match reconnect().and_then(|mut d| d.verify_password(self.password).map(|()| d)) {
+            Ok(d) => {
+                *slot = Some(d);
+                self.connected.store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!("fingerprint sensor connected: reporting Ready");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "fingerprint sensor not there yet");
+                false
+            }
         }
     }
 
     fn capture_image(&self) -> Result<image::GrayImage, SerialError> {
-        let mut d = match self.driver.lock() {
+        let mut slot = match self.driver.lock() {
             Ok(d) => d,
             Err(p) => p.into_inner(),
         };
-        d.capture()?;
-        d.upload_image()
+        let Some(d) = slot.as_mut() else {
+            return Err(SerialError::Io {
+                during: "image capture",
+                source: std::io::Error::new(std::io::ErrorKind::NotConnected, "the sensor is not connected"),
+            });
+        };
+        let r = d.capture().and_then(|()| d.upload_image());
+        if let Err(e) = &r
+            && e.is_disconnect()
+        {
+            self.lost(&mut slot, e);
+        }
+        r
+    }
+}
+
+impl<T: Read + Write + Send + 'static> SerialFingerSource<T> {
+    /// Probes the sensor every `every` (see [`SerialFingerSource::check`]) until the source is dropped
+    /// elsewhere or the task is aborted. Spawn it on the runtime that serves the device.
+    pub async fn watch(self: std::sync::Arc<Self>, every: Duration) {
+        let weak = std::sync::Arc::downgrade(&self);
+        drop(self);
+        loop {
+            let Some(me) = weak.upgrade() else { return };
+            if tokio::task::spawn_blocking(move || me.check()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(every).await;
+        }
     }
 }
 
@@ -395,17 +486,19 @@ fn not_supported(what: &str, person: u64) -> ImageError {
         what: what.to_string(),
         person,
         reason: "a serial fingerprint sensor captures fingers only".into(),
+        device_gone: false,
     }
 }
 
-impl<T: Read + Write + Send + std::fmt::Debug> ImageSource for SerialFingerSource<T> {
+impl<T: Read + Write + Send> ImageSource for SerialFingerSource<T> {
     fn finger(&self, person: u64, position: BioSubType, _impression: u32) -> Result<SimImage, ImageError> {
         let img = self.capture_image().map_err(|e| ImageError {
             what: position.human().to_string(),
             person,
+            device_gone: e.is_disconnect(),
             reason: e.to_string(),
         })?;
-        let quality = contrast_quality(&img);
+        let quality = measured_finger_quality(&img);
         Ok(SimImage {
             iso: finger_record(position, &img, quality)?,
             preview: img,
@@ -419,5 +512,9 @@ impl<T: Read + Write + Send + std::fmt::Debug> ImageSource for SerialFingerSourc
 
     fn face(&self, person: u64, _impression: u32) -> Result<SimImage, ImageError> {
         Err(not_supported("a face", person))
+    }
+
+    fn device_status(&self) -> Option<crate::protocol::DeviceStatus> {
+        (!self.is_connected()).then_some(crate::protocol::DeviceStatus::NotReady)
     }
 }

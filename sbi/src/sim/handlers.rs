@@ -12,10 +12,10 @@ use axum::routing::{get, post};
 
 use super::{DeviceState, FailureMode, SimImage, TIMEOUT_FAILURE_EXTRA, admin};
 use crate::protocol::{
-    BioRequest, BioSubType, BioType, BiometricEntry, CaptureData, CaptureResponse, Certification, DeviceInfo,
-    DeviceInfoEntry, DeviceStatus, DeviceSubId, DigitalId, DiscoverRequest, DiscoveredDevice, Env, ErrorInfo,
-    ErrorResponse, NumStr, Purpose, RCaptureRequest, SPEC_VERSION, SbiErrorCode, StreamRequest,
-    TransactionId, b64url_encode, chain_hash, parse, parse_hash, sbi_time,
+    BioRequest, BioSubType, BioType, BiometricEntry, CaptureData, CaptureRequest, CaptureResponse,
+    Certification, DeviceInfo, DeviceInfoEntry, DeviceStatus, DeviceSubId, DigitalId, DiscoverRequest,
+    DiscoveredDevice, Env, ErrorInfo, ErrorResponse, NumStr, Purpose, RCaptureRequest, SPEC_VERSION,
+    SbiErrorCode, StreamRequest, TransactionId, b64url_encode, chain_hash, parse, parse_hash, sbi_time,
 };
 
 const SERVICE_VERSION: &str = "1.0.0";
@@ -73,14 +73,8 @@ async fn dispatch(State(dev): State<Arc<DeviceState>>, method: Method, body: Byt
     match method.as_str() {
         "MOSIPDISC" => discover(&dev, &body),
         "MOSIPDINFO" => device_info(&dev),
-        "RCAPTURE" => rcapture(&dev, &body).await,
-        "CAPTURE" => error_only(
-            SbiErrorCode::Vendor(501),
-            Some(
-                "CAPTURE (authentication) needs an L1 device; this simulated L0 device serves RCAPTURE only"
-                    .into(),
-            ),
-        ),
+        "RCAPTURE" => capture(&dev, &body, false).await,
+        "CAPTURE" => capture(&dev, &body, true).await,
         "STREAM" => stream(&dev, &body),
         "OPTIONS" => json_response(StatusCode::OK, Vec::new()),
         _ => json_response(
@@ -94,6 +88,9 @@ fn effective_status(dev: &DeviceState) -> DeviceStatus {
     let c = dev.control();
     if c.failure == FailureMode::Busy || dev.capturing.load(Ordering::Relaxed) {
         DeviceStatus::Busy
+    } else if let Some(DeviceStatus::NotReady) = dev.images.device_status() {
+        // A physical device behind the host that is unplugged: truthful Not Ready.
+        DeviceStatus::NotReady
     } else {
         c.device_status
     }
@@ -279,29 +276,123 @@ fn requested_segments(dev: &DeviceState, bio: &BioRequest) -> Result<Vec<Option<
     }
 }
 
+/// The segments an auth CAPTURE returns: the named ones (deviceSubId is "0" for auth), else the
+/// device part's, minus exceptions.
+fn auth_segments(dev: &DeviceState, bio: &BioRequest) -> Result<Vec<Option<BioSubType>>, String> {
+    let bt = dev.kind.bio_type();
+    if bt == BioType::Face {
+        return Ok(vec![None]);
+    }
+    let named: Vec<BioSubType> = bio
+        .bio_sub_type
+        .iter()
+        .copied()
+        .filter(|s| s.belongs_to(bt) && *s != BioSubType::Unknown)
+        .collect();
+    let base = if !named.is_empty() {
+        named
+    } else if dev.kind == super::DeviceKind::FingerSingle {
+        vec![BioSubType::Unknown]
+    } else if bio.device_sub_id != DeviceSubId::Unknown {
+        BioSubType::segments_of(bt, bio.device_sub_id).to_vec()
+    } else {
+        return Err(format!(
+            "name the {} segments to capture in bioSubType",
+            bt.as_str()
+        ));
+    };
+    Ok(base
+        .into_iter()
+        .filter(|s| !bio.exception.contains(s))
+        .map(Some)
+        .collect())
+}
+
 fn image_for(
     dev: &DeviceState,
     person: u64,
     seg: Option<BioSubType>,
     impression: u32,
-) -> Result<SimImage, String> {
-    let r = match (dev.kind.bio_type(), seg) {
+) -> Result<SimImage, super::ImageError> {
+    match (dev.kind.bio_type(), seg) {
         (BioType::Face, _) => dev.images.face(person, impression),
         (BioType::Iris, Some(s)) => dev.images.iris(person, s, impression),
         (BioType::Finger, Some(s)) => dev.images.finger(person, s, impression),
-        (_, None) => return Err("no segment".into()),
-    };
-    r.map_err(|e| e.to_string())
+        (_, None) => Err(super::ImageError {
+            what: "an image".into(),
+            person,
+            reason: "no segment".into(),
+            device_gone: false,
+        }),
+    }
 }
 
-async fn rcapture(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
-    let req: RCaptureRequest = match parse("RCAPTURE request", body) {
+/// The capture error for an image source failure: Not Ready when the device went away (unplugged
+/// mid-capture), extraction error otherwise.
+fn image_error(e: &super::ImageError) -> Response<Body> {
+    if e.device_gone {
+        capture_error(
+            SbiErrorCode::NotReady,
+            Some(format!(
+                "the device was disconnected during the capture ({}); reconnect it and capture again",
+                e.reason
+            )),
+        )
+    } else {
+        capture_error(SbiErrorCode::ExtractionError, Some(e.to_string()))
+    }
+}
+
+/// What RCAPTURE and CAPTURE requests share.
+struct CaptureCall {
+    env: crate::protocol::Env,
+    timeout: NumStr,
+    transaction_id: String,
+    bio: Vec<BioRequest>,
+    domain_uri: Option<String>,
+}
+
+fn parse_call(body: &[u8], auth: bool) -> Result<CaptureCall, String> {
+    if auth {
+        let r: CaptureRequest = parse("CAPTURE request", body).map_err(|e| e.to_string())?;
+        Ok(CaptureCall {
+            env: r.env,
+            timeout: r.timeout,
+            transaction_id: r.transaction_id,
+            bio: r.bio,
+            domain_uri: r.domain_uri,
+        })
+    } else {
+        let r: RCaptureRequest = parse("RCAPTURE request", body).map_err(|e| e.to_string())?;
+        Ok(CaptureCall {
+            env: r.env,
+            timeout: r.timeout,
+            transaction_id: r.transaction_id,
+            bio: r.bio,
+            domain_uri: None,
+        })
+    }
+}
+
+/// RCAPTURE (`auth` false: plain ISO records) and CAPTURE (`auth` true: session-key-encrypted).
+async fn capture(dev: &Arc<DeviceState>, body: &[u8], auth: bool) -> Response<Body> {
+    let req = match parse_call(body, auth) {
         Ok(r) => r,
-        Err(e) => return capture_error(SbiErrorCode::Vendor(500), Some(e.to_string())),
+        Err(e) => return capture_error(SbiErrorCode::Vendor(500), Some(e)),
     };
     if TransactionId::parse(&req.transaction_id).is_err() {
         return capture_error(SbiErrorCode::InvalidTransactionId, None);
     }
+    let encryptor = match (&dev.auth, auth) {
+        (_, false) => None,
+        (Some(e), true) => Some(e.clone()),
+        (None, true) => {
+            return capture_error(
+                SbiErrorCode::DomainKeyMissing,
+                Some("no authentication (IDA) certificate is configured to encrypt to".into()),
+            );
+        }
+    };
     let control = dev.control();
     match (control.failure, effective_status(dev)) {
         (FailureMode::Busy, _) | (_, DeviceStatus::Busy) => return capture_error(SbiErrorCode::Busy, None),
@@ -331,14 +422,23 @@ async fn rcapture(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
             Some(format!("no device with id {:?} here", bio.device_id)),
         );
     }
-    let segments = match requested_segments(dev, bio) {
+    let segments = match if auth {
+        auth_segments(dev, bio)
+    } else {
+        requested_segments(dev, bio)
+    } {
         Ok(s) => s,
         Err(e) => return capture_error(SbiErrorCode::BioCountNotSupported, Some(e)),
     };
     let count = bio.count.get() as usize;
-    let capacity = match dev.kind.bio_type() {
-        BioType::Face => 1,
-        bt => BioSubType::segments_of(bt, bio.device_sub_id).len().max(1),
+    let capacity = match (dev.kind, auth) {
+        (super::DeviceKind::FingerSlap, true) => 10,
+        (super::DeviceKind::IrisDouble, true) => 2,
+        (_, true) => 1,
+        _ => match dev.kind.bio_type() {
+            BioType::Face => 1,
+            bt => BioSubType::segments_of(bt, bio.device_sub_id).len().max(1),
+        },
     };
     if count == 0 || count > capacity {
         return capture_error(
@@ -379,16 +479,35 @@ async fn rcapture(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
         .into_iter()
         .filter(|s| s.is_none_or(|s| !control.missing.contains(&s)))
         .collect();
-    // Image synthesis is CPU work: keep it off the async workers.
+    // Image synthesis and quality scoring are CPU work: off the async workers, one thread per segment
+    // (a slap's four fingers in parallel).
     let images = tokio::task::spawn_blocking(move || {
-        kept.into_iter()
-            .map(|s| image_for(&dev2, person, s, impression).map(|i| (s, i)))
-            .collect::<Result<Vec<_>, String>>()
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = kept
+                .iter()
+                .map(|&s| {
+                    let dev = &dev2;
+                    (s, scope.spawn(move || image_for(dev, person, s, impression)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(s, h)| match h.join() {
+                    Ok(r) => r.map(|i| (s, i)),
+                    Err(_) => Err(super::ImageError {
+                        what: "an image".into(),
+                        person,
+                        reason: "the image source failed unexpectedly".into(),
+                        device_gone: false,
+                    }),
+                })
+                .collect::<Result<Vec<_>, super::ImageError>>()
+        })
     })
     .await;
     let images = match images {
         Ok(Ok(i)) => i,
-        Ok(Err(e)) => return capture_error(SbiErrorCode::ExtractionError, Some(e)),
+        Ok(Err(e)) => return image_error(&e),
         Err(e) => return capture_error(SbiErrorCode::ExtractionError, Some(e.to_string())),
     };
     if images.is_empty() {
@@ -397,16 +516,29 @@ async fn rcapture(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
     let timestamp = sbi_time(dev.clock.now());
     let mut biometrics = Vec::with_capacity(images.len());
     for (seg, img) in images {
+        // A score forced through /admin/score wins over the one measured on the image.
         let quality = control.quality_score.unwrap_or(img.quality).min(100);
+        let (bio_value, sealed) = match &encryptor {
+            None => (b64url_encode(&img.iso), None),
+            Some(enc) => match enc.encrypt(&img.iso, &timestamp, &req.transaction_id) {
+                Ok(e) => (e.bio_value.clone(), Some(e)),
+                Err(e) => return capture_error(SbiErrorCode::Vendor(500), Some(e.to_string())),
+            },
+        };
         let data = CaptureData {
             digital_id: digital.clone(),
             bio_type: dev.kind.bio_type(),
             bio_sub_type: seg,
             device_code: dev.serial_no.clone(),
             device_service_version: SERVICE_VERSION.into(),
-            purpose: Purpose::Registration,
+            purpose: if auth {
+                Purpose::Auth
+            } else {
+                Purpose::Registration
+            },
             env: req.env,
-            bio_value: b64url_encode(&img.iso),
+            domain_uri: auth.then(|| req.domain_uri.clone().unwrap_or_default()),
+            bio_value,
             transaction_id: req.transaction_id.clone(),
             timestamp: timestamp.clone(),
             requested_score: bio.requested_score,
@@ -430,12 +562,12 @@ async fn rcapture(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
             spec_version: Some(SPEC_VERSION.into()),
             data: Some(signed),
             hash: Some(hex::encode_upper(previous)),
-            session_key: None,
-            thumbprint: None,
+            session_key: sealed.as_ref().map(|e| e.session_key.clone()),
+            thumbprint: sealed.map(|e| e.thumbprint),
             error: ErrorInfo::success(),
         });
     }
-    tracing::debug!(device = %dev.device_id, segments = biometrics.len(), "simulated RCAPTURE answered");
+    tracing::debug!(device = %dev.device_id, segments = biometrics.len(), auth, "simulated capture answered");
     to_json(&CaptureResponse { biometrics })
 }
 
@@ -477,7 +609,7 @@ fn stream(dev: &Arc<DeviceState>, body: &[u8]) -> Response<Body> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let frame = tokio::task::spawn_blocking(move || {
-                let img = image_for(&dev, person, segment, n)?;
+                let img = image_for(&dev, person, segment, n).map_err(|e| e.to_string())?;
                 let mut jpeg = Vec::new();
                 image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70)
                     .encode_image(&img.preview)

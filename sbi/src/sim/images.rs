@@ -24,6 +24,9 @@ pub struct ImageError {
     pub person: u64,
     /// Why.
     pub reason: String,
+    /// The device went away (unplugged) rather than failing one capture: the simulator answers
+    /// Not Ready (110) instead of an extraction error (102).
+    pub device_gone: bool,
 }
 
 /// Produces the images of a synthetic person. `impression` varies between captures of the same
@@ -35,6 +38,11 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     fn iris(&self, person: u64, position: BioSubType, impression: u32) -> Result<SimImage, ImageError>;
     /// A face image record (ISO/IEC 19794-5).
     fn face(&self, person: u64, impression: u32) -> Result<SimImage, ImageError>;
+    /// What the source knows of the device's status: `Some(NotReady)` while a physical device is
+    /// unplugged. `None` (the default: synthetic sources) leaves the status to the control state.
+    fn device_status(&self) -> Option<crate::protocol::DeviceStatus> {
+        None
+    }
 }
 
 /// The image source `tessera-sbi simulate` ships with: the biometrics crate's synthetic generator.
@@ -46,9 +54,10 @@ pub fn default_image_source() -> Result<std::sync::Arc<dyn ImageSource>, ImageEr
 /// deterministic from the person id: the same person captured on two stations gives impressions of the
 /// same fingers, as a real resident would.
 ///
-/// Quality: until the biometrics crate's NFIQ 2 scorer is available, the reported score is derived from
-/// the impression's ground-truth degradations (contact area, noise, dryness, blur, scratches), so poor
-/// impressions report low scores; iris and face report 85 and 80. `/admin/score` overrides all of them.
+/// Quality is measured on the image returned: fingers by the biometrics crate's NFIQ 2-style scorer
+/// ([`measured_finger_quality`]), iris and face by their grey-level spread ([`measured_contrast_quality`]),
+/// since the biometrics crate scores fingers only. A score forced with `/admin/score` replaces the
+/// measured one in the signed data block (the ISO record keeps the measured one).
 #[derive(Debug, Default)]
 pub struct SyntheticImages {
     people: std::sync::Mutex<Vec<std::sync::Arc<tessera_biometrics::synth::SyntheticPerson>>>,
@@ -78,20 +87,37 @@ impl SyntheticImages {
     }
 }
 
-/// A plausible 0-100 quality from an impression's ground truth.
-fn ground_truth_quality(d: &tessera_biometrics::synth::Degradation) -> u8 {
-    let mut q = 96.0_f32;
-    q -= (1.0 - d.contact.clamp(0.0, 1.0)) * 90.0;
-    q -= d.noise.max(0.0) * 0.8;
-    q -= d.dryness.abs() * 25.0;
-    q -= d.distortion.max(0.0) * 0.5;
-    if d.blurred {
-        q -= 10.0;
+/// The quality the simulator and the device host report for a finger image: the biometrics crate's
+/// NFIQ 2-style score ([`tessera_biometrics::quality::assess`]) of exactly the image that is returned.
+pub fn measured_finger_quality(img: &image::GrayImage) -> u8 {
+    tessera_biometrics::quality::assess(img).score.min(100)
+}
+
+/// The quality reported for iris and face images, which the biometrics crate has no scorer for yet:
+/// the share of the grey range the image uses (5th to 95th percentile), measured on the returned image.
+pub fn measured_contrast_quality(img: &image::GrayImage) -> u8 {
+    let mut hist = [0u32; 256];
+    for p in img.pixels() {
+        if let Some(h) = hist.get_mut(usize::from(p.0[0])) {
+            *h += 1;
+        }
     }
-    q -= f32::from(u16::try_from(d.scratches.min(10)).unwrap_or(10)) * 3.0;
-    let q = q.clamp(1.0, 100.0).round();
-    // In 1..=100 after the clamp.
-    (1..=100u8).find(|v| f32::from(*v) >= q).unwrap_or(100)
+    let total: u32 = hist.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    let pick = |frac: u32| -> usize {
+        let mut acc = 0u32;
+        for (i, h) in hist.iter().enumerate() {
+            acc += h;
+            if acc.saturating_mul(100) >= total.saturating_mul(frac) {
+                return i;
+            }
+        }
+        255
+    };
+    let spread = pick(95).saturating_sub(pick(5));
+    u8::try_from((spread * 100 / 255).min(100)).unwrap_or(100)
 }
 
 impl ImageSource for SyntheticImages {
@@ -103,7 +129,7 @@ impl ImageSource for SyntheticImages {
             other => other,
         };
         let imp = p.finger_impression(finger_position(pos), impression);
-        let quality = ground_truth_quality(&imp.degradation);
+        let quality = measured_finger_quality(&imp.image);
         let iso = finger_record(position, &imp.image, quality).map_err(|e| ImageError { person, ..e })?;
         Ok(SimImage {
             iso,
@@ -116,7 +142,7 @@ impl ImageSource for SyntheticImages {
         let img = self
             .person(person)
             .iris(position == BioSubType::Right, impression);
-        let quality = 85;
+        let quality = measured_contrast_quality(&img);
         let iso = iris_record(position, &img, quality).map_err(|e| ImageError { person, ..e })?;
         Ok(SimImage {
             iso,
@@ -127,9 +153,9 @@ impl ImageSource for SyntheticImages {
 
     fn face(&self, person: u64, impression: u32) -> Result<SimImage, ImageError> {
         let img = self.person(person).face(impression);
-        let quality = 80;
+        let preview = image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
+        let quality = measured_contrast_quality(&preview);
         let iso = face_record(&img, quality).map_err(|e| ImageError { person, ..e })?;
-        let preview = image::DynamicImage::ImageRgb8(img).to_luma8();
         Ok(SimImage {
             iso,
             preview,
@@ -160,6 +186,7 @@ fn record_error(what: &str, e: impl std::fmt::Display) -> ImageError {
         what: what.to_string(),
         person: 0,
         reason: e.to_string(),
+        device_gone: false,
     }
 }
 

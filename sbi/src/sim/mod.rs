@@ -2,7 +2,14 @@
 //!
 //! Each virtual device listens on its own port of `127.0.0.1` and answers the SBI verbs over real HTTP
 //! (MOSIPDISC, MOSIPDINFO, RCAPTURE, CAPTURE, STREAM) with data blocks signed by a per-device key whose
-//! certificate is issued, at start-up, by a simulated provider CA. A control API like MOSIP's mock
+//! certificate is issued, at start-up, by a simulated provider CA. CAPTURE (authentication) encrypts
+//! each `bioValue` with a session key wrapped to the configured IDA certificate
+//! ([`SimConfig::auth_cert_der`], see [`crate::session`]); the simulated devices stay L0 (their digital
+//! id is signed by the device key, where a certified L1 device uses its FTM key).
+//!
+//! Quality: each image's score is measured on the returned image (fingers: the biometrics crate's
+//! NFIQ 2-style scorer); `/admin/score` forces a score instead (it wins over the measured one, in the
+//! signed `qualityScore`), and `{"qualityScore": null}` returns to the measured score. A control API like MOSIP's mock
 //! device service drives it for tests and training:
 //!
 //! | Route | Body | Effect |
@@ -38,7 +45,7 @@ use crate::protocol::{BioSubType, BioType, DeviceStatus, DeviceSubId, DeviceSubT
 
 pub use images::{
     ImageError, ImageSource, SimImage, SyntheticImages, default_image_source, face_record, finger_record,
-    iris_record,
+    iris_record, measured_contrast_quality, measured_finger_quality,
 };
 
 /// An error starting or running the simulator.
@@ -60,6 +67,9 @@ pub enum SimError {
     /// Keys or certificates could not be created.
     #[error("could not create the simulated device keys: {0}")]
     Keys(#[from] JwsError),
+    /// The authentication encryption certificate cannot be used.
+    #[error("the authentication (IDA) encryption certificate cannot be used: {0}")]
+    AuthCert(#[from] crate::session::SessionError),
 }
 
 /// The kind of a virtual device.
@@ -168,6 +178,9 @@ pub struct SimConfig {
     pub person_id: u64,
     /// Device certificate validity from now, in days.
     pub cert_days: i64,
+    /// The authentication server's (IDA) encryption certificate, DER, that CAPTURE encrypts `bioValue`
+    /// to. Without it CAPTURE answers error 108 (domain public key missing).
+    pub auth_cert_der: Option<Vec<u8>>,
 }
 
 impl SimConfig {
@@ -188,6 +201,7 @@ impl SimConfig {
             alg: Alg::Rs256,
             person_id: 1,
             cert_days: 30,
+            auth_cert_der: None,
         }
     }
 }
@@ -204,6 +218,7 @@ pub(crate) struct DeviceState {
     pub impressions: AtomicU32,
     pub clock: Arc<dyn Clock>,
     pub images: Arc<dyn ImageSource>,
+    pub auth: Option<crate::session::SessionKeyEncryptor>,
 }
 
 impl std::fmt::Debug for DeviceState {
@@ -307,6 +322,10 @@ pub async fn start(
         now - chrono::Duration::days(1),
         now + chrono::Duration::days(3650),
     )?;
+    let auth = match &config.auth_cert_der {
+        Some(der) => Some(crate::session::SessionKeyEncryptor::from_cert_der(der)?),
+        None => None,
+    };
     let mut devices = Vec::new();
     let mut states = Vec::new();
     let mut tasks = Vec::new();
@@ -356,6 +375,7 @@ pub async fn start(
             impressions: AtomicU32::new(0),
             clock: clock.clone(),
             images: images.clone(),
+            auth: auth.clone(),
         });
         let app = handlers::router(state.clone());
         tracing::info!(port = addr.port(), kind = ?kind, "simulated SBI device listening");

@@ -349,6 +349,163 @@ async fn quality_below_threshold_returns_the_capture_for_force_capture() {
     assert_eq!((*average, *required, low.len()), (35, 40, 4));
     assert_eq!(capture.segments.len(), 4);
     assert!(err.to_string().contains("average 35, required 40"), "{err}");
+    // The forced score wins over the measured one only until it is cleared with null.
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/admin/score", dev.port))
+        .json(&serde_json::json!({"type": "Finger", "qualityScore": null}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let spec = capture_spec_for(&dev, DeviceSubId::Left, txn(), vec![], 1, Duration::from_secs(10));
+    let cap = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
+    for s in &cap.segments {
+        let recs = tessera_biometrics::iso19794_4::decode(&s.iso).unwrap();
+        assert_eq!(
+            s.quality,
+            u32::from(recs[0].quality),
+            "the image source's own score again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_capture_is_encrypted_to_the_ida_certificate_and_verified() {
+    use tessera_sbi::client::AuthCaptureOptions;
+    use tessera_sbi::session::{SessionKeyDecryptor, thumbprint};
+    let h = harness().await;
+    let dev = h.found(DeviceKind::FingerSlap).await;
+    let mut spec = capture_spec_for(
+        &dev,
+        DeviceSubId::Unknown,
+        txn(),
+        vec![],
+        1,
+        Duration::from_secs(10),
+    );
+    spec.bio_sub_type = vec![BioSubType::RightIndex, BioSubType::LeftThumb];
+    spec.count = 2;
+    let decryptor = Arc::new(SessionKeyDecryptor::from_pkcs8_der(&h.ida_key, &h.ida_cert).unwrap());
+    let opts = AuthCaptureOptions {
+        domain_uri: Some("https://ida.example.invalid".into()),
+        thumbprint: thumbprint(&h.ida_cert),
+        decryptor: Some(decryptor),
+    };
+    let cap = h
+        .client
+        .capture_auth(&dev, &spec, &HashChain::new(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(cap.segments.len(), 2);
+    for s in &cap.segments {
+        let enc = s.encrypted.as_ref().unwrap();
+        assert_ne!(
+            enc.bio_value,
+            tessera_sbi::protocol::b64url_encode(&s.iso),
+            "bioValue is encrypted"
+        );
+        assert_eq!(tessera_biometrics::iso19794_4::decode(&s.iso).unwrap().len(), 1);
+        assert_eq!(s.data.purpose, tessera_sbi::protocol::Purpose::Auth);
+        assert_eq!(s.data.domain_uri.as_deref(), Some("https://ida.example.invalid"));
+    }
+    // A station without the IDA key still checks signatures, chain, segments and the thumbprint.
+    let station = AuthCaptureOptions {
+        decryptor: None,
+        ..opts.clone()
+    };
+    let cap = h
+        .client
+        .capture_auth(&dev, &spec, &HashChain::new(), &station)
+        .await
+        .unwrap();
+    assert!(
+        cap.segments
+            .iter()
+            .all(|s| s.iso.is_empty() && s.encrypted.is_some())
+    );
+    // Encrypted for another certificate: refused.
+    let other = AuthCaptureOptions {
+        thumbprint: "AB".repeat(32),
+        decryptor: None,
+        domain_uri: None,
+    };
+    let err = h
+        .client
+        .capture_auth(&dev, &spec, &HashChain::new(), &other)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Encryption { .. }), "{err}");
+    // An auth answer is not a registration capture.
+    let resp = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"CAPTURE").unwrap(),
+            format!("http://127.0.0.1:{}/capture", dev.port),
+        )
+        .json(&h.client.capture_request(&spec, &HashChain::new(), &opts))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let resp: CaptureResponse = parse("CAPTURE response", &resp).unwrap();
+    let err = validate::validate_capture(&resp, &spec, &dev, &HashChain::new(), &h.trust, &SystemClock)
+        .unwrap_err();
+    assert!(matches!(err, ClientError::DeviceMismatch { .. }), "{err}");
+    // Missing fingers are still caught.
+    h.sim.control(DeviceKind::FingerSlap, |c| {
+        c.missing = [BioSubType::LeftThumb].into_iter().collect()
+    });
+    let err = h
+        .client
+        .capture_auth(&dev, &spec, &HashChain::new(), &opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::MissingSegments { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn auth_capture_without_a_domain_key_is_error_108() {
+    use tessera_sbi::client::AuthCaptureOptions;
+    let mut cfg = SimConfig::from_port(0);
+    cfg.alg = Alg::EdDsa;
+    cfg.devices = vec![(DeviceKind::Face, 0)];
+    let sim = sim::start(cfg, Arc::new(SystemClock), Arc::new(TestdataImages::load()))
+        .await
+        .unwrap();
+    let mut trust = TrustStore::new();
+    trust.add_pem(sim.ca_pem()).unwrap();
+    let client = SbiClient::new(ClientConfig::default(), Arc::new(trust), Arc::new(SystemClock)).unwrap();
+    let dev = client
+        .discover_port(
+            sim.port_of(DeviceKind::Face).unwrap(),
+            tessera_sbi::protocol::DiscoverType::Face,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let spec = capture_spec_for(
+        &dev,
+        DeviceSubId::Unknown,
+        txn(),
+        vec![],
+        1,
+        Duration::from_secs(5),
+    );
+    let err = client
+        .capture_auth(
+            &dev,
+            &spec,
+            &HashChain::new(),
+            &AuthCaptureOptions {
+                domain_uri: None,
+                thumbprint: "00".repeat(32),
+                decryptor: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.sbi_code(), Some(SbiErrorCode::DomainKeyMissing), "{err}");
 }
 
 #[tokio::test]
@@ -434,10 +591,25 @@ async fn stream_yields_jpeg_frames() {
         .stream(&dev, DeviceSubId::Left, Duration::from_millis(1500))
         .await
         .unwrap();
+    let started = Instant::now();
     for _ in 0..3 {
         let f = s.next_frame().await.unwrap().unwrap();
         assert_eq!(&f[..2], &[0xFF, 0xD8], "JPEG start of image");
         assert_eq!(&f[f.len() - 2..], &[0xFF, 0xD9], "JPEG end of image");
+        let img = image::load_from_memory_with_format(&f, image::ImageFormat::Jpeg).unwrap();
+        assert!(img.width() > 100 && img.height() > 100);
+    }
+    // At least 3 frames a second, as the spec asks.
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stream ends when its timeout is over.
+    let mut n = 3;
+    while s.next_frame().await.unwrap().is_some() {
+        n += 1;
+        assert!(n < 50);
     }
     h.sim.control(DeviceKind::Face, |c| c.failure = FailureMode::Busy);
     let face = h.found(DeviceKind::Face).await;
@@ -647,6 +819,9 @@ async fn shipped_synthetic_source_serves_decodable_iso_records() {
         };
         assert_eq!(recs[0].position, expected);
         assert_eq!(u32::from(recs[0].quality), s.quality);
+        // The reported quality is the biometrics crate's score of exactly the returned image.
+        let measured = tessera_biometrics::quality::assess(&recs[0].to_gray().unwrap()).score;
+        assert_eq!(s.quality, u32::from(measured));
         assert_eq!(recs[0].to_gray().unwrap().dimensions(), (320, 400));
     }
     // Two captures of the same finger are different impressions, not byte-identical copies.

@@ -12,6 +12,7 @@
 )]
 
 mod e2e;
+mod hid;
 mod jws;
 mod schema;
 mod serial;

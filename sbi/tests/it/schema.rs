@@ -242,3 +242,70 @@ async fn capture_errors_match_the_error_schema() {
     assert_eq!(resp["biometrics"][0]["error"]["errorCode"], "112");
     assert_invalid("rcapture_response.json", &resp);
 }
+
+#[tokio::test]
+async fn auth_capture_requests_and_responses_match_the_schemas() {
+    use tessera_sbi::client::AuthCaptureOptions;
+    let h = harness().await;
+    let opts = AuthCaptureOptions {
+        domain_uri: Some("https://ida.example.invalid".into()),
+        thumbprint: tessera_sbi::session::thumbprint(&h.ida_cert),
+        decryptor: None,
+    };
+    for (kind, subs, count) in [
+        (
+            DeviceKind::FingerSlap,
+            vec!["Right IndexFinger", "Left Thumb"],
+            "2",
+        ),
+        (DeviceKind::FingerSingle, vec!["Right IndexFinger"], "1"),
+        (DeviceKind::IrisDouble, vec!["Left", "Right"], "2"),
+        (DeviceKind::Face, vec![], "1"),
+    ] {
+        let dev = h.found(kind).await;
+        // What the client sends.
+        let mut spec = capture_spec_for(
+            &dev,
+            DeviceSubId::Unknown,
+            TransactionId::parse("auth-0001").unwrap(),
+            vec![],
+            40,
+            Duration::from_secs(10),
+        );
+        spec.bio_sub_type = subs
+            .iter()
+            .map(|s| serde_json::from_value(Value::String((*s).into())).unwrap())
+            .collect();
+        spec.count = count.parse().unwrap();
+        let req = serde_json::to_value(h.client.capture_request(&spec, &HashChain::new(), &opts)).unwrap();
+        assert_valid("auth_capture_request.json", &req);
+        // What the simulator answers.
+        let mut resp = raw(dev.port, "CAPTURE", "/capture", Some(req)).await;
+        for e in resp["biometrics"].as_array_mut().unwrap() {
+            let mut data = decode_jws(e["data"].as_str().unwrap());
+            let did = decode_jws(data["digitalId"].as_str().unwrap());
+            data["digitalIdDecoded"] = did;
+            e["dataDecoded"] = data;
+        }
+        assert_eq!(
+            resp["biometrics"].as_array().unwrap().len(),
+            count.parse::<usize>().unwrap(),
+            "{kind:?}: {resp:#}"
+        );
+        assert_valid("auth_capture_response.json", &resp);
+        // Registration and auth answers are told apart.
+        assert_invalid("rcapture_response.json", &resp);
+    }
+    // A registration request is not an auth request.
+    let dev = h.found(DeviceKind::Face).await;
+    let spec = capture_spec_for(
+        &dev,
+        DeviceSubId::Unknown,
+        TransactionId::parse("auth-0002").unwrap(),
+        vec![],
+        40,
+        Duration::from_secs(10),
+    );
+    let reg = serde_json::to_value(h.client.rcapture_request(&spec, &HashChain::new())).unwrap();
+    assert_invalid("auth_capture_request.json", &reg);
+}

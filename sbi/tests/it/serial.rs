@@ -151,6 +151,7 @@ async fn client_host_serial_emulator_end_to_end() {
         R30xDriver::new(TTYPort::pair().unwrap().0, Duration::from_secs(1)),
     );
     let source = Arc::new(SerialFingerSource::new(driver));
+    assert!(source.is_connected());
     let mut cfg = SimConfig::from_port(0);
     cfg.devices = vec![(DeviceKind::FingerSingle, 0)];
     cfg.alg = Alg::Rs256;
@@ -178,4 +179,136 @@ async fn client_host_serial_emulator_end_to_end() {
     let recs = tessera_biometrics::iso19794_4::decode(&cap.segments[0].iso).unwrap();
     assert_eq!(recs[0].position, tessera_biometrics::FingerPosition::RightIndex);
     assert_eq!(recs[0].to_gray().unwrap().dimensions(), (256, 288));
+}
+
+/// One "plug" of a virtual sensor: the emulator on the pty master, the slave reachable through the
+/// symlink `link` (as a USB adapter is through /dev/serial/by-id).
+struct Plug {
+    _slave: TTYPort,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Plug {
+    fn new(link: &std::path::Path, fault: Fault) -> Self {
+        let (mut master, slave) = TTYPort::pair().unwrap();
+        master.set_timeout(Duration::from_millis(20)).unwrap();
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(slave.name().unwrap(), link).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let config = EmulatorConfig {
+            fault,
+            ..EmulatorConfig::default()
+        };
+        let thread = std::thread::spawn(move || {
+            emulator::serve(master, config, Arc::new(TestdataImages::load()), s);
+        });
+        Plug {
+            _slave: slave,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Plug {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn status_of(client: &SbiClient, port: u16) -> tessera_sbi::protocol::DeviceStatus {
+    client
+        .discover_port(port, DiscoverType::Finger)
+        .await
+        .unwrap()
+        .remove(0)
+        .entry
+        .device_status
+}
+
+async fn wait_for(client: &SbiClient, port: u16, want: tessera_sbi::protocol::DeviceStatus) {
+    for _ in 0..100 {
+        if status_of(client, port).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("device never reported {want:?}");
+}
+
+#[tokio::test]
+async fn sensor_unplugged_mid_capture_is_not_ready_until_replugged() {
+    use tessera_sbi::client::ClientError;
+    use tessera_sbi::host::{HostSettings, SerialSettings};
+    use tessera_sbi::protocol::{DeviceStatus, SbiErrorCode};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sensor");
+    // The first sensor is pulled out in the middle of its first image upload.
+    let plug = Plug::new(&link, Fault::UnplugDuringUpload);
+    let settings = HostSettings {
+        serial: Some(SerialSettings {
+            path: link.to_string_lossy().into_owned(),
+            baud: 57600,
+            password: 0,
+            port: 0,
+        }),
+        ..HostSettings::default()
+    };
+    let host = tessera_sbi::host::start_with(
+        &settings,
+        Arc::new(SystemClock),
+        Duration::from_millis(100),
+        || Box::new(tessera_sbi::hid::HidapiBackend::new()),
+    )
+    .await
+    .unwrap();
+    let sensor = host.sensor.as_ref().unwrap();
+    let mut trust = TrustStore::new();
+    trust.add_pem(sensor.ca_pem()).unwrap();
+    let client = SbiClient::new(ClientConfig::default(), Arc::new(trust), Arc::new(SystemClock)).unwrap();
+    let port = sensor.port_of(DeviceKind::FingerSingle).unwrap();
+    assert_eq!(status_of(&client, port).await, DeviceStatus::Ready);
+    let dev = client
+        .discover_port(port, DiscoverType::Finger)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut spec = capture_spec_for(
+        &dev,
+        DeviceSubId::Unknown,
+        TransactionId::parse("hotplug-1").unwrap(),
+        vec![],
+        1,
+        Duration::from_secs(20),
+    );
+    spec.bio_sub_type = vec![BioSubType::RightIndex];
+    let started = std::time::Instant::now();
+    let err = client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap_err();
+    assert_eq!(err.sbi_code(), Some(SbiErrorCode::NotReady), "{err}");
+    assert!(matches!(err, ClientError::Device { .. }));
+    assert!(err.to_string().contains("disconnected"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+    drop(plug);
+    // Discovery and device info tell the truth while it is out.
+    assert_eq!(status_of(&client, port).await, DeviceStatus::NotReady);
+    let info = client.device_info(port).await.unwrap();
+    assert_eq!(info[0].info.device_status, DeviceStatus::NotReady);
+    let err = client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap_err();
+    assert_eq!(err.sbi_code(), Some(SbiErrorCode::NotReady), "{err}");
+    // Plugged back in (a new pty behind the same link): Ready again, and it captures.
+    let _plug = Plug::new(&link, Fault::None);
+    wait_for(&client, port, DeviceStatus::Ready).await;
+    let cap = client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
+    let recs = tessera_biometrics::iso19794_4::decode(&cap.segments[0].iso).unwrap();
+    assert_eq!(recs[0].to_gray().unwrap().dimensions(), (256, 288));
+    assert!(host.sensor_source.as_ref().unwrap().is_connected());
 }

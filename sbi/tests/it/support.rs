@@ -73,6 +73,9 @@ pub struct Harness {
     pub sim: RunningSimulator,
     pub client: SbiClient,
     pub trust: Arc<TrustStore>,
+    /// The stand-in IDA encryption certificate CAPTURE encrypts to, and its private key (PKCS#8).
+    pub ida_cert: Vec<u8>,
+    pub ida_key: Vec<u8>,
 }
 
 impl Harness {
@@ -98,9 +101,11 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(alg: Alg, clock: Arc<dyn Clock>) -> Harness {
+    let (ida_cert, ida_key) = tessera_sbi::pki::encryption_certificate("Test IDA", clock.now()).unwrap();
     let mut cfg = SimConfig::from_port(0);
     cfg.alg = alg;
     cfg.person_id = 7;
+    cfg.auth_cert_der = Some(ida_cert.clone());
     let sim = sim::start(cfg, clock.clone(), Arc::new(TestdataImages::load()))
         .await
         .unwrap();
@@ -108,5 +113,16 @@ pub async fn harness_with(alg: Alg, clock: Arc<dyn Clock>) -> Harness {
     assert_eq!(trust.add_pem(sim.ca_pem()).unwrap(), 1);
     let trust = Arc::new(trust);
     let client = SbiClient::new(ClientConfig::default(), trust.clone(), clock).unwrap();
-    Harness { sim, client, trust }
+    Harness {
+        sim,
+        client,
+        trust,
+        ida_cert,
+        ida_key,
+    }
+}
+
+/// Whether tests that need an outside facility must fail instead of skipping.
+pub fn require_all() -> bool {
+    std::env::var("TESSERA_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
