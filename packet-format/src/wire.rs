@@ -561,7 +561,11 @@ impl PacketStatus {
 
 /// The message an operator's key signs to prove possession when a station registers it:
 /// `TESSERA-OPERATOR-KEY-V1\n<machine id>\n<operator id>\n<base64 public key>`.
-pub fn operator_key_proof_message(machine_id: &MachineId, operator_id: &str, public_key_b64: &str) -> Vec<u8> {
+pub fn operator_key_proof_message(
+    machine_id: &MachineId,
+    operator_id: &str,
+    public_key_b64: &str,
+) -> Vec<u8> {
     format!("TESSERA-OPERATOR-KEY-V1\n{machine_id}\n{operator_id}\n{public_key_b64}").into_bytes()
 }
 

@@ -27,8 +27,22 @@ use tessera_packet::wire::{MachineStatus, PacketStatus};
 use tessera_server::settings::Settings;
 use tessera_server::store::{NewMachine, NewUpload, OperatorKeyRecord};
 
+fn letters(mut n: u32) -> String {
+    let mut s = String::from("R");
+    loop {
+        s.push(char::from(b'a' + u8::try_from(n % 26).unwrap()));
+        n /= 26;
+        if n == 0 {
+            return s;
+        }
+    }
+}
+
 fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -92,7 +106,7 @@ fn main() {
         for i in 0..n {
             let r = flow::Resident {
                 dob: format!("19{:02}-03-04", 40 + i % 60),
-                ..flow::Resident::new(1_000 + u64::from(i), &format!("Bench Resident {i}"))
+                ..flow::Resident::new(1_000 + u64::from(i), &format!("Bench Resident {}", letters(i)))
             };
             let c = flow::content(&m.machine_id, i + 1, &r, &fingers);
             let data = flow::seal_signed(&c, &recipients, &machine_key, &officer, &supervisor, Decision::Approved);

@@ -58,11 +58,11 @@ pub async fn decide(
                     }
                     u.clone()
                 }
-                None => case
-                    .candidates
-                    .first()
-                    .map(|c| c.uin.clone())
-                    .ok_or_else(|| ApiError::bad_request("not_a_candidate", "the case has no candidate"))?,
+                None => {
+                    case.candidates.first().map(|c| c.uin.clone()).ok_or_else(|| {
+                        ApiError::bad_request("not_a_candidate", "the case has no candidate")
+                    })?
+                }
             };
             (case_status::DUPLICATE, Some(of))
         }

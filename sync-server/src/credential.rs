@@ -66,7 +66,10 @@ pub fn canonical(v: &Value) -> String {
 /// The issuer id of a key: `urn:tessera:issuer:<first 8 bytes of SHA-256 of the key, hex>`.
 pub fn issuer_id(key: &VerifyingKey) -> String {
     let d = Sha256::digest(key.as_bytes());
-    format!("urn:tessera:issuer:{}", hex::encode(d.get(..8).unwrap_or_default()))
+    format!(
+        "urn:tessera:issuer:{}",
+        hex::encode(d.get(..8).unwrap_or_default())
+    )
 }
 
 /// The subject facts a credential carries.
@@ -89,7 +92,12 @@ impl std::fmt::Debug for Subject {
 }
 
 fn proof_message(unsigned: &Value, proof_config: &Value) -> Vec<u8> {
-    format!("TESSERA-VC-V1\n{}\n{}", canonical(unsigned), canonical(proof_config)).into_bytes()
+    format!(
+        "TESSERA-VC-V1\n{}\n{}",
+        canonical(unsigned),
+        canonical(proof_config)
+    )
+    .into_bytes()
 }
 
 /// Issues the credential of a packet (`rid`) for `subject`.
@@ -121,7 +129,10 @@ pub fn issue(issuer: &SigningKey, rid: &str, subject: &Subject, at: DateTime<Utc
     let sig = issuer.sign(&proof_message(&unsigned, &proof_config));
     let mut proof = proof_config;
     if let Some(p) = proof.as_object_mut() {
-        p.insert("proofValue".into(), Value::String(STANDARD.encode(sig.to_bytes())));
+        p.insert(
+            "proofValue".into(),
+            Value::String(STANDARD.encode(sig.to_bytes())),
+        );
     }
     let mut vc = unsigned;
     if let Some(o) = vc.as_object_mut() {
@@ -150,7 +161,11 @@ pub fn verify(text: &str, issuer: &VerifyingKey) -> Result<Subject, CredentialEr
         .remove("proof")
         .ok_or_else(|| CredentialError::Malformed("no proof".into()))?;
     let expected = issuer_id(issuer);
-    let found = obj.get("issuer").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let found = obj
+        .get("issuer")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned();
     if found != expected {
         return Err(CredentialError::WrongIssuer { expected, found });
     }
@@ -160,7 +175,9 @@ pub fn verify(text: &str, issuer: &VerifyingKey) -> Result<Subject, CredentialEr
         .and_then(|v| v.as_str().map(str::to_owned))
         .ok_or_else(|| CredentialError::Malformed("proof has no proofValue".into()))?;
     if proof.get("cryptosuite").and_then(|v| v.as_str()) != Some(CRYPTOSUITE) {
-        return Err(CredentialError::Malformed(format!("cryptosuite is not {CRYPTOSUITE}")));
+        return Err(CredentialError::Malformed(format!(
+            "cryptosuite is not {CRYPTOSUITE}"
+        )));
     }
     let sig = sig_from_b64(&STANDARD, &value)?;
     issuer
@@ -209,8 +226,15 @@ pub fn verify_qr(payload: &str, issuer: &VerifyingKey) -> Result<Subject, Creden
     let bytes = URL_SAFE_NO_PAD
         .decode(body)
         .map_err(|_| CredentialError::Malformed("the record is not base64url".into()))?;
-    let record: Value = serde_json::from_slice(&bytes).map_err(|e| CredentialError::Malformed(e.to_string()))?;
-    let field = |k: &str| record.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let record: Value =
+        serde_json::from_slice(&bytes).map_err(|e| CredentialError::Malformed(e.to_string()))?;
+    let field = |k: &str| {
+        record
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     Ok(Subject {
         uin: field("u"),
         full_name: field("n"),
@@ -246,10 +270,16 @@ mod tests {
             Err(CredentialError::WrongIssuer { .. })
         ));
         let forged = text.replace("Test Person", "Evil Person");
-        assert_eq!(verify(&forged, &k.verifying_key()), Err(CredentialError::BadSignature));
+        assert_eq!(
+            verify(&forged, &k.verifying_key()),
+            Err(CredentialError::BadSignature)
+        );
         let qr = qr_payload(&k, &subject(), at);
         assert_eq!(verify_qr(&qr, &k.verifying_key()).unwrap(), subject());
-        assert_eq!(verify_qr(&qr, &other.verifying_key()), Err(CredentialError::BadSignature));
+        assert_eq!(
+            verify_qr(&qr, &other.verifying_key()),
+            Err(CredentialError::BadSignature)
+        );
         let mut bad = qr.clone();
         bad.insert(8, 'A');
         assert!(verify_qr(&bad, &k.verifying_key()).is_err());
@@ -257,7 +287,10 @@ mod tests {
 
     #[test]
     fn canonical_sorts_keys() {
-        assert_eq!(canonical(&json!({"b": 1, "a": [true, "x"]})), r#"{"a":[true,"x"],"b":1}"#);
+        assert_eq!(
+            canonical(&json!({"b": 1, "a": [true, "x"]})),
+            r#"{"a":[true,"x"],"b":1}"#
+        );
     }
 
     proptest! {

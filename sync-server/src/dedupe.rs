@@ -87,7 +87,10 @@ pub fn blocking_key(content: &PacketContent) -> Option<String> {
 }
 
 /// Demographic candidates: existing identities with the same blocking key.
-pub async fn demographic_candidates(store: &dyn Store, key: Option<&str>) -> Result<Vec<Candidate>, StoreError> {
+pub async fn demographic_candidates(
+    store: &dyn Store,
+    key: Option<&str>,
+) -> Result<Vec<Candidate>, StoreError> {
     let Some(key) = key else { return Ok(Vec::new()) };
     Ok(store
         .persons_by_blocking_key(key)
@@ -125,7 +128,9 @@ pub fn extract_templates(content: &PacketContent) -> Vec<Template> {
     let fingers: Vec<(FingerPosition, &[u8])> = content
         .biometrics
         .iter()
-        .filter(|b| b.attribute.modality() == Modality::Finger && b.exception.is_none() && !b.image.is_empty())
+        .filter(|b| {
+            b.attribute.modality() == Modality::Finger && b.exception.is_none() && !b.image.is_empty()
+        })
         .filter_map(|b| Some((finger_position(b.attribute)?, b.image.as_slice())))
         .collect();
     fingers
@@ -203,7 +208,9 @@ impl GalleryLoader {
         let mut added = 0;
         loop {
             let rows = store.gallery_since(*seq, 5_000).await?;
-            let Some(last) = rows.last().map(|r| r.seq) else { break };
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                break;
+            };
             let parsed: Vec<(String, u8, MccTemplate)> = tokio::task::spawn_blocking(move || {
                 rows.into_par_iter()
                     .filter_map(|r| {
@@ -309,7 +316,10 @@ mod tests {
 
     #[test]
     fn names_normalise_across_case_accents_order_and_punctuation() {
-        assert_eq!(normalise_name("Émile  DE-la Tour"), normalise_name("de la tour, emile"));
+        assert_eq!(
+            normalise_name("Émile  DE-la Tour"),
+            normalise_name("de la tour, emile")
+        );
         assert_ne!(normalise_name("Emile Tour"), normalise_name("Emilie Tour"));
     }
 

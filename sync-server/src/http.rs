@@ -103,7 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operators/keys", post(operator_key))
         .route("/api/v1/admin/adjudication", get(adjudication_list))
         .route("/api/v1/admin/adjudication/{rid}", get(adjudication_get))
-        .route("/api/v1/admin/adjudication/{rid}/decision", post(adjudication_decide))
+        .route(
+            "/api/v1/admin/adjudication/{rid}/decision",
+            post(adjudication_decide),
+        )
         .route("/api/v1/admin/credentials/{rid}", get(admin_credential))
         .fallback(fallback);
     api.layer(axum::middleware::from_fn_with_state(

@@ -11,8 +11,8 @@
 //! record = nonce (24) ‖ ciphertext. The AAD binds the record to its UIN hash and the wrapped key to the
 //! master key id and UIN hash, so swapping rows or keys fails authentication.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
@@ -51,7 +51,9 @@ pub struct MasterKey {
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,7 +122,12 @@ pub struct Sealed {
 pub fn seal(master: &MasterKey, context: &str, plaintext: &[u8]) -> Result<Sealed, RepoError> {
     let dek = Zeroizing::new(random_bytes::<32>().map_err(|e| RepoError::Random(e.to_string()))?);
     let ciphertext = seal_with(&dek, &record_aad(context), plaintext, "record")?;
-    let wrapped_key = seal_with(&master.key, &wrap_aad(&master.id, context), dek.as_slice(), "data key")?;
+    let wrapped_key = seal_with(
+        &master.key,
+        &wrap_aad(&master.id, context),
+        dek.as_slice(),
+        "data key",
+    )?;
     Ok(Sealed {
         key_id: master.id.clone(),
         wrapped_key,
@@ -128,14 +135,24 @@ pub fn seal(master: &MasterKey, context: &str, plaintext: &[u8]) -> Result<Seale
     })
 }
 
-fn unwrap_dek(masters: &[MasterKey], key_id: &str, wrapped: &[u8], context: &str) -> Result<Zeroizing<[u8; 32]>, RepoError> {
+fn unwrap_dek(
+    masters: &[MasterKey],
+    key_id: &str,
+    wrapped: &[u8],
+    context: &str,
+) -> Result<Zeroizing<[u8; 32]>, RepoError> {
     let master = masters
         .iter()
         .find(|m| m.id == key_id)
         .ok_or_else(|| RepoError::UnknownMasterKey {
             key_id: key_id.to_owned(),
         })?;
-    let dek = Zeroizing::new(open_with(&master.key, &wrap_aad(key_id, context), wrapped, "data key")?);
+    let dek = Zeroizing::new(open_with(
+        &master.key,
+        &wrap_aad(key_id, context),
+        wrapped,
+        "data key",
+    )?);
     let arr: [u8; 32] = dek
         .as_slice()
         .try_into()
@@ -253,7 +270,10 @@ mod tests {
         let (m1, m2) = (master(1), master(2));
         let s = seal(&m1, "ctx", b"hello").unwrap();
         assert_eq!(open(std::slice::from_ref(&m1), "ctx", &s).unwrap(), b"hello");
-        assert!(open(std::slice::from_ref(&m1), "other", &s).is_err(), "bound to context");
+        assert!(
+            open(std::slice::from_ref(&m1), "other", &s).is_err(),
+            "bound to context"
+        );
         assert!(matches!(
             open(std::slice::from_ref(&m2), "ctx", &s),
             Err(RepoError::UnknownMasterKey { .. })

@@ -216,7 +216,10 @@ impl ServerKeys {
             master_keys.push(key32(&path)?);
         }
         let uin_salt = key32(&dir.join("uin-hash-salt.key"))?;
-        let adjudicator_token = Secret::new(load_or_create(&data_dir.join("adjudicator.token"), random_hex::<24>)?);
+        let adjudicator_token = Secret::new(load_or_create(
+            &data_dir.join("adjudicator.token"),
+            random_hex::<24>,
+        )?);
         let database_key = key32(&dir.join("database.key"))?;
         let packet_path = dir.join("packet-recipient-1.key");
         let text = Zeroizing::new(load_or_create(&packet_path, || {

@@ -29,8 +29,8 @@ pub mod auth;
 pub mod credential;
 pub mod dedupe;
 pub mod error;
-pub mod idrepo;
 pub mod http;
+pub mod idrepo;
 pub mod keys;
 pub mod machines;
 pub mod metrics;
@@ -129,7 +129,10 @@ pub struct Inner {
 
 impl Inner {
     /// The master key that wraps new records.
-    #[allow(clippy::expect_used, reason = "prepare() always builds at least one master key")]
+    #[allow(
+        clippy::expect_used,
+        reason = "prepare() always builds at least one master key"
+    )]
     pub fn master_key(&self) -> &idrepo::MasterKey {
         self.master_keys.last().expect("at least one master key")
     }
@@ -182,11 +185,13 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         tracing::info!(added, "UIN pool topped up");
     }
     let issuer_pub = wire::encode_b64(keys.issuer.verifying_key().as_bytes());
-    std::fs::write(credentials_dir.join("issuer-public-key.txt"), format!("{issuer_pub}\n")).map_err(|source| {
-        ServerError::Io {
-            what: "write credentials/issuer-public-key.txt".into(),
-            source,
-        }
+    std::fs::write(
+        credentials_dir.join("issuer-public-key.txt"),
+        format!("{issuer_pub}\n"),
+    )
+    .map_err(|source| ServerError::Io {
+        what: "write credentials/issuer-public-key.txt".into(),
+        source,
     })?;
     let master_keys = keys
         .master_keys
@@ -197,7 +202,11 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     let gallery_loader = dedupe::GalleryLoader::default();
     let loaded = gallery_loader.refresh(gallery.as_ref(), store.as_ref()).await?;
     if loaded > 0 {
-        tracing::info!(fingers = loaded, persons = gallery.len(), "biometric gallery loaded");
+        tracing::info!(
+            fingers = loaded,
+            persons = gallery.len(),
+            "biometric gallery loaded"
+        );
     }
     let sender: Arc<dyn notify::Sender> = Arc::new(notify::FileSender {
         path: settings.data_dir.join("outbox").join("notifications.jsonl"),

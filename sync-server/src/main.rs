@@ -104,20 +104,27 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Verify { file, issuer_key } => {
             let key_text = match issuer_key {
-                Some(k) if std::path::Path::new(&k).is_file() => std::fs::read_to_string(&k)
-                    .with_context(|| format!("reading issuer key file {k}"))?,
+                Some(k) if std::path::Path::new(&k).is_file() => {
+                    std::fs::read_to_string(&k).with_context(|| format!("reading issuer key file {k}"))?
+                }
                 Some(k) => k,
                 None => {
-                    let p = settings.data_dir.join("credentials").join("issuer-public-key.txt");
-                    std::fs::read_to_string(&p).with_context(|| {
-                        format!("reading {} (or pass --issuer-key)", p.display())
-                    })?
+                    let p = settings
+                        .data_dir
+                        .join("credentials")
+                        .join("issuer-public-key.txt");
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {} (or pass --issuer-key)", p.display()))?
                 }
             };
             let key = tessera_packet::wire::decode_public_key("issuer key", key_text.trim())
                 .map_err(|e| anyhow::anyhow!("issuer key: {e}"))?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let result = if text.trim_start().starts_with(tessera_server::credential::QR_PREFIX) {
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let result = if text
+                .trim_start()
+                .starts_with(tessera_server::credential::QR_PREFIX)
+            {
                 tessera_server::credential::verify_qr(&text, &key)
             } else {
                 tessera_server::credential::verify(&text, &key)
@@ -156,7 +163,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 for (uin_hash, old, wrapped) in batch {
                     let new = tessera_server::idrepo::rewrap(&masters, current, &uin_hash, &old, &wrapped)?;
-                    if store.rewrap_identity_key(&uin_hash, &old, &current.id, new).await? {
+                    if store
+                        .rewrap_identity_key(&uin_hash, &old, &current.id, new)
+                        .await?
+                    {
                         done += 1;
                     }
                 }

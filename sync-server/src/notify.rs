@@ -98,7 +98,11 @@ impl Sender for FileSender {
 /// The contact channel of an identity JSON (email preferred, else phone).
 pub fn contact(identity: &serde_json::Value) -> (Option<String>, Option<String>) {
     for ch in ["email", "phone"] {
-        if let Some(a) = identity.get(ch).and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+        if let Some(a) = identity
+            .get(ch)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+        {
             return (Some(ch.to_owned()), Some(a.to_owned()));
         }
     }

@@ -273,7 +273,8 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         .await?
         .is_some();
     if case.is_none() && !stored {
-        let mut candidates: Vec<Candidate> = dedupe::demographic_candidates(state.store.as_ref(), block.as_deref()).await?;
+        let mut candidates: Vec<Candidate> =
+            dedupe::demographic_candidates(state.store.as_ref(), block.as_deref()).await?;
         if !templates.is_empty() {
             state
                 .gallery_loader
@@ -350,7 +351,8 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         registered_at: content.created_at.to_rfc3339(),
     };
     let plain = serde_json::to_vec(&doc).map_err(|e| corrupt("identity record", e))?;
-    let sealed = idrepo::seal(state.master_key(), &uin_hash, &plain).map_err(|e| corrupt("identity record", e))?;
+    let sealed =
+        idrepo::seal(state.master_key(), &uin_hash, &plain).map_err(|e| corrupt("identity record", e))?;
     state
         .store
         .store_identity(NewIdentity {
@@ -361,7 +363,10 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
             wrapped_key: sealed.wrapped_key,
             ciphertext: sealed.ciphertext,
             blocking_key: block.unwrap_or_default(),
-            templates: templates.iter().map(|t| (t.position.code(), t.to_bytes())).collect(),
+            templates: templates
+                .iter()
+                .map(|t| (t.position.code(), t.to_bytes()))
+                .collect(),
             at: now(),
         })
         .await?;
@@ -387,8 +392,10 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     let at = state.clock.now();
     let body = match state.store.credential(rid).await? {
         Some((_, body)) => body,
-        None => serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
-            .map_err(|e| corrupt("credential", e))?,
+        None => {
+            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
+                .map_err(|e| corrupt("credential", e))?
+        }
     };
     let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
     let dir = state.credentials_dir.clone();
@@ -432,7 +439,8 @@ pub async fn fetch(state: &AppState, lookup: IdentityLookup) -> Result<Option<Id
         wrapped_key: rec.wrapped_key,
         ciphertext: rec.ciphertext,
     };
-    let plain = idrepo::open(&state.master_keys, &rec.uin_hash, &sealed).map_err(|e| corrupt("identity record", e))?;
+    let plain = idrepo::open(&state.master_keys, &rec.uin_hash, &sealed)
+        .map_err(|e| corrupt("identity record", e))?;
     serde_json::from_slice(&plain)
         .map(Some)
         .map_err(|e| corrupt("identity record", e))

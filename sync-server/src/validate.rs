@@ -112,8 +112,8 @@ impl Rules {
     ) -> Result<Self, StoreError> {
         let mut rules = Rules::default();
         for (version, body) in schemas {
-            let raw: RawSchema =
-                serde_json::from_value(body.clone()).map_err(|e| rule_error(&format!("id-schema {version}"), e))?;
+            let raw: RawSchema = serde_json::from_value(body.clone())
+                .map_err(|e| rule_error(&format!("id-schema {version}"), e))?;
             let mut fields = Vec::with_capacity(raw.fields.len());
             for f in raw.fields {
                 let mut regexes = Vec::new();

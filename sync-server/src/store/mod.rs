@@ -8,8 +8,8 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use tessera_packet::ids::{CenterId, MachineId, Rid};
 use serde::{Deserialize, Serialize};
+use tessera_packet::ids::{CenterId, MachineId, Rid};
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 
 pub mod postgres;
@@ -188,7 +188,6 @@ pub struct PacketRecord {
     /// When its status last changed.
     pub updated_at: i64,
 }
-
 
 /// An operator's sign-off key as registered by a station.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,7 +497,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Stores the signed credential of a packet and finishes its job as `Processed`, in one transaction.
     /// Idempotent: an existing credential is kept.
-    async fn store_credential(&self, rid: &Rid, uin: &str, credential: &str, now: i64) -> Result<(), StoreError>;
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// An encrypted identity record.
     async fn identity(&self, lookup: IdentityLookup) -> Result<Option<IdentityRecord>, StoreError>;

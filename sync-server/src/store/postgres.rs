@@ -976,7 +976,14 @@ impl Store for PgStore {
         tx.execute(
             "INSERT INTO identities (uin_hash, rid, key_id, wrapped_key, ciphertext, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            &[&new.uin_hash, &rid, &new.key_id, &new.wrapped_key, &new.ciphertext, &new.at],
+            &[
+                &new.uin_hash,
+                &rid,
+                &new.key_id,
+                &new.wrapped_key,
+                &new.ciphertext,
+                &new.at,
+            ],
         )
         .await
         .map_err(pg("store identity"))?;
@@ -997,7 +1004,13 @@ impl Store for PgStore {
         tx.commit().await.map_err(pg("store identity"))
     }
 
-    async fn store_credential(&self, rid: &Rid, uin: &str, credential: &str, now: i64) -> Result<(), StoreError> {
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let mut c = self.conn("store credential").await?;
         let tx = c.transaction().await.map_err(pg("store credential"))?;
         tx.execute(
@@ -1051,11 +1064,13 @@ impl Store for PgStore {
 
     async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError> {
         let c = self.conn("read credential").await?;
-        Ok(c
-            .query_opt("SELECT uin, body FROM credentials WHERE rid = $1", &[&rid.as_str()])
-            .await
-            .map_err(pg("read credential"))?
-            .map(|r| (r.get(0), r.get(1))))
+        Ok(c.query_opt(
+            "SELECT uin, body FROM credentials WHERE rid = $1",
+            &[&rid.as_str()],
+        )
+        .await
+        .map_err(pg("read credential"))?
+        .map(|r| (r.get(0), r.get(1))))
     }
 
     async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError> {

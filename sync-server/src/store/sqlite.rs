@@ -1063,7 +1063,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn store_credential(&self, rid: &Rid, uin: &str, credential: &str, now: i64) -> Result<(), StoreError> {
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let (rid, uin, body) = (rid.as_str().to_owned(), uin.to_owned(), credential.to_owned());
         self.tx("store credential", move |tx| {
             tx.execute(
@@ -1246,7 +1252,15 @@ impl Store for SqliteStore {
 
 const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";
 
-type CaseRow = (String, String, String, i64, Option<i64>, Option<String>, Option<String>);
+type CaseRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
     Ok((

@@ -12,8 +12,8 @@ use tessera_biometrics::synth::SyntheticPerson;
 use tessera_packet::ids::{MachineId, Rid};
 use tessera_packet::manifest::{Decision, SignOff, SignOffRole};
 use tessera_packet::types::{
-    AuditEvent, BioAttribute, BioException, BiometricRecord, Consent, Document, ExceptionKind, Meta, PacketContent,
-    PacketType,
+    AuditEvent, BioAttribute, BioException, BiometricRecord, Consent, Document, ExceptionKind, Meta,
+    PacketContent, PacketType,
 };
 
 /// Who a registration is for.
@@ -105,7 +105,11 @@ pub fn content(machine: &MachineId, seq: u32, r: &Resident, fingers: &[BioAttrib
                 } else {
                     Vec::new()
                 },
-                format: if captured { "ISO19794_4_2011".into() } else { String::new() },
+                format: if captured {
+                    "ISO19794_4_2011".into()
+                } else {
+                    String::new()
+                },
                 quality: if captured { 60 } else { 0 },
                 retries: 0,
                 exception: (!captured).then_some(BioException {
@@ -181,8 +185,15 @@ pub fn seal_signed(
     let path = dir.path().join("p.tpkt");
     tessera_packet::seal_to_file(c, recipients, machine, &path).unwrap();
     let digest = tessera_packet::read_file(&path).unwrap().manifest_digest();
-    let s1 = SignOff::create(SignOffRole::Officer, "officer01", Decision::Approved, c.created_at, &digest, officer)
-        .unwrap();
+    let s1 = SignOff::create(
+        SignOffRole::Officer,
+        "officer01",
+        Decision::Approved,
+        c.created_at,
+        &digest,
+        officer,
+    )
+    .unwrap();
     tessera_packet::append_signoff(&path, &s1).unwrap();
     let s2 = SignOff::create(
         SignOffRole::Supervisor,

@@ -91,7 +91,12 @@ impl Desk {
         for (k, id) in [(&officer, "officer01"), (&supervisor, "supervisor01")] {
             let reg = OperatorKeyRegistration::new(k, &s.machine_id, id);
             let r = s
-                .send("POST", "/api/v1/operators/keys", &[], serde_json::to_vec(&reg).unwrap())
+                .send(
+                    "POST",
+                    "/api/v1/operators/keys",
+                    &[],
+                    serde_json::to_vec(&reg).unwrap(),
+                )
                 .await;
             assert_eq!(r.status(), 201);
         }
@@ -107,7 +112,14 @@ impl Desk {
     pub fn packet(&self, seq: u32, r: &Resident, decision: Decision) -> (Rid, Vec<u8>) {
         let fingers: Vec<BioAttribute> = CAPTURED.iter().map(|(a, _)| *a).collect();
         let c = flow::content(&self.s.machine_id, seq, r, &fingers);
-        let data = flow::seal_signed(&c, &self.keys, &self.s.key, &self.officer, &self.supervisor, decision);
+        let data = flow::seal_signed(
+            &c,
+            &self.keys,
+            &self.s.key,
+            &self.officer,
+            &self.supervisor,
+            decision,
+        );
         (c.rid, data)
     }
 
@@ -165,15 +177,24 @@ async fn every_stage(backend: Backend) {
     let st = final_status(&d.s, &a).await;
     assert_eq!((st.status, st.reason), (PacketStatus::Processed, None));
     let uin_a = credential_uin(&t, &a).await;
-    let doc = tessera_server::pipeline::fetch_by_uin(&state, &uin_a).await.unwrap().unwrap();
+    let doc = tessera_server::pipeline::fetch_by_uin(&state, &uin_a)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(doc.rid, a.to_string());
     assert_eq!(doc.identity["fullName"][0]["value"], "Amina Diallo");
     assert_eq!(doc.finger_templates.len(), 2, "templates kept, encrypted");
     let issuer = state.keys.issuer.verifying_key();
     let file = std::fs::read_to_string(state.credentials_dir.join(format!("{a}.json"))).unwrap();
-    assert_eq!(tessera_server::credential::verify(&file, &issuer).unwrap().uin, uin_a);
+    assert_eq!(
+        tessera_server::credential::verify(&file, &issuer).unwrap().uin,
+        uin_a
+    );
     let qr = std::fs::read_to_string(state.credentials_dir.join(format!("{a}.qr.txt"))).unwrap();
-    assert_eq!(tessera_server::credential::verify_qr(&qr, &issuer).unwrap().uin, uin_a);
+    assert_eq!(
+        tessera_server::credential::verify_qr(&qr, &issuer).unwrap().uin,
+        uin_a
+    );
 
     // 2. Invalid demographics: rejected with a reason code, no UIN.
     let mut bad = Resident::new(2, "Bakary Sow");
@@ -191,7 +212,22 @@ async fn every_stage(backend: Backend) {
     let st = final_status(&d.s, &c).await;
     assert_eq!(st.status, PacketStatus::OnHold);
     assert_eq!(st.reason.as_deref(), Some("adjudication:biometric"));
-    assert_eq!(error_code(case(&t, &c, &t.admin_token).await).await, "role_forbidden");
+    assert_eq!(
+        error_code(case(&t, &c, &t.admin_token).await).await,
+        "role_forbidden"
+    );
+    let r = t
+        .http
+        .get(t.url("/api/v1/admin/machines"))
+        .bearer_auth(&t.adjudicator_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        "role_forbidden",
+        "the adjudicator is not an admin"
+    );
     let r = case(&t, &c, &t.adjudicator_token).await;
     assert_eq!(r.status(), 200);
     let k: AdjudicationCase = r.json().await.unwrap();
@@ -199,9 +235,19 @@ async fn every_stage(backend: Backend) {
     assert_eq!(k.candidates.len(), 1, "{:?}", k.candidates);
     assert_eq!(k.candidates[0].uin, uin_a);
     assert_eq!(k.candidates[0].kind, "biometric");
-    let r = decide(&t, &c, serde_json::json!({"decision": "DUPLICATE", "duplicate_of": "2999999999"})).await;
+    let r = decide(
+        &t,
+        &c,
+        serde_json::json!({"decision": "DUPLICATE", "duplicate_of": "2999999999"}),
+    )
+    .await;
     assert_eq!(error_code(r).await, "not_a_candidate");
-    let r = decide(&t, &c, serde_json::json!({"decision": "DUPLICATE", "duplicate_of": uin_a})).await;
+    let r = decide(
+        &t,
+        &c,
+        serde_json::json!({"decision": "DUPLICATE", "duplicate_of": uin_a}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let r = decide(&t, &c, serde_json::json!({"decision": "NOT_DUPLICATE"})).await;
     assert_eq!(error_code(r).await, "already_decided");
@@ -209,7 +255,7 @@ async fn every_stage(backend: Backend) {
     assert_eq!(st.status, PacketStatus::Duplicate);
 
     // 4. Same normalised name, date of birth and gender, other fingers: demographic candidate, NOT_DUPLICATE.
-    let twin = Resident::new(3, "  diallo, AMINA ");
+    let twin = Resident::new(3, "DIALLO  amina");
     let e = d.submit(4, &twin).await;
     let st = final_status(&d.s, &e).await;
     assert_eq!(st.status, PacketStatus::OnHold);
@@ -222,7 +268,13 @@ async fn every_stage(backend: Backend) {
     assert_ne!(uin_e, uin_a);
 
     // 5. The supervisor rejected it at the station.
-    let (f, data) = d.packet(5, &Resident::new(5, "Idrissa Ba"), Decision::Rejected { reason: "BLURRED".into() });
+    let (f, data) = d.packet(
+        5,
+        &Resident::new(5, "Idrissa Ba"),
+        Decision::Rejected {
+            reason: "BLURRED".into(),
+        },
+    );
     upload(&d.s, &f, &data).await;
     let st = final_status(&d.s, &f).await;
     assert_eq!(
@@ -241,7 +293,10 @@ async fn every_stage(backend: Backend) {
     let st = final_status(&d.s, &g).await;
     assert_eq!(
         (st.status, st.reason.as_deref()),
-        (PacketStatus::Rejected, Some("validate:signoff_key_unknown:officer"))
+        (
+            PacketStatus::Rejected,
+            Some("validate:signoff_key_unknown:officer")
+        )
     );
 
     // 7. Tampered after sealing: quarantined.
@@ -279,7 +334,11 @@ async fn every_stage(backend: Backend) {
     assert_eq!(kinds(&c), ["DUPLICATE"]);
     assert_eq!(kinds(&e), ["UIN_ISSUED"]);
     assert!(kinds(&h).is_empty(), "no notification for a quarantined packet");
-    assert!(lines.iter().any(|l| l["uin"] == uin_a.as_str() && l["address"] == "+12345678901"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["uin"] == uin_a.as_str() && l["address"] == "+12345678901")
+    );
     t.stop().await;
 }
 
@@ -303,20 +362,38 @@ async fn unknown_operator_key_registration_is_refused() {
     let mut reg = OperatorKeyRegistration::new(&k, &s.machine_id, "officer01");
     reg.operator_id = "officer02".into();
     let r = s
-        .send("POST", "/api/v1/operators/keys", &[], serde_json::to_vec(&reg).unwrap())
+        .send(
+            "POST",
+            "/api/v1/operators/keys",
+            &[],
+            serde_json::to_vec(&reg).unwrap(),
+        )
         .await;
     assert_eq!(error_code(r).await, "operator_key_proof_invalid");
     let reg = OperatorKeyRegistration::new(&k, &s.machine_id, "bad id\n");
     let r = s
-        .send("POST", "/api/v1/operators/keys", &[], serde_json::to_vec(&reg).unwrap())
+        .send(
+            "POST",
+            "/api/v1/operators/keys",
+            &[],
+            serde_json::to_vec(&reg).unwrap(),
+        )
         .await;
     assert_eq!(error_code(r).await, "invalid_operator_id");
     let r = s.send("POST", "/api/v1/operators/keys", &[], b"{".to_vec()).await;
     assert_eq!(error_code(r).await, "malformed_body");
     let reg = OperatorKeyRegistration::new(&k, &s.machine_id, "officer01");
     let body = serde_json::to_vec(&reg).unwrap();
-    assert_eq!(s.send("POST", "/api/v1/operators/keys", &[], body.clone()).await.status(), 201);
-    assert_eq!(s.send("POST", "/api/v1/operators/keys", &[], body).await.status(), 200);
+    assert_eq!(
+        s.send("POST", "/api/v1/operators/keys", &[], body.clone())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        s.send("POST", "/api/v1/operators/keys", &[], body).await.status(),
+        200
+    );
     t.stop().await;
 }
 
@@ -385,13 +462,32 @@ async fn jobs_survive_a_restart_of_the_server() {
     server.stop().await.unwrap();
 }
 
+/// A name made of letters only (the ID schema refuses digits in names): 12 -> "Bc".
+pub fn letters(mut n: u32) -> String {
+    let mut s = String::new();
+    loop {
+        s.push(char::from(b'a' + u8::try_from(n % 26).unwrap()));
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap()
+}
+
 /// Packets built before a test starts a server: (rid, bytes) for `n` distinct residents.
 fn packets(d: &Desk, first_seq: u32, n: u32) -> Vec<(Rid, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let r = Resident {
                 dob: format!("19{:02}-01-01", 50 + i),
-                ..Resident::new(100 + u64::from(first_seq + i), &format!("Resident Number {}", first_seq + i))
+                ..Resident::new(
+                    100 + u64::from(first_seq + i),
+                    &format!("Resident {}", letters(first_seq + i)),
+                )
             };
             d.packet(first_seq + i, &r, Decision::Approved)
         })
@@ -421,7 +517,9 @@ async fn two_server_processes_on_one_postgres_never_process_a_job_twice() {
     for _ in 0..2 {
         let mut settings = t.server.as_ref().unwrap().state.settings.clone();
         settings.pipeline_workers = 2;
-        let state = tessera_server::prepare(settings, Arc::new(SystemClock)).await.unwrap();
+        let state = tessera_server::prepare(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
         others.push(tessera_server::start(state).await.unwrap());
     }
     let mut uins = std::collections::BTreeSet::new();
@@ -442,7 +540,10 @@ async fn two_server_processes_on_one_postgres_never_process_a_job_twice() {
     let (n, max): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!((n, max), (8, 1), "each job claimed exactly once");
     let allocated: i64 = client
-        .query_one(&format!("SELECT count(*) FROM {schema}.uin_pool WHERE rid IS NOT NULL"), &[])
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.uin_pool WHERE rid IS NOT NULL"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -460,7 +561,11 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let exe = env!("CARGO_BIN_EXE_tessera-server");
     let spawn = |workers: &str| {
         Command::new(exe)
@@ -479,21 +584,27 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
     };
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let wait_ready = || async {
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
+    let wait_ready = || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            for _ in 0..200 {
+                if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                    && r.status() == 200
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            panic!("server did not become ready");
         }
-        panic!("server did not become ready");
     };
     // Receive everything first (no workers), so the kill lands while the queue is full.
     let mut child = spawn("0");
     wait_ready().await;
-    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap().trim().to_owned();
+    let admin = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let mkey = SigningKey::from_bytes(&[33; 32]);
     let req = wire::EnrolmentRequest::new(&mkey, "10001".parse().unwrap(), "kill");
     let r: wire::EnrolmentResponse = http
@@ -573,7 +684,11 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
         let vc: serde_json::Value = r.json().await.unwrap();
         assert!(uins.insert(vc["credentialSubject"]["uin"].as_str().unwrap().to_owned()));
     }
-    assert_eq!(pool(admin.clone()).await, before - 6, "exactly one UIN per packet");
+    assert_eq!(
+        pool(admin.clone()).await,
+        before - 6,
+        "exactly one UIN per packet"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -359,7 +359,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        2,
+        3,
         "reopening does not re-migrate"
     );
 }
@@ -458,7 +458,10 @@ async fn operator_keys_register_idempotently(s: &dyn Store) {
         registered_at: at,
     };
     assert!(s.register_operator_key(rec(1, 10)).await.unwrap());
-    assert!(!s.register_operator_key(rec(1, 20)).await.unwrap(), "same key again");
+    assert!(
+        !s.register_operator_key(rec(1, 20)).await.unwrap(),
+        "same key again"
+    );
     assert!(s.register_operator_key(rec(2, 30)).await.unwrap());
     let keys = s.operator_keys("officer01").await.unwrap();
     assert_eq!(keys.len(), 2);
@@ -497,13 +500,23 @@ async fn adjudication_holds_decides_once_and_requeues(s: &dyn Store) {
     let pending = s.adjudication_cases(Some("PENDING".into())).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].candidates, cands);
-    assert!(s.adjudication_cases(Some("DUPLICATE".into())).await.unwrap().is_empty());
+    assert!(
+        s.adjudication_cases(Some("DUPLICATE".into()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let c = s
         .decide_adjudication(&r, "DUPLICATE", Some("2345678901".into()), "adjudicator", 120)
         .await
         .unwrap();
     assert_eq!(
-        (c.status.as_str(), c.duplicate_of.as_deref(), c.decided_by.as_deref(), c.decided_at),
+        (
+            c.status.as_str(),
+            c.duplicate_of.as_deref(),
+            c.decided_by.as_deref(),
+            c.decided_at
+        ),
         ("DUPLICATE", Some("2345678901"), Some("adjudicator"), Some(120))
     );
     let err = s
@@ -550,9 +563,21 @@ async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((rec.rid.clone(), rec.ciphertext.clone()), (r.clone(), vec![2; 50]), "first write kept");
-    assert_eq!(s.identity(IdentityLookup::Rid(r.clone())).await.unwrap(), Some(rec));
-    assert!(s.identity(IdentityLookup::UinHash("nope".into())).await.unwrap().is_none());
+    assert_eq!(
+        (rec.rid.clone(), rec.ciphertext.clone()),
+        (r.clone(), vec![2; 50]),
+        "first write kept"
+    );
+    assert_eq!(
+        s.identity(IdentityLookup::Rid(r.clone())).await.unwrap(),
+        Some(rec)
+    );
+    assert!(
+        s.identity(IdentityLookup::UinHash("nope".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(s.persons_by_blocking_key("b1").await.unwrap(), ["2345678901"]);
     assert!(s.persons_by_blocking_key("b2").await.unwrap().is_empty());
     let g = s.gallery_since(0, 100).await.unwrap();
@@ -561,8 +586,12 @@ async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {
     assert!(s.gallery_since(g[1].seq, 100).await.unwrap().is_empty(), "cursor");
     assert_eq!(s.gallery_since(0, 1).await.unwrap().len(), 1, "limit");
     assert!(s.credential(&r).await.unwrap().is_none());
-    s.store_credential(&r, "2345678901", "{\"vc\":1}", 120).await.unwrap();
-    s.store_credential(&r, "2345678901", "{\"vc\":2}", 130).await.unwrap();
+    s.store_credential(&r, "2345678901", "{\"vc\":1}", 120)
+        .await
+        .unwrap();
+    s.store_credential(&r, "2345678901", "{\"vc\":2}", 130)
+        .await
+        .unwrap();
     assert_eq!(
         s.credential(&r).await.unwrap(),
         Some(("2345678901".into(), "{\"vc\":1}".into()))
@@ -583,13 +612,23 @@ async fn outbox_claims_with_lease_and_marks_sent(s: &dyn Store) {
     s.enqueue_notification(n(1, "UIN_ISSUED")).await.unwrap();
     s.enqueue_notification(n(2, "REJECTED")).await.unwrap();
     let a = s.claim_notification("w", 100, 60).await.unwrap().unwrap();
-    assert_eq!((a.rid.clone(), a.kind.as_str(), a.attempts), (rid("10001", 1), "UIN_ISSUED", 1));
+    assert_eq!(
+        (a.rid.clone(), a.kind.as_str(), a.attempts),
+        (rid("10001", 1), "UIN_ISSUED", 1)
+    );
     let b = s.claim_notification("w", 100, 60).await.unwrap().unwrap();
     assert_eq!(b.rid, rid("10001", 2));
-    assert!(s.claim_notification("w", 120, 60).await.unwrap().is_none(), "both leased; duplicates ignored");
+    assert!(
+        s.claim_notification("w", 120, 60).await.unwrap().is_none(),
+        "both leased; duplicates ignored"
+    );
     s.notification_sent(a.id, 130).await.unwrap();
     let again = s.claim_notification("w", 161, 60).await.unwrap().unwrap();
-    assert_eq!((again.id, again.attempts), (b.id, 2), "unsent one comes back after its lease");
+    assert_eq!(
+        (again.id, again.attempts),
+        (b.id, 2),
+        "unsent one comes back after its lease"
+    );
     s.notification_sent(b.id, 170).await.unwrap();
     assert!(s.claim_notification("w", 10_000, 60).await.unwrap().is_none());
 }
@@ -612,10 +651,26 @@ async fn rewrap_touches_only_other_keys(s: &dyn Store) {
         .unwrap();
     }
     let todo = s.identity_keys_to_rewrap("new", 10).await.unwrap();
-    assert_eq!(todo.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["h1", "h3"]);
-    assert!(s.rewrap_identity_key("h1", "old", "new", vec![5; 72]).await.unwrap());
-    assert!(!s.rewrap_identity_key("h1", "old", "new", vec![6; 72]).await.unwrap(), "compare and set");
-    let rec = s.identity(IdentityLookup::UinHash("h1".into())).await.unwrap().unwrap();
+    assert_eq!(
+        todo.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        ["h1", "h3"]
+    );
+    assert!(
+        s.rewrap_identity_key("h1", "old", "new", vec![5; 72])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.rewrap_identity_key("h1", "old", "new", vec![6; 72])
+            .await
+            .unwrap(),
+        "compare and set"
+    );
+    let rec = s
+        .identity(IdentityLookup::UinHash("h1".into()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((rec.key_id.as_str(), rec.wrapped_key), ("new", vec![5; 72]));
     assert_eq!(s.identity_keys_to_rewrap("new", 10).await.unwrap().len(), 1);
 }
