@@ -3,7 +3,8 @@
 //! search of the growing gallery), UIN, encrypted ID repository, credential and outbox. Packets are
 //! received first (through the store, as the upload path does), then workers drain the queue while the
 //! clock runs. Prints packets/min; run with `cargo bench -p tessera-server --bench pipeline`.
-//! `TESSERA_BENCH_PACKETS` (default 24) and `TESSERA_BENCH_WORKERS` (default 2) change the run.
+//! `TESSERA_BENCH_PACKETS` (default 24), `TESSERA_BENCH_WORKERS` (default 2) and `TESSERA_BENCH_FINGERS`
+//! (captured fingers per packet, default 10, at least 1; the others are declared exceptions) change the run.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -48,6 +49,7 @@ fn env_u32(name: &str, default: u32) -> u32 {
 fn main() {
     let n = env_u32("TESSERA_BENCH_PACKETS", 24);
     let workers = env_u32("TESSERA_BENCH_WORKERS", 2);
+    let finger_count = env_u32("TESSERA_BENCH_FINGERS", 10) as usize;
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -99,6 +101,7 @@ fn main() {
         let fingers: Vec<BioAttribute> = BioAttribute::ALL
             .into_iter()
             .filter(|a| a.modality() == Modality::Finger)
+            .take(finger_count)
             .collect();
         println!("building {n} NEW packets with {} finger images each...", fingers.len());
         let t0 = Instant::now();

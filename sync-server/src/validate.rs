@@ -253,10 +253,8 @@ pub fn check_content(rules: &Rules, content: &PacketContent) -> Result<(), Rejec
         }
     }
     match t {
-        PacketType::New => {
-            if content.meta.uin.is_some() {
-                return Err(Rejection::new("uin_not_allowed_for_new"));
-            }
+        PacketType::New if content.meta.uin.is_some() => {
+            return Err(Rejection::new("uin_not_allowed_for_new"));
         }
         PacketType::Update | PacketType::Correction => {
             if content.meta.uin.is_none() {
@@ -484,4 +482,78 @@ pub fn check_signoffs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tessera_packet::sample::{SampleSize, sample_content};
+
+    fn sample_rules() -> Rules {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country");
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+        };
+        let master: BTreeMap<String, serde_json::Value> = [
+            ("dynamicLists".to_owned(), read("dynamic-lists.json")),
+            ("locations".to_owned(), read("locations.json")),
+            ("ageGroups".to_owned(), read("age-groups.json")),
+        ]
+        .into_iter()
+        .collect();
+        Rules::from_items(&[("1.0".to_owned(), read("id-schema.json"))], &master).unwrap()
+    }
+
+    #[test]
+    fn sample_content_is_rejected_with_a_field_reason() {
+        // The packet crate's sample uses "1990/04/12" for the date of birth, which the schema's regex refuses.
+        let rules = sample_rules();
+        let c = sample_content(1, SampleSize::Small);
+        let err = check_content(&rules, &c).unwrap_err();
+        assert!(err.0.contains(':'), "{err:?}");
+        let mut bad = c.clone();
+        bad.id_schema_version = "9.9".into();
+        assert_eq!(check_content(&rules, &bad).unwrap_err().0, "id_schema_unknown");
+        let mut bad = c;
+        bad.meta.consent.given = false;
+        assert_eq!(check_content(&rules, &bad).unwrap_err().0, "consent_missing");
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn validation_never_panics_on_arbitrary_identities(
+            fields in prop::collection::btree_map(
+                prop_oneof![
+                    Just("fullName".to_owned()), Just("dateOfBirth".to_owned()), Just("gender".to_owned()),
+                    Just("postalCode".to_owned()), Just("proofOfAddress".to_owned()),
+                    Just("individualBiometrics".to_owned()), "[a-z]{1,8}"
+                ],
+                json_value(),
+                0..8,
+            )
+        ) {
+            let rules = sample_rules();
+            let mut c = sample_content(2, SampleSize::Small);
+            c.identity = serde_json::Value::Object(fields.into_iter().collect());
+            let _ = check_content(&rules, &c);
+        }
+    }
 }

@@ -605,7 +605,7 @@ async fn outbox_claims_with_lease_and_marks_sent(s: &dyn Store) {
     let n = |seq: u32, kind: &str| NewNotification {
         rid: rid("10001", seq),
         kind: kind.into(),
-        payload: vec![seq as u8; 100],
+        payload: vec![u8::try_from(seq).unwrap(); 100],
         at: 10,
     };
     s.enqueue_notification(n(1, "UIN_ISSUED")).await.unwrap();
