@@ -516,6 +516,10 @@ pub enum PacketStatus {
     Duplicate,
     /// Rejected: invalid or tampered; `reason` says why. May be reprocessed after a fix.
     Quarantined,
+    /// Rejected by validation (ID schema, packet type rules, missing documents or biometrics, sign-offs):
+    /// `reason` carries a stable code such as `validate:required_missing:fullName`. Final: the resident must
+    /// register again.
+    Rejected,
 }
 
 impl PacketStatus {
@@ -529,6 +533,7 @@ impl PacketStatus {
             Self::Processed => "PROCESSED",
             Self::Duplicate => "DUPLICATE",
             Self::Quarantined => "QUARANTINED",
+            Self::Rejected => "REJECTED",
         }
     }
 
@@ -542,6 +547,7 @@ impl PacketStatus {
             Self::Processed,
             Self::Duplicate,
             Self::Quarantined,
+            Self::Rejected,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -549,7 +555,54 @@ impl PacketStatus {
 
     /// Whether the station may delete its copy (the server will not ask for it again).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Processed | Self::Duplicate)
+        matches!(self, Self::Processed | Self::Duplicate | Self::Rejected)
+    }
+}
+
+/// The message an operator's key signs to prove possession when a station registers it:
+/// `TESSERA-OPERATOR-KEY-V1\n<machine id>\n<operator id>\n<base64 public key>`.
+pub fn operator_key_proof_message(
+    machine_id: &MachineId,
+    operator_id: &str,
+    public_key_b64: &str,
+) -> Vec<u8> {
+    format!("TESSERA-OPERATOR-KEY-V1\n{machine_id}\n{operator_id}\n{public_key_b64}").into_bytes()
+}
+
+/// `POST /api/v1/operators/keys` (signed by the machine): registers the Ed25519 key an operator signs
+/// packet sign-offs with on this station. The server accepts sign-offs only from registered keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorKeyRegistration {
+    /// Operator id (1-64 of `[A-Za-z0-9._-]`).
+    pub operator_id: String,
+    /// Base64 Ed25519 public key.
+    pub public_key: String,
+    /// Base64 signature of [`operator_key_proof_message`] by the operator key.
+    pub proof: String,
+}
+
+impl OperatorKeyRegistration {
+    /// Builds a registration of `key` for `operator_id` on `machine_id`.
+    pub fn new(key: &SigningKey, machine_id: &MachineId, operator_id: &str) -> Self {
+        let public_key = encode_b64(key.verifying_key().as_bytes());
+        let proof = encode_b64(
+            &key.sign(&operator_key_proof_message(machine_id, operator_id, &public_key))
+                .to_bytes(),
+        );
+        Self {
+            operator_id: operator_id.to_owned(),
+            public_key,
+            proof,
+        }
+    }
+
+    /// Checks the proof of possession for `machine_id` and returns the key.
+    pub fn verify(&self, machine_id: &MachineId) -> Result<VerifyingKey, WireError> {
+        let key = decode_public_key("public_key", &self.public_key)?;
+        let msg = operator_key_proof_message(machine_id, &self.operator_id, &self.public_key);
+        verify_b64_signature(&key, "proof", &msg, &self.proof)?;
+        Ok(key)
     }
 }
 

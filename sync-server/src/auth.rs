@@ -1,6 +1,6 @@
 //! Authentication extractors: [`Signed`] for station requests (Ed25519 signature by the enrolled machine key
 //! over method, target, timestamp, nonce and body digest; expiry and replay protection) and [`Admin`] for the
-//! admin API (bearer token).
+//! admin API and [`Adjudicator`] for the adjudication API (bearer tokens of two separate roles).
 //!
 //! Error codes (status): `auth_missing`, `auth_malformed` (401), `request_expired` (401), `machine_unknown`
 //! (401), `signature_invalid` (401), `replayed_request` (401), `machine_pending` (403), `machine_suspended`
@@ -171,7 +171,49 @@ impl<const ACTIVE: bool> FromRequest<AppState> for Signed<ACTIVE> {
     }
 }
 
-/// An admin API caller (bearer token matched in constant time).
+/// The role a bearer token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The admin token (`admin.token`): machines, UIN pool, credentials.
+    Admin,
+    /// The adjudicator token (`adjudicator.token`): adjudication cases only.
+    Adjudicator,
+}
+
+impl Role {
+    /// Name recorded with decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Adjudicator => "adjudicator",
+        }
+    }
+}
+
+fn bearer_role(parts: &Parts, state: &AppState) -> Result<Role, ApiError> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "admin_auth_missing",
+                "send the admin or adjudicator token as `Authorization: Bearer <token>`",
+            )
+        })?;
+    let value = value.trim().as_bytes();
+    if bool::from(value.ct_eq(state.keys.admin_token.expose().as_bytes())) {
+        Ok(Role::Admin)
+    } else if bool::from(value.ct_eq(state.keys.adjudicator_token.expose().as_bytes())) {
+        Ok(Role::Adjudicator)
+    } else {
+        Err(ApiError::unauthorized("admin_auth_invalid", "the token is wrong"))
+    }
+}
+
+/// An admin API caller (bearer token matched in constant time). The adjudicator token is refused with
+/// `role_forbidden` (403).
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
@@ -179,25 +221,31 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "admin_auth_missing",
-                    "send the admin token as `Authorization: Bearer <token>`",
-                )
-            })?;
-        let expected = state.keys.admin_token.expose().as_bytes();
-        if bool::from(value.trim().as_bytes().ct_eq(expected)) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized(
-                "admin_auth_invalid",
-                "the admin token is wrong",
-            ))
+        match bearer_role(parts, state)? {
+            Role::Admin => Ok(Admin),
+            Role::Adjudicator => Err(ApiError::forbidden(
+                "role_forbidden",
+                "the adjudicator token cannot use the admin API; use the admin token",
+            )),
+        }
+    }
+}
+
+/// An adjudication API caller: the adjudicator token only (separation of duties: the admin token gets
+/// `role_forbidden`, 403).
+#[derive(Debug, Clone, Copy)]
+pub struct Adjudicator;
+
+impl FromRequestParts<AppState> for Adjudicator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match bearer_role(parts, state)? {
+            Role::Adjudicator => Ok(Adjudicator),
+            Role::Admin => Err(ApiError::forbidden(
+                "role_forbidden",
+                "adjudication needs the adjudicator token (<data_dir>/adjudicator.token), not the admin token",
+            )),
         }
     }
 }

@@ -21,9 +21,9 @@ use tracing::Instrument as _;
 use utoipa::OpenApi;
 
 use crate::AppState;
-use crate::auth::{Admin, Signed, server_signature};
+use crate::auth::{Adjudicator, Admin, Role, Signed, server_signature};
 use crate::error::{ApiError, REQUEST_ID};
-use crate::{machines, sync, upload};
+use crate::{adjudication, machines, operators, sync, upload};
 
 /// A JSON body with the server's signature of its exact bytes in [`headers::SERVER_SIGNATURE`].
 pub fn signed_body(state: &AppState, status: StatusCode, body: Vec<u8>) -> Response {
@@ -100,6 +100,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/machines/{id}/approve", post(admin_approve))
         .route("/api/v1/admin/machines/{id}/suspend", post(admin_suspend))
         .route("/api/v1/admin/uin-pool", get(admin_uin_pool))
+        .route("/api/v1/operators/keys", post(operator_key))
+        .route("/api/v1/admin/adjudication", get(adjudication_list))
+        .route("/api/v1/admin/adjudication/{rid}", get(adjudication_get))
+        .route(
+            "/api/v1/admin/adjudication/{rid}/decision",
+            post(adjudication_decide),
+        )
+        .route("/api/v1/admin/credentials/{rid}", get(admin_credential))
         .fallback(fallback);
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -435,6 +443,130 @@ async fn admin_uin_pool(State(state): State<AppState>, _admin: Admin) -> Result<
     }))
 }
 
+#[derive(Debug, Serialize)]
+struct OperatorKeyResponse {
+    operator_id: String,
+    new: bool,
+}
+
+/// Registers an operator's sign-off key (`wire::OperatorKeyRegistration`; signed request, signed response).
+#[utoipa::path(post, path = "/api/v1/operators/keys", tag = "station",
+    responses((status = 201, description = "registered"), (status = 200, description = "already registered"),
+              (status = 400, description = "malformed_body, invalid_operator_id, operator_key_proof_invalid")))]
+async fn operator_key(State(state): State<AppState>, req: Signed) -> Result<Response, ApiError> {
+    let body: wire::OperatorKeyRegistration = req.json()?;
+    let new = operators::register(
+        state.store.as_ref(),
+        &req.machine,
+        &body,
+        state.clock.now().timestamp(),
+    )
+    .await?;
+    let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+    signed_json(
+        &state,
+        status,
+        &OperatorKeyResponse {
+            operator_id: body.operator_id,
+            new,
+        },
+    )
+}
+
+/// Query of the adjudication list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseQuery {
+    status: Option<String>,
+}
+
+/// Adjudication cases, oldest first (adjudicator token).
+#[utoipa::path(get, path = "/api/v1/admin/adjudication", tag = "adjudication",
+    params(("status" = Option<String>, Query, description = "PENDING (default), DUPLICATE, NOT_DUPLICATE or ALL")),
+    responses((status = 200, description = "array of cases: rid, status, candidates [{uin, kind, score, fingers_compared}]"),
+              (status = 403, description = "role_forbidden")))]
+async fn adjudication_list(
+    State(state): State<AppState>,
+    _who: Adjudicator,
+    Query(q): Query<CaseQuery>,
+) -> Result<Response, ApiError> {
+    let status = match q.status.as_deref() {
+        None => Some(crate::store::case_status::PENDING.to_owned()),
+        Some("ALL") => None,
+        Some(s) => Some(adjudication::parse_status(s)?),
+    };
+    Ok(Json(state.store.adjudication_cases(status).await?).into_response())
+}
+
+fn parse_rid(rid: &str) -> Result<Rid, ApiError> {
+    rid.parse()
+        .map_err(|e| ApiError::bad_request("invalid_rid", format!("{e}")))
+}
+
+/// One adjudication case (adjudicator token).
+#[utoipa::path(get, path = "/api/v1/admin/adjudication/{rid}", tag = "adjudication", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "the case"), (status = 404, description = "not_found")))]
+async fn adjudication_get(
+    State(state): State<AppState>,
+    _who: Adjudicator,
+    Path(rid): Path<String>,
+) -> Result<Response, ApiError> {
+    let rid = parse_rid(&rid)?;
+    let case = state
+        .store
+        .adjudication_case(&rid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no adjudication case for packet {rid}")))?;
+    Ok(Json(case).into_response())
+}
+
+/// Decides a case: `{"decision": "DUPLICATE", "duplicate_of": "<candidate UIN>"}` or
+/// `{"decision": "NOT_DUPLICATE"}` (adjudicator token).
+#[utoipa::path(post, path = "/api/v1/admin/adjudication/{rid}/decision", tag = "adjudication", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "the decided case; the packet is queued to finish"),
+              (status = 400, description = "malformed_body, invalid_decision, not_a_candidate"),
+              (status = 404, description = "not_found"), (status = 409, description = "already_decided")))]
+async fn adjudication_decide(
+    State(state): State<AppState>,
+    _who: Adjudicator,
+    Path(rid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let rid = parse_rid(&rid)?;
+    let req: adjudication::DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_body",
+            format!("expected {{\"decision\": \"DUPLICATE\" | \"NOT_DUPLICATE\", \"duplicate_of\"?: \"<UIN>\"}}: {e}"),
+        )
+    })?;
+    let case = adjudication::decide(
+        state.store.as_ref(),
+        &rid,
+        &req,
+        Role::Adjudicator.as_str(),
+        state.clock.now().timestamp(),
+    )
+    .await?;
+    Ok(Json(case).into_response())
+}
+
+/// The signed credential issued for a packet (admin token; it holds personal data).
+#[utoipa::path(get, path = "/api/v1/admin/credentials/{rid}", tag = "admin", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "the W3C VC-style credential"), (status = 404, description = "not_found")))]
+async fn admin_credential(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(rid): Path<String>,
+) -> Result<Response, ApiError> {
+    let rid = parse_rid(&rid)?;
+    let (_, body) = state
+        .store
+        .credential(&rid)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no credential for packet {rid}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
 /// The OpenAPI document of the server.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -460,7 +592,12 @@ async fn admin_uin_pool(State(state): State<AppState>, _admin: Admin) -> Result<
         admin_list_machines,
         admin_approve,
         admin_suspend,
-        admin_uin_pool
+        admin_uin_pool,
+        operator_key,
+        adjudication_list,
+        adjudication_get,
+        adjudication_decide,
+        admin_credential
     )
 )]
 pub struct ApiDoc;

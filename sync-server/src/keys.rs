@@ -79,8 +79,15 @@ pub struct ServerKeys {
     pub packet_identities: Vec<(String, age::x25519::Identity)>,
     /// Signs credentials.
     pub issuer: SigningKey,
-    /// Wraps per-identity data keys.
+    /// Wraps per-identity data keys (`keys/id-repo-master.key`, the first master key).
     pub master_key: Zeroizing<[u8; 32]>,
+    /// Every ID-repository master key, oldest first (`id-repo-master.key`, then `id-repo-master-2.key`, ...);
+    /// the last one wraps new records. See `tessera-server id-repo rotate-master-key`.
+    pub master_keys: Vec<Zeroizing<[u8; 32]>>,
+    /// Salt of the UIN lookup hash (`keys/uin-hash-salt.key`).
+    pub uin_salt: Zeroizing<[u8; 32]>,
+    /// Bearer token of the adjudication API (`adjudicator.token`): a separate role from the admin token.
+    pub adjudicator_token: Secret,
     /// Encrypts the embedded database.
     pub database_key: Zeroizing<[u8; 32]>,
     /// The admin API token.
@@ -177,6 +184,20 @@ fn key32(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     hex32(path, &text)
 }
 
+/// Creates the next ID-repository master key file (`id-repo-master-<n>.key`) and returns its number. The
+/// running servers pick it up on restart; `rotate-master-key` then re-wraps existing records.
+pub fn create_next_master_key(data_dir: &Path) -> Result<u32, KeyError> {
+    let dir = data_dir.join("keys");
+    for n in 2u32.. {
+        let path = dir.join(format!("id-repo-master-{n}.key"));
+        if !path.exists() {
+            key32(&path)?;
+            return Ok(n);
+        }
+    }
+    Ok(0)
+}
+
 impl ServerKeys {
     /// Loads the keys from `<data_dir>/keys`, generating any that are missing.
     pub fn load_or_create(data_dir: &Path, admin_token: Option<&Secret>) -> Result<Self, KeyError> {
@@ -186,6 +207,19 @@ impl ServerKeys {
         let signing = SigningKey::from_bytes(&*key32(&dir.join("server-signing.key"))?);
         let issuer = SigningKey::from_bytes(&*key32(&dir.join("credential-issuer.key"))?);
         let master_key = key32(&dir.join("id-repo-master.key"))?;
+        let mut master_keys = vec![master_key.clone()];
+        for n in 2.. {
+            let path = dir.join(format!("id-repo-master-{n}.key"));
+            if !path.exists() {
+                break;
+            }
+            master_keys.push(key32(&path)?);
+        }
+        let uin_salt = key32(&dir.join("uin-hash-salt.key"))?;
+        let adjudicator_token = Secret::new(load_or_create(
+            &data_dir.join("adjudicator.token"),
+            random_hex::<24>,
+        )?);
         let database_key = key32(&dir.join("database.key"))?;
         let packet_path = dir.join("packet-recipient-1.key");
         let text = Zeroizing::new(load_or_create(&packet_path, || {
@@ -207,6 +241,9 @@ impl ServerKeys {
             packet_identities: vec![("packet-recipient-1".to_owned(), identity)],
             issuer,
             master_key,
+            master_keys,
+            uin_salt,
+            adjudicator_token,
             database_key,
             admin_token,
         })

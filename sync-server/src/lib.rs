@@ -10,7 +10,10 @@
 //! - [`store`]: the storage trait, SQLite and PostgreSQL implementations, migrations.
 //! - [`auth`]: signed station requests (expiry, replay protection) and the admin token.
 //! - [`machines`], [`sync`], [`upload`], [`uin`]: the services.
-//! - [`pipeline`]: durable processing jobs (verify, decrypt, UIN allocation, quarantine).
+//! - [`pipeline`]: durable processing jobs: verify, decrypt ([`validate`]) → demographic and biometric
+//!   dedupe ([`dedupe`]) → manual [`adjudication`] → UIN → ID repository ([`idrepo`], envelope encryption)
+//!   → [`credential`] → [`notify`] (outbox); quarantine for tampering, rejection for invalid content.
+//! - [`operators`]: operator sign-off keys registered by stations.
 //! - [`http`]: router, handlers, request ids, metrics, OpenAPI; [`error::ApiError`] is the one error response.
 //!
 //! ```no_run
@@ -21,18 +24,25 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod adjudication;
 pub mod auth;
+pub mod credential;
+pub mod dedupe;
 pub mod error;
 pub mod http;
+pub mod idrepo;
 pub mod keys;
 pub mod machines;
 pub mod metrics;
+pub mod notify;
+pub mod operators;
 pub mod pipeline;
 pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod uin;
 pub mod upload;
+pub mod validate;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -40,7 +50,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tessera_packet::clock::{Clock, SystemClock};
-use tessera_packet::wire::SyncKind;
+use tessera_packet::wire::{self, SyncKind};
 use tokio::sync::oneshot;
 
 use crate::keys::ServerKeys;
@@ -103,6 +113,29 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     /// Uploads being written by a request in this process.
     pub upload_locks: Mutex<HashSet<String>>,
+    /// ID-repository master keys, oldest first; the last wraps new records.
+    pub master_keys: Vec<idrepo::MasterKey>,
+    /// The biometric 1:N gallery.
+    pub gallery: Arc<dyn dedupe::BioIndex>,
+    /// Keeps [`Inner::gallery`] in step with the database.
+    pub gallery_loader: dedupe::GalleryLoader,
+    /// Delivers resident notifications.
+    pub sender: Arc<dyn notify::Sender>,
+    /// Validation rules, cached with the time they were loaded (Unix seconds).
+    pub rules: tokio::sync::RwLock<Option<(i64, Arc<validate::Rules>)>>,
+    /// Where credential files are written (`<data_dir>/credentials`).
+    pub credentials_dir: PathBuf,
+}
+
+impl Inner {
+    /// The master key that wraps new records.
+    #[allow(
+        clippy::expect_used,
+        reason = "prepare() always builds at least one master key"
+    )]
+    pub fn master_key(&self) -> &idrepo::MasterKey {
+        self.master_keys.last().expect("at least one master key")
+    }
 }
 
 /// Opens the configured database: PostgreSQL when `database_url` is set, else `<data_dir>/tessera.db`.
@@ -130,6 +163,9 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     for sub in ["uploads", "packets"] {
         keys::ensure_private_dir(&blobs.join(sub))?;
     }
+    let credentials_dir = settings.data_dir.join("credentials");
+    keys::ensure_private_dir(&credentials_dir)?;
+    keys::ensure_private_dir(&settings.data_dir.join("outbox"))?;
     let store = open_store(&settings, &keys).await?;
     sync::publish_packet_keys(store.as_ref(), &keys).await?;
     if let Some(dir) = &settings.country_config {
@@ -148,6 +184,33 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     if added > 0 {
         tracing::info!(added, "UIN pool topped up");
     }
+    let issuer_pub = wire::encode_b64(keys.issuer.verifying_key().as_bytes());
+    std::fs::write(
+        credentials_dir.join("issuer-public-key.txt"),
+        format!("{issuer_pub}\n"),
+    )
+    .map_err(|source| ServerError::Io {
+        what: "write credentials/issuer-public-key.txt".into(),
+        source,
+    })?;
+    let master_keys = keys
+        .master_keys
+        .iter()
+        .map(|k| idrepo::MasterKey::new(k.clone()))
+        .collect();
+    let gallery: Arc<dyn dedupe::BioIndex> = Arc::new(dedupe::ExhaustiveGallery::new());
+    let gallery_loader = dedupe::GalleryLoader::default();
+    let loaded = gallery_loader.refresh(gallery.as_ref(), store.as_ref()).await?;
+    if loaded > 0 {
+        tracing::info!(
+            fingers = loaded,
+            persons = gallery.len(),
+            "biometric gallery loaded"
+        );
+    }
+    let sender: Arc<dyn notify::Sender> = Arc::new(notify::FileSender {
+        path: settings.data_dir.join("outbox").join("notifications.jsonl"),
+    });
     Ok(AppState(Arc::new(Inner {
         settings,
         store,
@@ -156,6 +219,12 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         blobs,
         metrics: metrics::Metrics::default(),
         upload_locks: Mutex::new(HashSet::new()),
+        master_keys,
+        gallery,
+        gallery_loader,
+        sender,
+        rules: tokio::sync::RwLock::new(None),
+        credentials_dir,
     })))
 }
 
@@ -214,7 +283,7 @@ pub async fn start(state: AppState) -> Result<RunningServer, ServerError> {
             })
             .await
     });
-    let workers = (0..state.settings.pipeline_workers)
+    let mut workers: Vec<tokio::task::JoinHandle<()>> = (0..state.settings.pipeline_workers)
         .map(|i| {
             tokio::spawn(pipeline::worker_loop(
                 state.clone(),
@@ -222,6 +291,12 @@ pub async fn start(state: AppState) -> Result<RunningServer, ServerError> {
             ))
         })
         .collect();
+    if state.settings.pipeline_workers > 0 {
+        workers.push(tokio::spawn(notify::worker_loop(
+            state.clone(),
+            format!("{}-notify", std::process::id()),
+        )));
+    }
     tracing::info!(%addr, backend = state.store.backend(), "tessera-server listening");
     Ok(RunningServer {
         addr,

@@ -31,6 +31,33 @@ enum Command {
         #[command(subcommand)]
         action: MachineAction,
     },
+    /// Verify a credential (`<RID>.json`) or a card's QR payload (`<RID>.qr.txt`) offline, with the issuer's
+    /// public key. Exits 0 and prints the UIN when valid, 1 with the reason otherwise.
+    Verify {
+        /// The credential JSON file, or a text file holding a QR payload (`TSR1.` ...).
+        file: PathBuf,
+        /// The issuer's base64 Ed25519 public key, or a file holding it (the server writes it to
+        /// `<data_dir>/credentials/issuer-public-key.txt`). Default: that file in TESSERA_DATA_DIR.
+        #[arg(long)]
+        issuer_key: Option<String>,
+    },
+    /// ID-repository key management.
+    IdRepo {
+        #[command(subcommand)]
+        action: IdRepoAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdRepoAction {
+    /// Create a new master key (`keys/id-repo-master-<n>.key`) and re-wrap every record's data key with it.
+    /// Records stay readable throughout (old keys are kept); restart running servers afterwards so new
+    /// records use the new key. Re-running finishes an interrupted rotation.
+    RotateMasterKey {
+        /// Re-wrap with the newest existing key instead of creating another one.
+        #[arg(long)]
+        resume: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +102,77 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
     install_tracing(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
+        Command::Verify { file, issuer_key } => {
+            let key_text = match issuer_key {
+                Some(k) if std::path::Path::new(&k).is_file() => {
+                    std::fs::read_to_string(&k).with_context(|| format!("reading issuer key file {k}"))?
+                }
+                Some(k) => k,
+                None => {
+                    let p = settings
+                        .data_dir
+                        .join("credentials")
+                        .join("issuer-public-key.txt");
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {} (or pass --issuer-key)", p.display()))?
+                }
+            };
+            let key = tessera_packet::wire::decode_public_key("issuer key", key_text.trim())
+                .map_err(|e| anyhow::anyhow!("issuer key: {e}"))?;
+            let text =
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let result = if text
+                .trim_start()
+                .starts_with(tessera_server::credential::QR_PREFIX)
+            {
+                tessera_server::credential::verify_qr(&text, &key)
+            } else {
+                tessera_server::credential::verify(&text, &key)
+            };
+            match result {
+                Ok(subject) => println!("VALID credential for UIN {}", subject.uin),
+                Err(e) => {
+                    println!("INVALID: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::IdRepo {
+            action: IdRepoAction::RotateMasterKey { resume },
+        } => {
+            if !resume {
+                let n = tessera_server::keys::create_next_master_key(&settings.data_dir)?;
+                println!("created keys/id-repo-master-{n}.key");
+            }
+            let keys = tessera_server::keys::ServerKeys::load_or_create(
+                &settings.data_dir,
+                settings.admin_token.as_ref(),
+            )?;
+            let store = tessera_server::open_store(&settings, &keys).await?;
+            let masters: Vec<tessera_server::idrepo::MasterKey> = keys
+                .master_keys
+                .iter()
+                .map(|k| tessera_server::idrepo::MasterKey::new(k.clone()))
+                .collect();
+            let current = masters.last().context("no master key")?;
+            let mut done = 0u64;
+            loop {
+                let batch = store.identity_keys_to_rewrap(&current.id, 500).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for (uin_hash, old, wrapped) in batch {
+                    let new = tessera_server::idrepo::rewrap(&masters, current, &uin_hash, &old, &wrapped)?;
+                    if store
+                        .rewrap_identity_key(&uin_hash, &old, &current.id, new)
+                        .await?
+                    {
+                        done += 1;
+                    }
+                }
+            }
+            println!("re-wrapped {done} records with master key {}", current.id);
+        }
         Command::Serve => tessera_server::run(settings).await?,
         Command::Init => {
             let state = tessera_server::prepare(settings, Arc::new(SystemClock)).await?;

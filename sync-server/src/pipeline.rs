@@ -1,43 +1,90 @@
-//! The durable processing pipeline (first stages). Jobs live in the database (`jobs` table, one per received
-//! packet, enqueued in the same transaction that accepts the upload) and are claimed with a lease, on
-//! PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several workers share one database. A worker that dies leaves
-//! its lease to expire and the job is taken again: processing is at-least-once, and every stage is idempotent
-//! (UIN allocation returns the RID's existing UIN).
+//! The durable processing pipeline. Jobs live in the database (`jobs` table, one per received packet,
+//! enqueued in the same transaction that accepts the upload) and are claimed with a lease, on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`, so several workers (and processes) share one database. A worker that dies leaves
+//! its lease to expire and the job is taken again: processing is at-least-once and every stage is
+//! idempotent (UIN allocation returns the RID's UIN; identity, gallery, credential and outbox rows are keyed
+//! by RID or UIN and kept when they exist).
 //!
-//! Stages done here: verify the machine signature and every hash → decrypt with the packet-recipient keys →
-//! check the content matches the manifest (RID, machine) → allocate a UIN (NEW packets). Invalid or tampered
-//! packets are `QUARANTINED` with a stable reason code (`PacketError::kind`, prefixed by the stage), never
-//! dropped. Not yet: schema validation, demographic and biometric dedupe, ID repository, credentials.
+//! Stages, in order:
+//! 1. **verify** the machine signature, every hash and sign-off signature, **decrypt** with the packet keys,
+//!    check the content's RID and machine. Failure → `QUARANTINED` (`verify:*`, `decrypt:*`, `read:*`).
+//! 2. **validate** ([`crate::validate`]): ID schema, packet-type rules, documents, biometrics, sign-offs by
+//!    registered operator keys. Failure → `REJECTED` (`validate:*`), resident notified.
+//! 3. **demographic dedupe** (blocking key) and **biometric 1:N** ([`crate::dedupe`]). Candidates → the
+//!    packet is held `ON_HOLD` (`adjudication:demographic`, `adjudication:biometric` or both) for
+//!    [`crate::adjudication`]; a `DUPLICATE` decision ends it `DUPLICATE`, `NOT_DUPLICATE` resumes here
+//!    without dedupe.
+//! 4. **UIN** allocation from the pool.
+//! 5. **ID repository** ([`crate::idrepo`]): the identity, documents and finger templates, envelope-encrypted;
+//!    the blocking key and gallery templates for later dedupe.
+//! 6. **credential** ([`crate::credential`]), read back from the repository by RID: signed VC and QR payload,
+//!    stored and written to `<data_dir>/credentials/<RID>.json` and `<RID>.qr.txt`; the resident notification
+//!    queued ([`crate::notify`]); the packet `PROCESSED`.
+//!
+//! UPDATE, LOST and CORRECTION packets are verified and validated, then left `ON_HOLD` with reason
+//! `unsupported:<TYPE>` (not dropped; reprocess them once those flows exist).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tessera_packet::PacketContent;
 use tessera_packet::ids::Rid;
+use tessera_packet::manifest::SignOff;
 use tessera_packet::types::PacketType;
 use tessera_packet::wire::PacketStatus;
 
 use crate::AppState;
-use crate::store::StoreError;
+use crate::credential;
+use crate::dedupe;
+use crate::idrepo::{self, IdentityDoc, StoredDocument};
+use crate::notify::{self, Notification};
+use crate::store::{Candidate, IdentityLookup, NewIdentity, StoreError, case_status};
+use crate::validate::{self, Rules};
 
-/// How long a claimed job stays leased to one worker.
-pub const LEASE_SECS: i64 = 300;
+/// How long validation rules are cached before they are read again from the sync tables.
+pub const RULES_TTL_SECS: i64 = 60;
 
 /// What processing one packet decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Processed (UIN allocated for a NEW packet).
-    Processed,
-    /// Quarantined with a reason code.
+    /// Processed: a NEW packet got this UIN.
+    Processed(String),
+    /// Quarantined (tampered, undecryptable) with a reason code.
     Quarantined(String),
+    /// Rejected by validation with a reason code.
+    Rejected(String),
+    /// Held for manual adjudication with a reason code.
+    Held(String),
+    /// Decided a duplicate of this UIN.
+    Duplicate(String),
+    /// A packet type whose processing is not implemented yet (left `ON_HOLD`).
+    Unsupported(String),
 }
 
-/// Verifies, opens and allocates for one packet. Returns the outcome; database errors are returned as errors
-/// (the job stays leased and is retried after the lease).
-pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError> {
+fn task_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Task(e.to_string())
+}
+
+fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// Verifies and opens a packet: the content and its sign-offs, or a quarantine reason.
+async fn open_packet(
+    state: &AppState,
+    rid: &Rid,
+) -> Result<Result<(PacketContent, Vec<SignOff>), String>, StoreError> {
     let Some(machine) = state.store.machine(&rid.machine_id()).await? else {
-        return Ok(Outcome::Quarantined("verify:machine_unknown".into()));
+        return Ok(Err("verify:machine_unknown".into()));
     };
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&machine.public_key) else {
-        return Ok(Outcome::Quarantined("verify:machine_key_invalid".into()));
+        return Ok(Err("verify:machine_key_invalid".into()));
     };
     let path = crate::upload::packet_path(state, rid);
     let identities: Vec<age::x25519::Identity> = state
@@ -47,9 +94,10 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         .map(|(_, i)| i.clone())
         .collect();
     let expected = rid.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<PacketType, String> {
+    tokio::task::spawn_blocking(move || -> Result<(PacketContent, Vec<SignOff>), String> {
         let mut packet = tessera_packet::read_file(&path).map_err(|e| format!("read:{}", e.kind()))?;
         packet.verify(&key).map_err(|e| format!("verify:{}", e.kind()))?;
+        let signoffs = packet.signoffs().to_vec();
         let mut last = String::from("decrypt:no_packet_key");
         for id in &identities {
             match packet.open(id) {
@@ -57,7 +105,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
                     if content.rid != expected || content.meta.machine_id != expected.machine_id() {
                         return Err("validate:rid_mismatch".into());
                     }
-                    return Ok(content.packet_type);
+                    return Ok((content, signoffs));
                 }
                 Err(e) => last = format!("decrypt:{}", e.kind()),
             }
@@ -65,43 +113,362 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         Err(last)
     })
     .await
-    .map_err(|e| StoreError::Task(e.to_string()))?;
-    let packet_type = match checked {
-        Ok(t) => t,
-        Err(reason) => return Ok(Outcome::Quarantined(reason)),
+    .map_err(task_err)
+}
+
+/// The validation rules, cached for [`RULES_TTL_SECS`].
+pub async fn rules(state: &AppState) -> Result<Arc<Rules>, StoreError> {
+    let now = state.clock.now().timestamp();
+    if let Some((at, r)) = state.rules.read().await.as_ref()
+        && now - at < RULES_TTL_SECS
+    {
+        return Ok(Arc::clone(r));
+    }
+    let fresh = Arc::new(Rules::load(state.store.as_ref()).await?);
+    *state.rules.write().await = Some((now, Arc::clone(&fresh)));
+    Ok(fresh)
+}
+
+fn primary_value(identity: &serde_json::Value, field: &str, lang: Option<&str>) -> String {
+    match identity.get(field) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Array(a)) => {
+            let pick = |e: &serde_json::Value| e.get("value").and_then(|v| v.as_str()).map(str::to_owned);
+            a.iter()
+                .find(|e| lang.is_some() && e.get("language").and_then(|l| l.as_str()) == lang)
+                .and_then(pick)
+                .or_else(|| a.first().and_then(pick))
+                .unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+async fn notify_outcome(
+    state: &AppState,
+    content: &PacketContent,
+    kind: &str,
+    uin: Option<String>,
+    reason: Option<String>,
+) -> Result<(), StoreError> {
+    let (channel, address) = notify::contact(&content.identity);
+    notify::enqueue(
+        state,
+        &Notification {
+            rid: content.rid.to_string(),
+            kind: kind.to_owned(),
+            uin,
+            reason,
+            channel,
+            address,
+            language: content.meta.languages.first().cloned(),
+        },
+    )
+    .await
+}
+
+async fn reject(state: &AppState, content: &PacketContent, code: String) -> Result<Outcome, StoreError> {
+    let reason = format!("validate:{code}");
+    notify_outcome(state, content, notify::kind::REJECTED, None, Some(reason.clone())).await?;
+    state
+        .store
+        .finish_job(
+            &content.rid,
+            PacketStatus::Rejected,
+            Some(reason.clone()),
+            state.clock.now().timestamp(),
+        )
+        .await?;
+    Ok(Outcome::Rejected(reason))
+}
+
+/// Runs every stage for one packet and records the result (job finished, held or left leased on a database
+/// error, which is returned so the job is retried after its lease).
+pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError> {
+    let now = || state.clock.now().timestamp();
+    let (content, signoffs) = match open_packet(state, rid).await? {
+        Ok(opened) => opened,
+        Err(reason) => {
+            state
+                .store
+                .finish_job(rid, PacketStatus::Quarantined, Some(reason.clone()), now())
+                .await?;
+            return Ok(Outcome::Quarantined(reason));
+        }
     };
-    if packet_type == PacketType::New {
+
+    // Validation.
+    let rules = rules(state).await?;
+    if !rules.has_schema() {
+        return reject(state, &content, "id_schema_unknown".into()).await;
+    }
+    if let Err(r) = validate::check_content(&rules, &content) {
+        return reject(state, &content, r.0).await;
+    }
+    let mut known: HashMap<String, Vec<[u8; 32]>> = HashMap::new();
+    for op in validate::signoff_operators(&content, &signoffs) {
+        let keys = state
+            .store
+            .operator_keys(&op)
+            .await?
+            .into_iter()
+            .filter(|k| k.center_id == content.meta.center_id)
+            .map(|k| k.public_key)
+            .collect();
+        known.insert(op, keys);
+    }
+    if let Err(r) = validate::check_signoffs(&content, &signoffs, &known) {
+        return reject(state, &content, r.0).await;
+    }
+    if content.packet_type != PacketType::New {
+        let reason = format!("unsupported:{}", content.packet_type);
         state
             .store
-            .allocate_uins(vec![rid.clone()], state.clock.now().timestamp())
+            .finish_job(rid, PacketStatus::OnHold, Some(reason.clone()), now())
             .await?;
+        return Ok(Outcome::Unsupported(reason));
     }
-    Ok(Outcome::Processed)
+
+    // Adjudication already decided?
+    let case = state.store.adjudication_case(rid).await?;
+    if let Some(c) = &case {
+        if c.status == case_status::DUPLICATE {
+            let of = c.duplicate_of.clone().unwrap_or_default();
+            notify_outcome(state, &content, notify::kind::DUPLICATE, None, None).await?;
+            state
+                .store
+                .finish_job(
+                    rid,
+                    PacketStatus::Duplicate,
+                    Some("adjudication:duplicate".into()),
+                    now(),
+                )
+                .await?;
+            return Ok(Outcome::Duplicate(of));
+        }
+        if c.status == case_status::PENDING {
+            let reason = "adjudication:pending".to_owned();
+            state
+                .store
+                .hold_for_adjudication(rid, c.candidates.clone(), &reason, now())
+                .await?;
+            return Ok(Outcome::Held(reason));
+        }
+    }
+
+    // Templates (needed for the biometric search and for the gallery).
+    let (content, templates) = tokio::task::spawn_blocking(move || {
+        let t = dedupe::extract_templates(&content);
+        (content, t)
+    })
+    .await
+    .map_err(task_err)?;
+    let block = dedupe::blocking_key(&content);
+
+    // Dedupe, unless an adjudicator already said NOT_DUPLICATE, or an earlier run of this job already passed
+    // dedupe and stored the identity (it would find itself).
+    let stored = state
+        .store
+        .identity(IdentityLookup::Rid(rid.clone()))
+        .await?
+        .is_some();
+    if case.is_none() && !stored {
+        let mut candidates: Vec<Candidate> =
+            dedupe::demographic_candidates(state.store.as_ref(), block.as_deref()).await?;
+        if !templates.is_empty() {
+            state
+                .gallery_loader
+                .refresh(state.gallery.as_ref(), state.store.as_ref())
+                .await?;
+            let gallery = Arc::clone(&state.gallery);
+            let threshold = state.settings.bio_match_threshold as f32 / 1000.0;
+            let probe_src = templates.clone();
+            let matches = tokio::task::spawn_blocking(move || {
+                let probe = dedupe::probe_of(&probe_src);
+                gallery.search(&probe, threshold)
+            })
+            .await
+            .map_err(task_err)?;
+            candidates.extend(matches.into_iter().take(20).map(|m| Candidate {
+                uin: m.uin,
+                kind: "biometric".into(),
+                score: f64::from((m.score * 1000.0).round() / 1000.0),
+                fingers_compared: m.fingers,
+            }));
+        }
+        if !candidates.is_empty() {
+            let demo = candidates.iter().any(|c| c.kind == "demographic");
+            let bio = candidates.iter().any(|c| c.kind == "biometric");
+            let reason = match (demo, bio) {
+                (true, true) => "adjudication:demographic+biometric",
+                (true, false) => "adjudication:demographic",
+                _ => "adjudication:biometric",
+            }
+            .to_owned();
+            state
+                .store
+                .hold_for_adjudication(rid, candidates, &reason, now())
+                .await?;
+            return Ok(Outcome::Held(reason));
+        }
+    }
+
+    // UIN.
+    let uin = state
+        .store
+        .allocate_uins(vec![rid.clone()], now())
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, u)| u)
+        .ok_or(StoreError::PoolEmpty)?;
+
+    // ID repository.
+    let uin_hash = idrepo::uin_hash(&state.keys.uin_salt, &uin);
+    let doc = IdentityDoc {
+        uin: uin.clone(),
+        rid: rid.to_string(),
+        id_schema_version: content.id_schema_version.clone(),
+        identity: content.identity.clone(),
+        languages: content.meta.languages.clone(),
+        documents: content
+            .evidence
+            .iter()
+            .chain(&content.optional)
+            .map(|d| StoredDocument {
+                name: d.name.clone(),
+                category: d.category.clone(),
+                doc_type: d.doc_type.clone(),
+                mime: d.mime.clone(),
+                content_b64: STANDARD.encode(&d.content),
+            })
+            .collect(),
+        finger_templates: templates
+            .iter()
+            .map(|t| (t.position.code(), STANDARD.encode(t.to_bytes())))
+            .collect(),
+        center_id: content.meta.center_id.to_string(),
+        registered_at: content.created_at.to_rfc3339(),
+    };
+    let plain = serde_json::to_vec(&doc).map_err(|e| corrupt("identity record", e))?;
+    let sealed =
+        idrepo::seal(state.master_key(), &uin_hash, &plain).map_err(|e| corrupt("identity record", e))?;
+    state
+        .store
+        .store_identity(NewIdentity {
+            rid: rid.clone(),
+            uin: uin.clone(),
+            uin_hash,
+            key_id: sealed.key_id,
+            wrapped_key: sealed.wrapped_key,
+            ciphertext: sealed.ciphertext,
+            blocking_key: block.unwrap_or_default(),
+            templates: templates
+                .iter()
+                .map(|t| (t.position.code(), t.to_bytes()))
+                .collect(),
+            at: now(),
+        })
+        .await?;
+    state
+        .gallery_loader
+        .refresh(state.gallery.as_ref(), state.store.as_ref())
+        .await?;
+
+    // Credential, from the repository record.
+    let doc = fetch(state, IdentityLookup::Rid(rid.clone()))
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "identity",
+            id: rid.to_string(),
+        })?;
+    let lang = doc.languages.first().map(String::as_str);
+    let subject = credential::Subject {
+        uin: doc.uin.clone(),
+        full_name: primary_value(&doc.identity, "fullName", lang),
+        date_of_birth: primary_value(&doc.identity, "dateOfBirth", None),
+        gender: primary_value(&doc.identity, "gender", lang),
+    };
+    let at = state.clock.now();
+    let body = match state.store.credential(rid).await? {
+        Some((_, body)) => body,
+        None => {
+            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
+                .map_err(|e| corrupt("credential", e))?
+        }
+    };
+    let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
+    let dir = state.credentials_dir.clone();
+    let name = rid.to_string();
+    let body_for_file = body.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
+        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
+    })
+    .await
+    .map_err(task_err)?
+    .map_err(|e| StoreError::Task(format!("writing the credential files: {e}")))?;
+    notify_outcome(state, &content, notify::kind::UIN_ISSUED, Some(uin.clone()), None).await?;
+    state.store.store_credential(rid, &uin, &body, now()).await?;
+    Ok(Outcome::Processed(uin))
+}
+
+/// Writes a file atomically (temporary file, fsync, rename) with mode 0600.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads and decrypts an identity record from the repository.
+pub async fn fetch(state: &AppState, lookup: IdentityLookup) -> Result<Option<IdentityDoc>, StoreError> {
+    let Some(rec) = state.store.identity(lookup).await? else {
+        return Ok(None);
+    };
+    let sealed = idrepo::Sealed {
+        key_id: rec.key_id,
+        wrapped_key: rec.wrapped_key,
+        ciphertext: rec.ciphertext,
+    };
+    let plain = idrepo::open(&state.master_keys, &rec.uin_hash, &sealed)
+        .map_err(|e| corrupt("identity record", e))?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| corrupt("identity record", e))
+}
+
+/// Reads an identity by UIN (salted hash lookup).
+pub async fn fetch_by_uin(state: &AppState, uin: &str) -> Result<Option<IdentityDoc>, StoreError> {
+    fetch(
+        state,
+        IdentityLookup::UinHash(idrepo::uin_hash(&state.keys.uin_salt, uin)),
+    )
+    .await
 }
 
 /// Claims and processes one job; returns whether there was one.
 pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError> {
     let now = state.clock.now().timestamp();
-    let Some(rid) = state.store.claim_job(worker, now, LEASE_SECS).await? else {
+    let lease = i64::from(state.settings.job_lease_secs);
+    let Some(rid) = state.store.claim_job(worker, now, lease).await? else {
         return Ok(false);
     };
-    let outcome = process(state, &rid).await?;
-    let now = state.clock.now().timestamp();
-    match outcome {
-        Outcome::Processed => {
-            state
-                .store
-                .finish_job(&rid, PacketStatus::Processed, None, now)
-                .await?;
-            tracing::info!(%rid, "packet processed");
-        }
-        Outcome::Quarantined(reason) => {
-            tracing::warn!(%rid, %reason, "packet quarantined");
-            state
-                .store
-                .finish_job(&rid, PacketStatus::Quarantined, Some(reason), now)
-                .await?;
-        }
+    match process(state, &rid).await? {
+        Outcome::Processed(_) => tracing::info!(%rid, "packet processed: UIN issued"),
+        Outcome::Quarantined(reason) => tracing::warn!(%rid, %reason, "packet quarantined"),
+        Outcome::Rejected(reason) => tracing::info!(%rid, %reason, "packet rejected"),
+        Outcome::Held(reason) => tracing::info!(%rid, %reason, "packet held for adjudication"),
+        Outcome::Duplicate(_) => tracing::info!(%rid, "packet is a duplicate"),
+        Outcome::Unsupported(reason) => tracing::warn!(%rid, %reason, "packet type not processed yet"),
     }
     Ok(true)
 }

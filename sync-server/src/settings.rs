@@ -45,6 +45,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// Default of [`Settings::bio_match_threshold`].
+pub const BIO_MATCH_THRESHOLD_DEFAULT: u32 = 200;
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -78,8 +81,15 @@ pub struct Settings {
     pub uin_pool_target: u32,
     /// Pool level below which the pool is topped up.
     pub uin_pool_low_water: u32,
-    /// Processing workers this process runs (0: none, e.g. an upload-only front end).
+    /// Processing workers this process runs (0: none, e.g. an upload-only front end). A process with at
+    /// least one also runs one notification sender.
     pub pipeline_workers: u32,
+    /// How long a worker holds a claimed job before another may take it again (seconds). Longer than the
+    /// slowest packet's processing; a crashed worker's jobs wait this long.
+    pub job_lease_secs: u32,
+    /// Fused finger score (in thousandths, 0-1000) from which a gallery person is a biometric duplicate
+    /// candidate.
+    pub bio_match_threshold: u32,
 }
 
 impl Default for Settings {
@@ -100,6 +110,8 @@ impl Default for Settings {
             uin_pool_target: 20_000,
             uin_pool_low_water: 5_000,
             pipeline_workers: 1,
+            job_lease_secs: 300,
+            bio_match_threshold: BIO_MATCH_THRESHOLD_DEFAULT,
         }
     }
 }
@@ -174,6 +186,8 @@ const FIELDS: &[(&str, Kind)] = &[
     ("uin_pool_target", Kind::Int),
     ("uin_pool_low_water", Kind::Int),
     ("pipeline_workers", Kind::Int),
+    ("job_lease_secs", Kind::Int),
+    ("bio_match_threshold", Kind::Int),
 ];
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
@@ -260,6 +274,12 @@ impl Settings {
         }
         if self.uin_pool_low_water > self.uin_pool_target {
             return bad("uin_pool_low_water must not exceed uin_pool_target".into());
+        }
+        if self.job_lease_secs == 0 {
+            return bad("job_lease_secs must be positive".into());
+        }
+        if self.bio_match_threshold > 1000 {
+            return bad("bio_match_threshold is in thousandths: 0 to 1000".into());
         }
         Ok(())
     }

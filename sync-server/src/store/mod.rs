@@ -8,6 +8,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tessera_packet::ids::{CenterId, MachineId, Rid};
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 
@@ -188,6 +189,157 @@ pub struct PacketRecord {
     pub updated_at: i64,
 }
 
+/// An operator's sign-off key as registered by a station.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorKeyRecord {
+    /// Operator id.
+    pub operator_id: String,
+    /// Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// The machine that registered it.
+    pub machine_id: MachineId,
+    /// That machine's center.
+    pub center_id: CenterId,
+    /// When (Unix seconds).
+    pub registered_at: i64,
+}
+
+/// A possible duplicate found by dedupe: an existing identity (by UIN) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// UIN of the existing identity.
+    pub uin: String,
+    /// `demographic` (same normalised name, date of birth and gender) or `biometric` (1:N finger match).
+    pub kind: String,
+    /// Fused score: 1.0 for a demographic blocking-key match; the fused finger score (0-1) for biometrics.
+    pub score: f64,
+    /// For biometric candidates, how many fingers were compared.
+    #[serde(default)]
+    pub fingers_compared: u32,
+}
+
+/// A manual adjudication case (one per held packet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdjudicationCase {
+    /// The held packet.
+    pub rid: Rid,
+    /// `PENDING`, `DUPLICATE` or `NOT_DUPLICATE`.
+    pub status: String,
+    /// The candidates found.
+    pub candidates: Vec<Candidate>,
+    /// When the packet was held (Unix seconds).
+    pub created_at: i64,
+    /// When decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+    /// Who decided (role name of the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// For `DUPLICATE`: the UIN the packet duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
+}
+
+/// Status of an adjudication case.
+pub mod case_status {
+    /// Waiting for an adjudicator.
+    pub const PENDING: &str = "PENDING";
+    /// Decided: the packet duplicates an existing identity.
+    pub const DUPLICATE: &str = "DUPLICATE";
+    /// Decided: a different person; the packet proceeds to UIN issuance.
+    pub const NOT_DUPLICATE: &str = "NOT_DUPLICATE";
+}
+
+/// One stored gallery template (a finger of an identity with a UIN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GalleryRow {
+    /// Insertion order (a cursor for incremental loading).
+    pub seq: i64,
+    /// The identity.
+    pub uin: String,
+    /// ISO finger position code.
+    pub position: u8,
+    /// The template (`tessera_biometrics::template::Template` bytes).
+    pub template: Vec<u8>,
+}
+
+/// Everything the ID-repository stage writes for a new identity, in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewIdentity {
+    /// The packet.
+    pub rid: Rid,
+    /// The UIN allocated to it.
+    pub uin: String,
+    /// Salted SHA-256 of the UIN (hex), the repository's lookup key.
+    pub uin_hash: String,
+    /// Master key id that wrapped `wrapped_key`.
+    pub key_id: String,
+    /// The record's data key, wrapped.
+    pub wrapped_key: Vec<u8>,
+    /// The identity record, encrypted with the data key.
+    pub ciphertext: Vec<u8>,
+    /// Demographic blocking key (hex digest; no personal data in clear).
+    pub blocking_key: String,
+    /// Finger templates for the gallery: (ISO position code, template bytes).
+    pub templates: Vec<(u8, Vec<u8>)>,
+    /// When (Unix seconds).
+    pub at: i64,
+}
+
+/// An encrypted identity record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// The packet that created it.
+    pub rid: Rid,
+    /// Salted UIN hash.
+    pub uin_hash: String,
+    /// Master key id.
+    pub key_id: String,
+    /// Wrapped data key.
+    pub wrapped_key: Vec<u8>,
+    /// Encrypted record.
+    pub ciphertext: Vec<u8>,
+    /// When created.
+    pub created_at: i64,
+}
+
+/// How to find an identity record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityLookup {
+    /// By salted UIN hash.
+    UinHash(String),
+    /// By the RID of the packet that created it.
+    Rid(Rid),
+}
+
+/// A notification to queue (idempotent per RID and kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// The packet concerned.
+    pub rid: Rid,
+    /// `UIN_ISSUED`, `REJECTED` or `DUPLICATE`.
+    pub kind: String,
+    /// The message, encrypted with the ID-repository envelope (it holds the contact address).
+    pub payload: Vec<u8>,
+    /// When.
+    pub at: i64,
+}
+
+/// A queued notification claimed by a sender worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    /// Outbox id.
+    pub id: i64,
+    /// The packet.
+    pub rid: Rid,
+    /// Kind.
+    pub kind: String,
+    /// Encrypted payload.
+    pub payload: Vec<u8>,
+    /// Delivery attempts so far (including this one).
+    pub attempts: i64,
+}
+
 /// The server's storage. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -297,6 +449,98 @@ pub trait Store: Send + Sync + fmt::Debug {
         reason: Option<String>,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// Registers an operator's sign-off key (idempotent for the same operator and key); returns whether it
+    /// was new.
+    async fn register_operator_key(&self, rec: OperatorKeyRecord) -> Result<bool, StoreError>;
+
+    /// Keys registered for an operator.
+    async fn operator_keys(&self, operator_id: &str) -> Result<Vec<OperatorKeyRecord>, StoreError>;
+
+    /// UINs of identities with this demographic blocking key.
+    async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Gallery templates inserted after `after_seq`, in order, at most `limit`.
+    async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError>;
+
+    /// Holds a packet for manual adjudication: records the case (once; a re-run keeps the first), marks the
+    /// packet `OnHold` with `reason`, and parks the job until a decision.
+    async fn hold_for_adjudication(
+        &self,
+        rid: &Rid,
+        candidates: Vec<Candidate>,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Cases, optionally only those with `status`, oldest first.
+    async fn adjudication_cases(&self, status: Option<String>) -> Result<Vec<AdjudicationCase>, StoreError>;
+
+    /// The case of a packet.
+    async fn adjudication_case(&self, rid: &Rid) -> Result<Option<AdjudicationCase>, StoreError>;
+
+    /// Records a decision on a `PENDING` case (`status` is `DUPLICATE` or `NOT_DUPLICATE`) and puts the job
+    /// back in the queue so the pipeline finishes the packet. `NotFound` for no case; `Conflict` when the case
+    /// is already decided.
+    async fn decide_adjudication(
+        &self,
+        rid: &Rid,
+        status: &str,
+        duplicate_of: Option<String>,
+        decided_by: &str,
+        now: i64,
+    ) -> Result<AdjudicationCase, StoreError>;
+
+    /// Writes the encrypted identity, its blocking key and its gallery templates in one transaction.
+    /// Idempotent: rows that exist are kept.
+    async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError>;
+
+    /// Stores the signed credential of a packet and finishes its job as `Processed`, in one transaction.
+    /// Idempotent: an existing credential is kept.
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// An encrypted identity record.
+    async fn identity(&self, lookup: IdentityLookup) -> Result<Option<IdentityRecord>, StoreError>;
+
+    /// The stored credential of a packet: (UIN, credential JSON).
+    async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Queues a notification (idempotent per RID and kind).
+    async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError>;
+
+    /// Claims the oldest unsent notification whose lease has expired.
+    async fn claim_notification(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<NotificationRecord>, StoreError>;
+
+    /// Marks a notification sent.
+    async fn notification_sent(&self, id: i64, now: i64) -> Result<(), StoreError>;
+
+    /// Identity keys wrapped with a master key other than `current_key_id`, at most `limit`:
+    /// (uin hash, key id, wrapped key). For key rotation.
+    async fn identity_keys_to_rewrap(
+        &self,
+        current_key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError>;
+
+    /// Replaces a record's wrapped key if it is still wrapped with `old_key_id`; returns whether it changed.
+    async fn rewrap_identity_key(
+        &self,
+        uin_hash: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped_key: Vec<u8>,
+    ) -> Result<bool, StoreError>;
 }
 
 pub(crate) fn to_u64(what: &'static str, v: i64) -> Result<u64, StoreError> {
@@ -357,3 +601,10 @@ pub(crate) fn parse_body(deleted: bool, body: Option<String>) -> Result<serde_js
 
 /// First machine id the server assigns.
 pub const FIRST_MACHINE_ID: i64 = 10_001;
+
+pub(crate) fn parse_candidates(text: &str) -> Result<Vec<Candidate>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: "adjudication candidates",
+        detail: e.to_string(),
+    })
+}

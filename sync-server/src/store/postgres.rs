@@ -10,8 +10,10 @@ use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    FIRST_MACHINE_ID, MachineRecord, NewMachine, NewUpload, PacketRecord, Store, StoreError, UploadRecord,
-    key_bytes, parse_body, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+    AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
+    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketRecord,
+    Store, StoreError, UploadRecord, case_status, key_bytes, parse_body, parse_candidates, parse_id,
+    parse_machine_status, parse_packet_status, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only.
@@ -91,6 +93,69 @@ CREATE TABLE jobs (
     updated_at BIGINT NOT NULL
 );
 CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE operator_keys (
+    operator_id TEXT NOT NULL,
+    public_key BYTEA NOT NULL,
+    machine_id TEXT NOT NULL,
+    center_id TEXT NOT NULL,
+    registered_at BIGINT NOT NULL,
+    PRIMARY KEY (operator_id, public_key)
+);
+CREATE TABLE persons (
+    uin TEXT PRIMARY KEY,
+    blocking_key TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE
+);
+CREATE INDEX persons_blocking ON persons (blocking_key);
+CREATE TABLE gallery (
+    seq BIGSERIAL PRIMARY KEY,
+    uin TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    template BYTEA NOT NULL,
+    UNIQUE (uin, position)
+);
+CREATE TABLE adjudication_cases (
+    rid TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    decided_by TEXT,
+    duplicate_of TEXT
+);
+CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
+CREATE TABLE identities (
+    uin_hash TEXT PRIMARY KEY,
+    rid TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL,
+    wrapped_key BYTEA NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX identities_key ON identities (key_id);
+CREATE TABLE credentials (
+    rid TEXT PRIMARY KEY,
+    uin TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    rid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0,
+    sent_at BIGINT,
+    UNIQUE (rid, kind)
+);
+CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
 "#,
     ),
 ];
@@ -714,6 +779,413 @@ impl Store for PgStore {
         .map_err(pg("finish job"))?;
         tx.commit().await.map_err(pg("finish job"))
     }
+
+    async fn register_operator_key(&self, rec: OperatorKeyRecord) -> Result<bool, StoreError> {
+        let c = self.conn("register operator key").await?;
+        let n = c
+            .execute(
+                "INSERT INTO operator_keys (operator_id, public_key, machine_id, center_id, registered_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &rec.operator_id,
+                    &rec.public_key.to_vec(),
+                    &rec.machine_id.as_str(),
+                    &rec.center_id.as_str(),
+                    &rec.registered_at,
+                ],
+            )
+            .await
+            .map_err(pg("register operator key"))?;
+        Ok(n == 1)
+    }
+
+    async fn operator_keys(&self, operator_id: &str) -> Result<Vec<OperatorKeyRecord>, StoreError> {
+        let c = self.conn("operator keys").await?;
+        let rows = c
+            .query(
+                "SELECT operator_id, public_key, machine_id, center_id, registered_at FROM operator_keys
+                 WHERE operator_id = $1 ORDER BY registered_at",
+                &[&operator_id],
+            )
+            .await
+            .map_err(pg("operator keys"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorKeyRecord {
+                    operator_id: r.get(0),
+                    public_key: key_bytes(r.get(1))?,
+                    machine_id: parse_id("machine id", r.get::<_, &str>(2))?,
+                    center_id: parse_id("center id", r.get::<_, &str>(3))?,
+                    registered_at: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let c = self.conn("persons by blocking key").await?;
+        let rows = c
+            .query(
+                "SELECT uin FROM persons WHERE blocking_key = $1 ORDER BY uin",
+                &[&key],
+            )
+            .await
+            .map_err(pg("persons by blocking key"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError> {
+        let c = self.conn("gallery").await?;
+        let rows = c
+            .query(
+                "SELECT seq, uin, position, template FROM gallery WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after_seq, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg("gallery"))?;
+        rows.iter()
+            .map(|r| {
+                let position: i64 = r.get(2);
+                Ok(GalleryRow {
+                    seq: r.get(0),
+                    uin: r.get(1),
+                    position: u8::try_from(position).map_err(|_| StoreError::Corrupt {
+                        what: "gallery finger position",
+                        detail: position.to_string(),
+                    })?,
+                    template: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn hold_for_adjudication(
+        &self,
+        rid: &Rid,
+        candidates: Vec<Candidate>,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let cands = serde_json::to_string(&candidates).map_err(|e| StoreError::Corrupt {
+            what: "candidates",
+            detail: e.to_string(),
+        })?;
+        let mut c = self.conn("hold for adjudication").await?;
+        let tx = c.transaction().await.map_err(pg("hold for adjudication"))?;
+        tx.execute(
+            "INSERT INTO adjudication_cases (rid, status, candidates, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&rid.as_str(), &case_status::PENDING, &cands, &now],
+        )
+        .await
+        .map_err(pg("hold for adjudication"))?;
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = $3, updated_at = $4 WHERE rid = $1",
+            &[&rid.as_str(), &PacketStatus::OnHold.as_str(), &reason, &now],
+        )
+        .await
+        .map_err(pg("hold for adjudication"))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'held', locked_by = NULL, updated_at = $2 WHERE rid = $1",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("hold for adjudication"))?;
+        tx.commit().await.map_err(pg("hold for adjudication"))
+    }
+
+    async fn adjudication_cases(&self, status: Option<String>) -> Result<Vec<AdjudicationCase>, StoreError> {
+        let c = self.conn("adjudication cases").await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CASE_COLS} FROM adjudication_cases WHERE ($1::text IS NULL OR status = $1)
+                     ORDER BY created_at, rid"
+                ),
+                &[&status],
+            )
+            .await
+            .map_err(pg("adjudication cases"))?;
+        rows.iter().map(case_from).collect()
+    }
+
+    async fn adjudication_case(&self, rid: &Rid) -> Result<Option<AdjudicationCase>, StoreError> {
+        let c = self.conn("read adjudication case").await?;
+        case_where(&c, rid.as_str(), false).await
+    }
+
+    async fn decide_adjudication(
+        &self,
+        rid: &Rid,
+        status: &str,
+        duplicate_of: Option<String>,
+        decided_by: &str,
+        now: i64,
+    ) -> Result<AdjudicationCase, StoreError> {
+        let mut c = self.conn("decide adjudication").await?;
+        let tx = c.transaction().await.map_err(pg("decide adjudication"))?;
+        let case = case_where(&tx, rid.as_str(), true)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "adjudication case",
+                id: rid.to_string(),
+            })?;
+        if case.status != case_status::PENDING {
+            return Err(StoreError::Conflict {
+                what: "adjudication case",
+                detail: format!("packet {rid} was already decided ({})", case.status),
+            });
+        }
+        tx.execute(
+            "UPDATE adjudication_cases SET status = $2, decided_at = $3, decided_by = $4, duplicate_of = $5
+             WHERE rid = $1",
+            &[&rid.as_str(), &status, &now, &decided_by, &duplicate_of],
+        )
+        .await
+        .map_err(pg("decide adjudication"))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'ready', locked_by = NULL, locked_until = 0, updated_at = $2 WHERE rid = $1",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("decide adjudication"))?;
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = NULL, updated_at = $3 WHERE rid = $1",
+            &[&rid.as_str(), &PacketStatus::Received.as_str(), &now],
+        )
+        .await
+        .map_err(pg("decide adjudication"))?;
+        let case = case_where(&tx, rid.as_str(), false)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "adjudication case",
+                id: rid.to_string(),
+            })?;
+        tx.commit().await.map_err(pg("decide adjudication"))?;
+        Ok(case)
+    }
+
+    async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError> {
+        let mut c = self.conn("store identity").await?;
+        let tx = c.transaction().await.map_err(pg("store identity"))?;
+        let rid = new.rid.as_str();
+        // Gallery sequence numbers must become visible in order (readers load incrementally by seq).
+        tx.batch_execute("LOCK TABLE gallery IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(pg("store identity"))?;
+        tx.execute(
+            "INSERT INTO identities (uin_hash, rid, key_id, wrapped_key, ciphertext, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &new.uin_hash,
+                &rid,
+                &new.key_id,
+                &new.wrapped_key,
+                &new.ciphertext,
+                &new.at,
+            ],
+        )
+        .await
+        .map_err(pg("store identity"))?;
+        tx.execute(
+            "INSERT INTO persons (uin, blocking_key, rid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&new.uin, &new.blocking_key, &rid],
+        )
+        .await
+        .map_err(pg("store identity"))?;
+        for (pos, t) in &new.templates {
+            tx.execute(
+                "INSERT INTO gallery (uin, position, template) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&new.uin, &i64::from(*pos), t],
+            )
+            .await
+            .map_err(pg("store identity"))?;
+        }
+        tx.commit().await.map_err(pg("store identity"))
+    }
+
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn("store credential").await?;
+        let tx = c.transaction().await.map_err(pg("store credential"))?;
+        tx.execute(
+            "INSERT INTO credentials (rid, uin, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&rid.as_str(), &uin, &credential, &now],
+        )
+        .await
+        .map_err(pg("store credential"))?;
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = NULL, updated_at = $3 WHERE rid = $1",
+            &[&rid.as_str(), &PacketStatus::Processed.as_str(), &now],
+        )
+        .await
+        .map_err(pg("store credential"))?;
+        tx.execute(
+            "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = $2 WHERE rid = $1",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("store credential"))?;
+        tx.commit().await.map_err(pg("store credential"))
+    }
+
+    async fn identity(&self, lookup: IdentityLookup) -> Result<Option<IdentityRecord>, StoreError> {
+        let c = self.conn("read identity").await?;
+        let (clause, arg) = match &lookup {
+            IdentityLookup::UinHash(h) => ("uin_hash = $1", h.clone()),
+            IdentityLookup::Rid(r) => ("rid = $1", r.as_str().to_owned()),
+        };
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT rid, uin_hash, key_id, wrapped_key, ciphertext, created_at FROM identities WHERE {clause}"
+                ),
+                &[&arg],
+            )
+            .await
+            .map_err(pg("read identity"))?;
+        row.map(|r| {
+            Ok(IdentityRecord {
+                rid: parse_id("rid", r.get::<_, &str>(0))?,
+                uin_hash: r.get(1),
+                key_id: r.get(2),
+                wrapped_key: r.get(3),
+                ciphertext: r.get(4),
+                created_at: r.get(5),
+            })
+        })
+        .transpose()
+    }
+
+    async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError> {
+        let c = self.conn("read credential").await?;
+        Ok(c.query_opt(
+            "SELECT uin, body FROM credentials WHERE rid = $1",
+            &[&rid.as_str()],
+        )
+        .await
+        .map_err(pg("read credential"))?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError> {
+        let c = self.conn("enqueue notification").await?;
+        c.execute(
+            "INSERT INTO outbox (rid, kind, payload, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&n.rid.as_str(), &n.kind, &n.payload, &n.at],
+        )
+        .await
+        .map_err(pg("enqueue notification"))?;
+        Ok(())
+    }
+
+    async fn claim_notification(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let _ = worker;
+        let c = self.conn("claim notification").await?;
+        let row = c
+            .query_opt(
+                "UPDATE outbox SET attempts = attempts + 1, locked_until = $2 WHERE id = (
+                   SELECT id FROM outbox WHERE sent_at IS NULL AND locked_until <= $1
+                   ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+                 ) RETURNING id, rid, kind, payload, attempts",
+                &[&now, &(now + lease_secs)],
+            )
+            .await
+            .map_err(pg("claim notification"))?;
+        row.map(|r| {
+            Ok(NotificationRecord {
+                id: r.get(0),
+                rid: parse_id("rid", r.get::<_, &str>(1))?,
+                kind: r.get(2),
+                payload: r.get(3),
+                attempts: r.get(4),
+            })
+        })
+        .transpose()
+    }
+
+    async fn notification_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        let c = self.conn("notification sent").await?;
+        c.execute("UPDATE outbox SET sent_at = $2 WHERE id = $1", &[&id, &now])
+            .await
+            .map_err(pg("notification sent"))?;
+        Ok(())
+    }
+
+    async fn identity_keys_to_rewrap(
+        &self,
+        current_key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let c = self.conn("keys to rewrap").await?;
+        let rows = c
+            .query(
+                "SELECT uin_hash, key_id, wrapped_key FROM identities WHERE key_id <> $1 ORDER BY uin_hash LIMIT $2",
+                &[&current_key_id, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg("keys to rewrap"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    async fn rewrap_identity_key(
+        &self,
+        uin_hash: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped_key: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let c = self.conn("rewrap identity key").await?;
+        let n = c
+            .execute(
+                "UPDATE identities SET key_id = $3, wrapped_key = $4 WHERE uin_hash = $1 AND key_id = $2",
+                &[&uin_hash, &old_key_id, &new_key_id, &wrapped_key],
+            )
+            .await
+            .map_err(pg("rewrap identity key"))?;
+        Ok(n == 1)
+    }
+}
+
+const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";
+
+fn case_from(r: &Row) -> Result<AdjudicationCase, StoreError> {
+    Ok(AdjudicationCase {
+        rid: parse_id("rid", r.get::<_, &str>(0))?,
+        status: r.get(1),
+        candidates: parse_candidates(r.get::<_, &str>(2))?,
+        created_at: r.get(3),
+        decided_at: r.get(4),
+        decided_by: r.get(5),
+        duplicate_of: r.get(6),
+    })
+}
+
+async fn case_where<C: GenericClient>(
+    c: &C,
+    rid: &str,
+    for_update: bool,
+) -> Result<Option<AdjudicationCase>, StoreError> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    c.query_opt(
+        &format!("SELECT {CASE_COLS} FROM adjudication_cases WHERE rid = $1{lock}"),
+        &[&rid],
+    )
+    .await
+    .map_err(pg("read adjudication case"))?
+    .as_ref()
+    .map(case_from)
+    .transpose()
 }
 
 impl PgStore {

@@ -11,8 +11,10 @@ use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 use zeroize::Zeroizing;
 
 use super::{
-    FIRST_MACHINE_ID, MachineRecord, NewMachine, NewUpload, PacketRecord, Store, StoreError, UploadRecord,
-    key_bytes, parse_body, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+    AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
+    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketRecord,
+    Store, StoreError, UploadRecord, case_status, key_bytes, parse_body, parse_candidates, parse_id,
+    parse_machine_status, parse_packet_status, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
@@ -92,6 +94,69 @@ CREATE TABLE jobs (
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX jobs_ready ON jobs (state, locked_until, updated_at);
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE operator_keys (
+    operator_id TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    machine_id TEXT NOT NULL,
+    center_id TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
+    PRIMARY KEY (operator_id, public_key)
+);
+CREATE TABLE persons (
+    uin TEXT PRIMARY KEY,
+    blocking_key TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE
+);
+CREATE INDEX persons_blocking ON persons (blocking_key);
+CREATE TABLE gallery (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    uin TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    template BLOB NOT NULL,
+    UNIQUE (uin, position)
+);
+CREATE TABLE adjudication_cases (
+    rid TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    decided_at INTEGER,
+    decided_by TEXT,
+    duplicate_of TEXT
+);
+CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
+CREATE TABLE identities (
+    uin_hash TEXT PRIMARY KEY,
+    rid TEXT NOT NULL UNIQUE,
+    key_id TEXT NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX identities_key ON identities (key_id);
+CREATE TABLE credentials (
+    rid TEXT PRIMARY KEY,
+    uin TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rid TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER,
+    UNIQUE (rid, kind)
+);
+CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
 "#,
     ),
 ];
@@ -763,4 +828,473 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn register_operator_key(&self, rec: OperatorKeyRecord) -> Result<bool, StoreError> {
+        self.tx("register operator key", move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO operator_keys (operator_id, public_key, machine_id, center_id, registered_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                    params![
+                        rec.operator_id,
+                        rec.public_key.to_vec(),
+                        rec.machine_id.as_str(),
+                        rec.center_id.as_str(),
+                        rec.registered_at
+                    ],
+                )
+                .map_err(sq("register operator key"))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn operator_keys(&self, operator_id: &str) -> Result<Vec<OperatorKeyRecord>, StoreError> {
+        let id = operator_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT operator_id, public_key, machine_id, center_id, registered_at FROM operator_keys
+                     WHERE operator_id = ?1 ORDER BY registered_at",
+                )
+                .map_err(sq("operator keys"))?;
+            let rows = stmt
+                .query_map([id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(sq("operator keys"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("operator keys"))?;
+            rows.into_iter()
+                .map(|(operator_id, key, m, c, registered_at)| {
+                    Ok(OperatorKeyRecord {
+                        operator_id,
+                        public_key: key_bytes(key)?,
+                        machine_id: parse_id("machine id", &m)?,
+                        center_id: parse_id("center id", &c)?,
+                        registered_at,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT uin FROM persons WHERE blocking_key = ?1 ORDER BY uin")
+                .map_err(sq("persons by blocking key"))?;
+            stmt.query_map([key], |r| r.get::<_, String>(0))
+                .map_err(sq("persons by blocking key"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("persons by blocking key"))
+        })
+        .await
+    }
+
+    async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT seq, uin, position, template FROM gallery WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(sq("gallery"))?;
+            let rows = stmt
+                .query_map(params![after_seq, limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                    ))
+                })
+                .map_err(sq("gallery"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("gallery"))?;
+            rows.into_iter()
+                .map(|(seq, uin, position, template)| {
+                    Ok(GalleryRow {
+                        seq,
+                        uin,
+                        position: u8::try_from(position).map_err(|_| StoreError::Corrupt {
+                            what: "gallery finger position",
+                            detail: position.to_string(),
+                        })?,
+                        template,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn hold_for_adjudication(
+        &self,
+        rid: &Rid,
+        candidates: Vec<Candidate>,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (rid, reason) = (rid.as_str().to_owned(), reason.to_owned());
+        let cands = serde_json::to_string(&candidates).map_err(|e| StoreError::Corrupt {
+            what: "candidates",
+            detail: e.to_string(),
+        })?;
+        self.tx("hold for adjudication", move |tx| {
+            tx.execute(
+                "INSERT INTO adjudication_cases (rid, status, candidates, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![rid, case_status::PENDING, cands, now],
+            )
+            .map_err(sq("hold for adjudication"))?;
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = ?3, updated_at = ?4 WHERE rid = ?1",
+                params![rid, PacketStatus::OnHold.as_str(), reason, now],
+            )
+            .map_err(sq("hold for adjudication"))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'held', locked_by = NULL, updated_at = ?2 WHERE rid = ?1",
+                params![rid, now],
+            )
+            .map_err(sq("hold for adjudication"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn adjudication_cases(&self, status: Option<String>) -> Result<Vec<AdjudicationCase>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {CASE_COLS} FROM adjudication_cases WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at, rid"
+                ))
+                .map_err(sq("adjudication cases"))?;
+            let rows = stmt
+                .query_map([status], case_row)
+                .map_err(sq("adjudication cases"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("adjudication cases"))?;
+            rows.into_iter().map(case_from).collect()
+        })
+        .await
+    }
+
+    async fn adjudication_case(&self, rid: &Rid) -> Result<Option<AdjudicationCase>, StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.with(move |c| case_by_rid(c, &rid)).await
+    }
+
+    async fn decide_adjudication(
+        &self,
+        rid: &Rid,
+        status: &str,
+        duplicate_of: Option<String>,
+        decided_by: &str,
+        now: i64,
+    ) -> Result<AdjudicationCase, StoreError> {
+        let (rid, status, by) = (rid.as_str().to_owned(), status.to_owned(), decided_by.to_owned());
+        self.tx("decide adjudication", move |tx| {
+            let case = case_by_rid(tx, &rid)?.ok_or_else(|| StoreError::NotFound {
+                what: "adjudication case",
+                id: rid.clone(),
+            })?;
+            if case.status != case_status::PENDING {
+                return Err(StoreError::Conflict {
+                    what: "adjudication case",
+                    detail: format!("packet {rid} was already decided ({})", case.status),
+                });
+            }
+            tx.execute(
+                "UPDATE adjudication_cases SET status = ?2, decided_at = ?3, decided_by = ?4, duplicate_of = ?5
+                 WHERE rid = ?1",
+                params![rid, status, now, by, duplicate_of],
+            )
+            .map_err(sq("decide adjudication"))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'ready', locked_by = NULL, locked_until = 0, updated_at = ?2 WHERE rid = ?1",
+                params![rid, now],
+            )
+            .map_err(sq("decide adjudication"))?;
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = NULL, updated_at = ?3 WHERE rid = ?1",
+                params![rid, PacketStatus::Received.as_str(), now],
+            )
+            .map_err(sq("decide adjudication"))?;
+            case_by_rid(tx, &rid)?.ok_or(StoreError::NotFound {
+                what: "adjudication case",
+                id: rid,
+            })
+        })
+        .await
+    }
+
+    async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError> {
+        self.tx("store identity", move |tx| {
+            let rid = new.rid.as_str();
+            tx.execute(
+                "INSERT INTO identities (uin_hash, rid, key_id, wrapped_key, ciphertext, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![new.uin_hash, rid, new.key_id, new.wrapped_key, new.ciphertext, new.at],
+            )
+            .map_err(sq("store identity"))?;
+            tx.execute(
+                "INSERT INTO persons (uin, blocking_key, rid) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![new.uin, new.blocking_key, rid],
+            )
+            .map_err(sq("store identity"))?;
+            let mut g = tx
+                .prepare_cached(
+                    "INSERT INTO gallery (uin, position, template) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .map_err(sq("store identity"))?;
+            for (pos, t) in &new.templates {
+                g.execute(params![new.uin, pos, t]).map_err(sq("store identity"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn store_credential(
+        &self,
+        rid: &Rid,
+        uin: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (rid, uin, body) = (rid.as_str().to_owned(), uin.to_owned(), credential.to_owned());
+        self.tx("store credential", move |tx| {
+            tx.execute(
+                "INSERT INTO credentials (rid, uin, body, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![rid, uin, body, now],
+            )
+            .map_err(sq("store credential"))?;
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = NULL, updated_at = ?3 WHERE rid = ?1",
+                params![rid, PacketStatus::Processed.as_str(), now],
+            )
+            .map_err(sq("store credential"))?;
+            tx.execute(
+                "UPDATE jobs SET state = 'done', locked_by = NULL, updated_at = ?2 WHERE rid = ?1",
+                params![rid, now],
+            )
+            .map_err(sq("store credential"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn identity(&self, lookup: IdentityLookup) -> Result<Option<IdentityRecord>, StoreError> {
+        self.with(move |c| {
+            let (clause, arg) = match &lookup {
+                IdentityLookup::UinHash(h) => ("uin_hash = ?1", h.clone()),
+                IdentityLookup::Rid(r) => ("rid = ?1", r.as_str().to_owned()),
+            };
+            let row = c
+                .query_row(
+                    &format!(
+                        "SELECT rid, uin_hash, key_id, wrapped_key, ciphertext, created_at FROM identities WHERE {clause}"
+                    ),
+                    [arg],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, Vec<u8>>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(sq("read identity"))?;
+            row.map(|(rid, uin_hash, key_id, wrapped_key, ciphertext, created_at)| {
+                Ok(IdentityRecord {
+                    rid: parse_id("rid", &rid)?,
+                    uin_hash,
+                    key_id,
+                    wrapped_key,
+                    ciphertext,
+                    created_at,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.with(move |c| {
+            c.query_row("SELECT uin, body FROM credentials WHERE rid = ?1", [rid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(sq("read credential"))
+        })
+        .await
+    }
+
+    async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError> {
+        self.tx("enqueue notification", move |tx| {
+            tx.execute(
+                "INSERT INTO outbox (rid, kind, payload, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![n.rid.as_str(), n.kind, n.payload, n.at],
+            )
+            .map_err(sq("enqueue notification"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_notification(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<NotificationRecord>, StoreError> {
+        let _ = worker;
+        self.tx("claim notification", move |tx| {
+            let row = tx
+                .query_row(
+                    "SELECT id, rid, kind, payload, attempts FROM outbox
+                     WHERE sent_at IS NULL AND locked_until <= ?1 ORDER BY id LIMIT 1",
+                    [now],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, Vec<u8>>(3)?,
+                            r.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(sq("claim notification"))?;
+            let Some((id, rid, kind, payload, attempts)) = row else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, locked_until = ?2 WHERE id = ?1",
+                params![id, now + lease_secs],
+            )
+            .map_err(sq("claim notification"))?;
+            Ok(Some(NotificationRecord {
+                id,
+                rid: parse_id("rid", &rid)?,
+                kind,
+                payload,
+                attempts: attempts + 1,
+            }))
+        })
+        .await
+    }
+
+    async fn notification_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.tx("notification sent", move |tx| {
+            tx.execute("UPDATE outbox SET sent_at = ?2 WHERE id = ?1", params![id, now])
+                .map_err(sq("notification sent"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn identity_keys_to_rewrap(
+        &self,
+        current_key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let current = current_key_id.to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT uin_hash, key_id, wrapped_key FROM identities WHERE key_id != ?1 ORDER BY uin_hash LIMIT ?2",
+                )
+                .map_err(sq("keys to rewrap"))?;
+            stmt.query_map(params![current, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sq("keys to rewrap"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("keys to rewrap"))
+        })
+        .await
+    }
+
+    async fn rewrap_identity_key(
+        &self,
+        uin_hash: &str,
+        old_key_id: &str,
+        new_key_id: &str,
+        wrapped_key: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let (h, old, new) = (uin_hash.to_owned(), old_key_id.to_owned(), new_key_id.to_owned());
+        self.tx("rewrap identity key", move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE identities SET key_id = ?3, wrapped_key = ?4 WHERE uin_hash = ?1 AND key_id = ?2",
+                    params![h, old, new, wrapped_key],
+                )
+                .map_err(sq("rewrap identity key"))?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";
+
+type CaseRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn case_from(row: CaseRow) -> Result<AdjudicationCase, StoreError> {
+    let (rid, status, candidates, created_at, decided_at, decided_by, duplicate_of) = row;
+    Ok(AdjudicationCase {
+        rid: parse_id("rid", &rid)?,
+        status,
+        candidates: parse_candidates(&candidates)?,
+        created_at,
+        decided_at,
+        decided_by,
+        duplicate_of,
+    })
+}
+
+fn case_by_rid(c: &Connection, rid: &str) -> Result<Option<AdjudicationCase>, StoreError> {
+    c.query_row(
+        &format!("SELECT {CASE_COLS} FROM adjudication_cases WHERE rid = ?1"),
+        [rid],
+        case_row,
+    )
+    .optional()
+    .map_err(sq("read adjudication case"))?
+    .map(case_from)
+    .transpose()
 }

@@ -80,7 +80,13 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub admin_token: String,
+    pub adjudicator_token: String,
     pub schema: Option<String>,
+}
+
+/// The sample country configuration folder of the repository.
+pub fn sample_country() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country")
 }
 
 impl TestServer {
@@ -107,6 +113,7 @@ impl TestServer {
         tweak(&mut settings);
         let state = prepare(settings, Arc::new(SystemClock)).await.unwrap();
         let admin_token = state.keys.admin_token.expose().to_owned();
+        let adjudicator_token = state.keys.adjudicator_token.expose().to_owned();
         let server = start(state).await.unwrap();
         let base = format!("http://{}", server.addr);
         Some(Self {
@@ -115,6 +122,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             dir,
             admin_token,
+            adjudicator_token,
             schema,
         })
     }

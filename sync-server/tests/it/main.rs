@@ -10,6 +10,7 @@
 mod api;
 mod binary;
 mod common;
+mod flow;
 mod pipeline;
 mod store;
 mod upload;

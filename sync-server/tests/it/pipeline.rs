@@ -1,17 +1,22 @@
-//! The processing pipeline: sealed packets uploaded through the API are verified, opened and given a UIN, or
-//! quarantined with a reason.
+//! The processing pipeline end to end through the API, on both stores: verify/decrypt (quarantine),
+//! validation (rejection), demographic and biometric dedupe, manual adjudication, UIN, ID repository,
+//! credential and notification; restarts, kill -9 of the server process, and two processes on one
+//! PostgreSQL database.
 
-use std::io::Cursor;
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 use tessera_packet::ids::Rid;
-use tessera_packet::sample::{SampleSize, sample_content};
-use tessera_packet::wire::{self, PacketStatus, PacketStatusResponse, SyncPage};
+use tessera_packet::manifest::Decision;
+use tessera_packet::types::BioAttribute;
+use tessera_packet::wire::{self, OperatorKeyRegistration, PacketStatus, PacketStatusResponse, SyncPage};
+use tessera_server::store::AdjudicationCase;
 
-use crate::common::{Backend, Station, TestServer};
+use crate::common::{Backend, Station, TestServer, error_code, random_hex, sample_country};
+use crate::flow::{self, CAPTURED, Resident};
 
-async fn recipients(s: &Station) -> Vec<age::x25519::Recipient> {
+pub async fn recipients(s: &Station) -> Vec<age::x25519::Recipient> {
     let page: SyncPage = s.get("/api/v1/sync/packet-keys").await.json().await.unwrap();
     page.items
         .iter()
@@ -19,23 +24,7 @@ async fn recipients(s: &Station) -> Vec<age::x25519::Recipient> {
         .collect()
 }
 
-fn sealed(
-    s: &Station,
-    seq: u32,
-    recipients: &[age::x25519::Recipient],
-    key: &ed25519_dalek::SigningKey,
-) -> (Rid, Vec<u8>) {
-    let mut c = sample_content(u64::from(seq), SampleSize::Small);
-    let center = "10001".parse().unwrap();
-    c.rid = Rid::new(&center, &s.machine_id, seq, c.created_at).unwrap();
-    c.meta.center_id = center;
-    c.meta.machine_id = s.machine_id.clone();
-    let mut buf = Cursor::new(Vec::new());
-    tessera_packet::seal(&c, recipients, key, &mut buf).unwrap();
-    (c.rid, buf.into_inner())
-}
-
-async fn upload(s: &Station, rid: &Rid, data: &[u8]) {
+pub async fn upload(s: &Station, rid: &Rid, data: &[u8]) {
     let sha = hex::encode(Sha256::digest(data));
     let r = s
         .send(
@@ -65,89 +54,347 @@ async fn upload(s: &Station, rid: &Rid, data: &[u8]) {
     assert_eq!(r.status(), 200);
 }
 
-async fn final_status(s: &Station, rid: &Rid) -> PacketStatusResponse {
-    for _ in 0..100 {
-        let st: PacketStatusResponse = s
-            .get(&format!("/api/v1/packets/{rid}/status"))
-            .await
-            .json()
-            .await
-            .unwrap();
+pub async fn status(s: &Station, rid: &Rid) -> PacketStatusResponse {
+    s.get(&format!("/api/v1/packets/{rid}/status"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+pub async fn final_status(s: &Station, rid: &Rid) -> PacketStatusResponse {
+    for _ in 0..600 {
+        let st = status(s, rid).await;
         if !matches!(st.status, PacketStatus::Received | PacketStatus::Processing) {
             return st;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("packet {rid} was not processed in 10 s");
+    panic!("packet {rid} was not processed in 60 s");
 }
 
-async fn pipeline_flow(backend: Backend) {
-    let Some(t) = TestServer::start(backend, |_| {}).await else {
-        return;
-    };
-    let s = t.active_station("10001").await;
-    let keys = recipients(&s).await;
-    let before = t
-        .server
-        .as_ref()
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&random_hex(32).as_bytes()[..32].try_into().unwrap())
+}
+
+/// A station with registered officer and supervisor keys.
+pub struct Desk {
+    pub s: Station,
+    pub officer: SigningKey,
+    pub supervisor: SigningKey,
+    pub keys: Vec<age::x25519::Recipient>,
+}
+
+impl Desk {
+    pub async fn new(s: Station) -> Self {
+        let (officer, supervisor) = (key(), key());
+        for (k, id) in [(&officer, "officer01"), (&supervisor, "supervisor01")] {
+            let reg = OperatorKeyRegistration::new(k, &s.machine_id, id);
+            let r = s
+                .send(
+                    "POST",
+                    "/api/v1/operators/keys",
+                    &[],
+                    serde_json::to_vec(&reg).unwrap(),
+                )
+                .await;
+            assert_eq!(r.status(), 201);
+        }
+        let keys = recipients(&s).await;
+        Self {
+            s,
+            officer,
+            supervisor,
+            keys,
+        }
+    }
+
+    pub fn packet(&self, seq: u32, r: &Resident, decision: Decision) -> (Rid, Vec<u8>) {
+        let fingers: Vec<BioAttribute> = CAPTURED.iter().map(|(a, _)| *a).collect();
+        let c = flow::content(&self.s.machine_id, seq, r, &fingers);
+        let data = flow::seal_signed(
+            &c,
+            &self.keys,
+            &self.s.key,
+            &self.officer,
+            &self.supervisor,
+            decision,
+        );
+        (c.rid, data)
+    }
+
+    pub async fn submit(&self, seq: u32, r: &Resident) -> Rid {
+        let (rid, data) = self.packet(seq, r, Decision::Approved);
+        upload(&self.s, &rid, &data).await;
+        rid
+    }
+}
+
+async fn case(t: &TestServer, rid: &Rid, token: &str) -> reqwest::Response {
+    t.http
+        .get(t.url(&format!("/api/v1/admin/adjudication/{rid}")))
+        .bearer_auth(token)
+        .send()
+        .await
         .unwrap()
-        .state
-        .store
-        .uins_available()
+}
+
+async fn decide(t: &TestServer, rid: &Rid, body: serde_json::Value) -> reqwest::Response {
+    t.http
+        .post(t.url(&format!("/api/v1/admin/adjudication/{rid}/decision")))
+        .bearer_auth(&t.adjudicator_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn credential_uin(t: &TestServer, rid: &Rid) -> String {
+    let r = t
+        .http
+        .get(t.url(&format!("/api/v1/admin/credentials/{rid}")))
+        .bearer_auth(&t.admin_token)
+        .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let issuer = t.server.as_ref().unwrap().state.keys.issuer.verifying_key();
+    tessera_server::credential::verify(&text, &issuer).unwrap().uin
+}
 
-    let (good, data) = sealed(&s, 1, &keys, &s.key);
-    upload(&s, &good, &data).await;
-    let st = final_status(&s, &good).await;
+async fn every_stage(backend: Backend) {
+    let Some(t) = TestServer::start(backend, |st| st.country_config = Some(sample_country())).await else {
+        return;
+    };
+    let state = t.server.as_ref().unwrap().state.clone();
+    let before = state.store.uins_available().await.unwrap();
+    let d = Desk::new(t.active_station("10001").await).await;
+
+    // 1. A valid registration: UIN, ID repository, credential, notification.
+    let amina = Resident::new(1, "Amina Diallo");
+    let a = d.submit(1, &amina).await;
+    let st = final_status(&d.s, &a).await;
     assert_eq!((st.status, st.reason), (PacketStatus::Processed, None));
-    let store = &t.server.as_ref().unwrap().state.store;
+    let uin_a = credential_uin(&t, &a).await;
+    let doc = tessera_server::pipeline::fetch_by_uin(&state, &uin_a)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.rid, a.to_string());
+    assert_eq!(doc.identity["fullName"][0]["value"], "Amina Diallo");
+    assert_eq!(doc.finger_templates.len(), 2, "templates kept, encrypted");
+    let issuer = state.keys.issuer.verifying_key();
+    let file = std::fs::read_to_string(state.credentials_dir.join(format!("{a}.json"))).unwrap();
     assert_eq!(
-        store.uins_available().await.unwrap(),
-        before - 1,
-        "one UIN issued"
+        tessera_server::credential::verify(&file, &issuer).unwrap().uin,
+        uin_a
+    );
+    let qr = std::fs::read_to_string(state.credentials_dir.join(format!("{a}.qr.txt"))).unwrap();
+    assert_eq!(
+        tessera_server::credential::verify_qr(&qr, &issuer).unwrap().uin,
+        uin_a
     );
 
-    // Tampered after sealing (one byte in the middle of the encrypted sections): quarantined, not dropped.
-    let (bad, mut data) = sealed(&s, 2, &keys, &s.key);
+    // 2. Invalid demographics: rejected with a reason code, no UIN.
+    let mut bad = Resident::new(2, "Bakary Sow");
+    bad.postal_code = "ABCDE".into();
+    let b = d.submit(2, &bad).await;
+    let st = final_status(&d.s, &b).await;
+    assert_eq!(st.status, PacketStatus::Rejected);
+    assert_eq!(st.reason.as_deref(), Some("validate:invalid_format:postalCode"));
+
+    // 3. The same fingers under another name: biometric duplicate, held, adjudicated DUPLICATE.
+    let mut again = Resident::new(1, "Fatou Ndiaye");
+    again.impression = 1;
+    again.dob = "1985-02-03".into();
+    let c = d.submit(3, &again).await;
+    let st = final_status(&d.s, &c).await;
+    assert_eq!(st.status, PacketStatus::OnHold);
+    assert_eq!(st.reason.as_deref(), Some("adjudication:biometric"));
+    assert_eq!(
+        error_code(case(&t, &c, &t.admin_token).await).await,
+        "role_forbidden"
+    );
+    let r = t
+        .http
+        .get(t.url("/api/v1/admin/machines"))
+        .bearer_auth(&t.adjudicator_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        "role_forbidden",
+        "the adjudicator is not an admin"
+    );
+    let r = case(&t, &c, &t.adjudicator_token).await;
+    assert_eq!(r.status(), 200);
+    let k: AdjudicationCase = r.json().await.unwrap();
+    assert_eq!(k.status, "PENDING");
+    assert_eq!(k.candidates.len(), 1, "{:?}", k.candidates);
+    assert_eq!(k.candidates[0].uin, uin_a);
+    assert_eq!(k.candidates[0].kind, "biometric");
+    let r = decide(
+        &t,
+        &c,
+        serde_json::json!({"decision": "DUPLICATE", "duplicate_of": "2999999999"}),
+    )
+    .await;
+    assert_eq!(error_code(r).await, "not_a_candidate");
+    let r = decide(
+        &t,
+        &c,
+        serde_json::json!({"decision": "DUPLICATE", "duplicate_of": uin_a}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = decide(&t, &c, serde_json::json!({"decision": "NOT_DUPLICATE"})).await;
+    assert_eq!(error_code(r).await, "already_decided");
+    let st = final_status(&d.s, &c).await;
+    assert_eq!(st.status, PacketStatus::Duplicate);
+
+    // 4. Same normalised name, date of birth and gender, other fingers: demographic candidate, NOT_DUPLICATE.
+    let twin = Resident::new(3, "DIALLO  amina");
+    let e = d.submit(4, &twin).await;
+    let st = final_status(&d.s, &e).await;
+    assert_eq!(st.status, PacketStatus::OnHold);
+    assert_eq!(st.reason.as_deref(), Some("adjudication:demographic"));
+    let r = decide(&t, &e, serde_json::json!({"decision": "NOT_DUPLICATE"})).await;
+    assert_eq!(r.status(), 200);
+    let st = final_status(&d.s, &e).await;
+    assert_eq!(st.status, PacketStatus::Processed);
+    let uin_e = credential_uin(&t, &e).await;
+    assert_ne!(uin_e, uin_a);
+
+    // 5. The supervisor rejected it at the station.
+    let (f, data) = d.packet(
+        5,
+        &Resident::new(5, "Idrissa Ba"),
+        Decision::Rejected {
+            reason: "BLURRED".into(),
+        },
+    );
+    upload(&d.s, &f, &data).await;
+    let st = final_status(&d.s, &f).await;
+    assert_eq!(
+        (st.status, st.reason.as_deref()),
+        (PacketStatus::Rejected, Some("validate:supervisor_rejected"))
+    );
+
+    // 6. Signed off by an officer key the server does not know.
+    let rogue = Desk {
+        s: d.s.clone(),
+        officer: key(),
+        supervisor: d.supervisor.clone(),
+        keys: d.keys.clone(),
+    };
+    let g = rogue.submit(6, &Resident::new(6, "Moussa Kane")).await;
+    let st = final_status(&d.s, &g).await;
+    assert_eq!(
+        (st.status, st.reason.as_deref()),
+        (
+            PacketStatus::Rejected,
+            Some("validate:signoff_key_unknown:officer")
+        )
+    );
+
+    // 7. Tampered after sealing: quarantined.
+    let (h, mut data) = d.packet(7, &Resident::new(7, "Awa Sy"), Decision::Approved);
     let mid = data.len() / 2;
     data[mid] ^= 0x01;
-    upload(&s, &bad, &data).await;
-    let st = final_status(&s, &bad).await;
+    upload(&d.s, &h, &data).await;
+    let st = final_status(&d.s, &h).await;
     assert_eq!(st.status, PacketStatus::Quarantined);
-    assert!(
-        st.reason.as_deref().unwrap().starts_with("verify:"),
-        "{:?}",
-        st.reason
-    );
 
-    // Signed with a key that is not the machine's.
-    let other = ed25519_dalek::SigningKey::from_bytes(&[99; 32]);
-    let (forged, data) = sealed(&s, 3, &keys, &other);
-    upload(&s, &forged, &data).await;
-    let st = final_status(&s, &forged).await;
-    assert_eq!(st.status, PacketStatus::Quarantined);
+    // Two UINs issued in all; the resident notifications reach the outbox file.
+    assert_eq!(state.store.uins_available().await.unwrap(), before - 2);
+    let outbox = state.settings.data_dir.join("outbox/notifications.jsonl");
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if lines.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kinds = |rid: &Rid| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["rid"] == rid.to_string())
+            .map(|l| l["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(kinds(&a), ["UIN_ISSUED"]);
+    assert_eq!(kinds(&b), ["REJECTED"]);
+    assert_eq!(kinds(&c), ["DUPLICATE"]);
+    assert_eq!(kinds(&e), ["UIN_ISSUED"]);
+    assert!(kinds(&h).is_empty(), "no notification for a quarantined packet");
     assert!(
-        st.reason.as_deref().unwrap().starts_with("verify:"),
-        "{:?}",
-        st.reason
-    );
-    assert_eq!(
-        store.uins_available().await.unwrap(),
-        before - 1,
-        "no UIN for quarantined packets"
+        lines
+            .iter()
+            .any(|l| l["uin"] == uin_a.as_str() && l["address"] == "+12345678901")
     );
     t.stop().await;
 }
 
 #[tokio::test]
-async fn sealed_packets_are_processed_or_quarantined_sqlite() {
-    pipeline_flow(Backend::Sqlite).await;
+async fn every_stage_sqlite() {
+    every_stage(Backend::Sqlite).await;
 }
 
 #[tokio::test]
-async fn sealed_packets_are_processed_or_quarantined_postgres() {
-    pipeline_flow(Backend::Postgres).await;
+async fn every_stage_postgres() {
+    every_stage(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn unknown_operator_key_registration_is_refused() {
+    let Some(t) = TestServer::start(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let s = t.active_station("10001").await;
+    let k = key();
+    let mut reg = OperatorKeyRegistration::new(&k, &s.machine_id, "officer01");
+    reg.operator_id = "officer02".into();
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/operators/keys",
+            &[],
+            serde_json::to_vec(&reg).unwrap(),
+        )
+        .await;
+    assert_eq!(error_code(r).await, "operator_key_proof_invalid");
+    let reg = OperatorKeyRegistration::new(&k, &s.machine_id, "bad id\n");
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/operators/keys",
+            &[],
+            serde_json::to_vec(&reg).unwrap(),
+        )
+        .await;
+    assert_eq!(error_code(r).await, "invalid_operator_id");
+    let r = s.send("POST", "/api/v1/operators/keys", &[], b"{".to_vec()).await;
+    assert_eq!(error_code(r).await, "malformed_body");
+    let reg = OperatorKeyRegistration::new(&k, &s.machine_id, "officer01");
+    let body = serde_json::to_vec(&reg).unwrap();
+    assert_eq!(
+        s.send("POST", "/api/v1/operators/keys", &[], body.clone())
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        s.send("POST", "/api/v1/operators/keys", &[], body).await.status(),
+        200
+    );
+    t.stop().await;
 }
 
 #[tokio::test]
@@ -163,6 +410,7 @@ async fn jobs_survive_a_restart_of_the_server() {
         uin_pool_target: 50,
         uin_pool_low_water: 10,
         pipeline_workers: workers,
+        country_config: Some(sample_country()),
         ..Settings::default()
     };
     // First run: receive only (no workers), as if the process died before processing.
@@ -172,8 +420,8 @@ async fn jobs_survive_a_restart_of_the_server() {
     let server = tessera_server::start(state.clone()).await.unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://{}", server.addr);
-    let key = ed25519_dalek::SigningKey::from_bytes(&[21; 32]);
-    let req = wire::EnrolmentRequest::new(&key, "10001".parse().unwrap(), "restart");
+    let mkey = SigningKey::from_bytes(&[21; 32]);
+    let req = wire::EnrolmentRequest::new(&mkey, "10001".parse().unwrap(), "restart");
     let r: wire::EnrolmentResponse = http
         .post(format!("{base}/api/v1/machines/enrol"))
         .json(&req)
@@ -189,21 +437,14 @@ async fn jobs_survive_a_restart_of_the_server() {
         .await
         .unwrap();
     let s = Station {
-        key: key.clone(),
+        key: mkey,
         machine_id: r.machine_id,
         base,
         http,
     };
-    let keys = recipients(&s).await;
-    let (rid, data) = sealed(&s, 7, &keys, &key);
-    upload(&s, &rid, &data).await;
-    let st: PacketStatusResponse = s
-        .get(&format!("/api/v1/packets/{rid}/status"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(st.status, PacketStatus::Received);
+    let d = Desk::new(s).await;
+    let rid = d.submit(7, &Resident::new(70, "Khady Fall")).await;
+    assert_eq!(status(&d.s, &rid).await.status, PacketStatus::Received);
     server.stop().await.unwrap();
     drop(state);
 
@@ -214,9 +455,240 @@ async fn jobs_survive_a_restart_of_the_server() {
     let server = tessera_server::start(state).await.unwrap();
     let s = Station {
         base: format!("http://{}", server.addr),
-        ..s
+        ..d.s.clone()
     };
     let st = final_status(&s, &rid).await;
     assert_eq!(st.status, PacketStatus::Processed);
     server.stop().await.unwrap();
+}
+
+/// A name made of letters only (the ID schema refuses digits in names): 12 -> "Bc".
+pub fn letters(mut n: u32) -> String {
+    let mut s = String::new();
+    loop {
+        s.push(char::from(b'a' + u8::try_from(n % 26).unwrap()));
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap()
+}
+
+/// Packets built before a test starts a server: (rid, bytes) for `n` distinct residents.
+fn packets(d: &Desk, first_seq: u32, n: u32) -> Vec<(Rid, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let r = Resident {
+                dob: format!("19{:02}-01-01", 50 + i),
+                ..Resident::new(
+                    100 + u64::from(first_seq + i),
+                    &format!("Resident {}", letters(first_seq + i)),
+                )
+            };
+            d.packet(first_seq + i, &r, Decision::Approved)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_server_processes_on_one_postgres_never_process_a_job_twice() {
+    use std::sync::Arc;
+    use tessera_packet::clock::SystemClock;
+
+    let Some(t) = TestServer::start(Backend::Postgres, |st| {
+        st.country_config = Some(sample_country());
+        st.pipeline_workers = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let d = Desk::new(t.active_station("10001").await).await;
+    let list = packets(&d, 10, 8);
+    for (rid, data) in &list {
+        upload(&d.s, rid, data).await;
+    }
+    // Two more "processes" (each its own state, pool and workers) on the same database and data directory.
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let mut settings = t.server.as_ref().unwrap().state.settings.clone();
+        settings.pipeline_workers = 2;
+        let state = tessera_server::prepare(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        others.push(tessera_server::start(state).await.unwrap());
+    }
+    let mut uins = std::collections::BTreeSet::new();
+    for (rid, _) in &list {
+        let st = final_status(&d.s, rid).await;
+        assert_eq!(st.status, PacketStatus::Processed, "{rid}: {:?}", st.reason);
+        assert!(uins.insert(credential_uin(&t, rid).await), "distinct UINs");
+    }
+    let (client, conn) = tokio_postgres::connect(&crate::common::pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    let schema = t.schema.clone().unwrap();
+    let row = client
+        .query_one(&format!("SELECT count(*), max(attempts) FROM {schema}.jobs"), &[])
+        .await
+        .unwrap();
+    let (n, max): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!((n, max), (8, 1), "each job claimed exactly once");
+    let allocated: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.uin_pool WHERE rid IS NOT NULL"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(allocated, 8);
+    drop(client);
+    let _ = task.await;
+    for o in others {
+        o.stop().await.unwrap();
+    }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exe = env!("CARGO_BIN_EXE_tessera-server");
+    let spawn = |workers: &str| {
+        Command::new(exe)
+            .env_clear()
+            .env("TESSERA_DATA_DIR", &data)
+            .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA_UIN_POOL_TARGET", "100")
+            .env("TESSERA_UIN_POOL_LOW_WATER", "10")
+            .env("TESSERA_COUNTRY_CONFIG", sample_country())
+            .env("TESSERA_PIPELINE_WORKERS", workers)
+            .env("TESSERA_JOB_LEASE_SECS", "3")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let wait_ready = || {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            for _ in 0..200 {
+                if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+                    && r.status() == 200
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("server did not become ready");
+        }
+    };
+    // Receive everything first (no workers), so the kill lands while the queue is full.
+    let mut child = spawn("0");
+    wait_ready().await;
+    let admin = std::fs::read_to_string(data.join("admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mkey = SigningKey::from_bytes(&[33; 32]);
+    let req = wire::EnrolmentRequest::new(&mkey, "10001".parse().unwrap(), "kill");
+    let r: wire::EnrolmentResponse = http
+        .post(format!("{base}/api/v1/machines/enrol"))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ok = http
+        .post(format!("{base}/api/v1/admin/machines/{}/approve", r.machine_id))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let s = Station {
+        key: mkey,
+        machine_id: r.machine_id,
+        base: base.clone(),
+        http: http.clone(),
+    };
+    let d = Desk::new(s).await;
+    let list = packets(&d, 20, 6);
+    for (rid, bytes) in &list {
+        upload(&d.s, rid, bytes).await;
+    }
+    let pool = |admin: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{base}/api/v1/admin/uin-pool"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["available"].as_u64().unwrap()
+        }
+    };
+    let before = pool(admin.clone()).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Start with a worker, kill -9 (SIGKILL) as soon as the first packet is done: others are mid-stage.
+    let mut child = spawn("2");
+    wait_ready().await;
+    'outer: for _ in 0..600 {
+        for (rid, _) in &list {
+            if status(&d.s, rid).await.status == PacketStatus::Processed {
+                break 'outer;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // Restart: leases expire, jobs are taken again, and each packet ends with exactly one UIN.
+    let mut child = spawn("1");
+    wait_ready().await;
+    let mut uins = std::collections::BTreeSet::new();
+    for (rid, _) in &list {
+        let st = final_status(&d.s, rid).await;
+        assert_eq!(st.status, PacketStatus::Processed, "{rid}: {:?}", st.reason);
+        let r = http
+            .get(format!("{base}/api/v1/admin/credentials/{rid}"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        let vc: serde_json::Value = r.json().await.unwrap();
+        assert!(uins.insert(vc["credentialSubject"]["uin"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(
+        pool(admin.clone()).await,
+        before - 6,
+        "exactly one UIN per packet"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

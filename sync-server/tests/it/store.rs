@@ -2,7 +2,10 @@
 
 use tessera_packet::ids::Rid;
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncKind};
-use tessera_server::store::{NewMachine, NewUpload, Store, StoreError};
+use tessera_server::store::{
+    Candidate, IdentityLookup, NewIdentity, NewMachine, NewNotification, NewUpload, OperatorKeyRecord, Store,
+    StoreError,
+};
 
 use crate::common::{drop_schema, pg_store, sqlite_store};
 
@@ -41,6 +44,11 @@ conformance!(
     upload_advance_is_compare_and_set_and_completion_records_packet,
     uin_allocation_is_idempotent_distinct_and_atomic,
     jobs_are_leased_reclaimed_after_expiry_and_finished_once,
+    operator_keys_register_idempotently,
+    adjudication_holds_decides_once_and_requeues,
+    identity_gallery_and_credential_are_idempotent,
+    outbox_claims_with_lease_and_marks_sent,
+    rewrap_touches_only_other_keys,
 );
 
 fn key(n: u8) -> [u8; 32] {
@@ -52,7 +60,7 @@ fn rid(machine: &str, seq: u32) -> Rid {
 }
 
 async fn migrations_applied(s: &dyn Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 2);
+    assert_eq!(s.schema_version().await.unwrap(), 3);
     s.ping().await.unwrap();
 }
 
@@ -351,7 +359,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        2,
+        3,
         "reopening does not re-migrate"
     );
 }
@@ -430,4 +438,239 @@ async fn jobs_are_leased_reclaimed_after_expiry_and_finished_once(s: &dyn Store)
         s.claim_job("w3", 10_000, 60).await.unwrap().is_none(),
         "finished jobs are never claimed again"
     );
+}
+
+/// A received packet with a job, claimed (as the pipeline sees it).
+async fn claimed_packet(s: &dyn Store, id: &str, seq: u32, at: i64) -> Rid {
+    let sha = "ab".repeat(32);
+    s.create_upload(upload(id, "10001", seq, 4, &sha)).await.unwrap();
+    assert!(s.advance_upload(id, 0, 4).await.unwrap());
+    s.complete_upload(id, "{}", at).await.unwrap();
+    s.claim_job("w", at, 60).await.unwrap().unwrap()
+}
+
+async fn operator_keys_register_idempotently(s: &dyn Store) {
+    let rec = |k: u8, at: i64| OperatorKeyRecord {
+        operator_id: "officer01".into(),
+        public_key: key(k),
+        machine_id: "10001".parse().unwrap(),
+        center_id: "10001".parse().unwrap(),
+        registered_at: at,
+    };
+    assert!(s.register_operator_key(rec(1, 10)).await.unwrap());
+    assert!(
+        !s.register_operator_key(rec(1, 20)).await.unwrap(),
+        "same key again"
+    );
+    assert!(s.register_operator_key(rec(2, 30)).await.unwrap());
+    let keys = s.operator_keys("officer01").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], rec(1, 10), "first registration kept");
+    assert!(s.operator_keys("nobody").await.unwrap().is_empty());
+}
+
+fn candidate(uin: &str, kind: &str, score: f64) -> Candidate {
+    Candidate {
+        uin: uin.into(),
+        kind: kind.into(),
+        score,
+        fingers_compared: 2,
+    }
+}
+
+async fn adjudication_holds_decides_once_and_requeues(s: &dyn Store) {
+    let r = claimed_packet(s, "a1", 1, 100).await;
+    let cands = vec![candidate("2345678901", "biometric", 0.42)];
+    s.hold_for_adjudication(&r, cands.clone(), "adjudication:biometric", 110)
+        .await
+        .unwrap();
+    // A re-run (at-least-once) keeps the first case.
+    s.hold_for_adjudication(&r, vec![], "adjudication:biometric", 111)
+        .await
+        .unwrap();
+    let p = s.packet(&r).await.unwrap().unwrap();
+    assert_eq!(
+        (p.status, p.reason.as_deref()),
+        (PacketStatus::OnHold, Some("adjudication:biometric"))
+    );
+    assert!(
+        s.claim_job("w", 10_000, 60).await.unwrap().is_none(),
+        "a held job is not claimed"
+    );
+    let pending = s.adjudication_cases(Some("PENDING".into())).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].candidates, cands);
+    assert!(
+        s.adjudication_cases(Some("DUPLICATE".into()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let c = s
+        .decide_adjudication(&r, "DUPLICATE", Some("2345678901".into()), "adjudicator", 120)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            c.status.as_str(),
+            c.duplicate_of.as_deref(),
+            c.decided_by.as_deref(),
+            c.decided_at
+        ),
+        ("DUPLICATE", Some("2345678901"), Some("adjudicator"), Some(120))
+    );
+    let err = s
+        .decide_adjudication(&r, "NOT_DUPLICATE", None, "adjudicator", 130)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert_eq!(
+        s.claim_job("w", 200, 60).await.unwrap(),
+        Some(r.clone()),
+        "the decision puts the job back in the queue"
+    );
+    assert_eq!(s.adjudication_case(&r).await.unwrap().unwrap(), c);
+    let err = s
+        .decide_adjudication(&rid("10001", 9), "DUPLICATE", None, "x", 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }));
+}
+
+async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {
+    let r = claimed_packet(s, "i1", 1, 100).await;
+    let new = NewIdentity {
+        rid: r.clone(),
+        uin: "2345678901".into(),
+        uin_hash: "h1".into(),
+        key_id: "k1".into(),
+        wrapped_key: vec![1; 72],
+        ciphertext: vec![2; 50],
+        blocking_key: "b1".into(),
+        templates: vec![(2, vec![7; 20]), (7, vec![8; 20])],
+        at: 110,
+    };
+    s.store_identity(new.clone()).await.unwrap();
+    s.store_identity(NewIdentity {
+        ciphertext: vec![3; 50],
+        templates: vec![(2, vec![9; 20])],
+        ..new.clone()
+    })
+    .await
+    .unwrap();
+    let rec = s
+        .identity(IdentityLookup::UinHash("h1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.rid.clone(), rec.ciphertext.clone()),
+        (r.clone(), vec![2; 50]),
+        "first write kept"
+    );
+    assert_eq!(
+        s.identity(IdentityLookup::Rid(r.clone())).await.unwrap(),
+        Some(rec)
+    );
+    assert!(
+        s.identity(IdentityLookup::UinHash("nope".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.persons_by_blocking_key("b1").await.unwrap(), ["2345678901"]);
+    assert!(s.persons_by_blocking_key("b2").await.unwrap().is_empty());
+    let g = s.gallery_since(0, 100).await.unwrap();
+    assert_eq!(g.len(), 2);
+    assert_eq!((g[0].position, g[0].template.clone()), (2, vec![7; 20]));
+    assert!(s.gallery_since(g[1].seq, 100).await.unwrap().is_empty(), "cursor");
+    assert_eq!(s.gallery_since(0, 1).await.unwrap().len(), 1, "limit");
+    assert!(s.credential(&r).await.unwrap().is_none());
+    s.store_credential(&r, "2345678901", "{\"vc\":1}", 120)
+        .await
+        .unwrap();
+    s.store_credential(&r, "2345678901", "{\"vc\":2}", 130)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.credential(&r).await.unwrap(),
+        Some(("2345678901".into(), "{\"vc\":1}".into()))
+    );
+    let p = s.packet(&r).await.unwrap().unwrap();
+    assert_eq!((p.status, p.reason), (PacketStatus::Processed, None));
+    assert!(s.claim_job("w", 10_000, 60).await.unwrap().is_none(), "job done");
+}
+
+async fn outbox_claims_with_lease_and_marks_sent(s: &dyn Store) {
+    let n = |seq: u32, kind: &str| NewNotification {
+        rid: rid("10001", seq),
+        kind: kind.into(),
+        payload: vec![u8::try_from(seq).unwrap(); 100],
+        at: 10,
+    };
+    s.enqueue_notification(n(1, "UIN_ISSUED")).await.unwrap();
+    s.enqueue_notification(n(1, "UIN_ISSUED")).await.unwrap();
+    s.enqueue_notification(n(2, "REJECTED")).await.unwrap();
+    let a = s.claim_notification("w", 100, 60).await.unwrap().unwrap();
+    assert_eq!(
+        (a.rid.clone(), a.kind.as_str(), a.attempts),
+        (rid("10001", 1), "UIN_ISSUED", 1)
+    );
+    let b = s.claim_notification("w", 100, 60).await.unwrap().unwrap();
+    assert_eq!(b.rid, rid("10001", 2));
+    assert!(
+        s.claim_notification("w", 120, 60).await.unwrap().is_none(),
+        "both leased; duplicates ignored"
+    );
+    s.notification_sent(a.id, 130).await.unwrap();
+    let again = s.claim_notification("w", 161, 60).await.unwrap().unwrap();
+    assert_eq!(
+        (again.id, again.attempts),
+        (b.id, 2),
+        "unsent one comes back after its lease"
+    );
+    s.notification_sent(b.id, 170).await.unwrap();
+    assert!(s.claim_notification("w", 10_000, 60).await.unwrap().is_none());
+}
+
+async fn rewrap_touches_only_other_keys(s: &dyn Store) {
+    for (i, k) in [(1u32, "old"), (2, "new"), (3, "old")] {
+        let r = claimed_packet(s, &format!("r{i}"), i, 100).await;
+        s.store_identity(NewIdentity {
+            rid: r,
+            uin: format!("234567890{i}"),
+            uin_hash: format!("h{i}"),
+            key_id: k.into(),
+            wrapped_key: vec![1; 72],
+            ciphertext: vec![2; 10],
+            blocking_key: String::new(),
+            templates: vec![],
+            at: 100,
+        })
+        .await
+        .unwrap();
+    }
+    let todo = s.identity_keys_to_rewrap("new", 10).await.unwrap();
+    assert_eq!(
+        todo.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        ["h1", "h3"]
+    );
+    assert!(
+        s.rewrap_identity_key("h1", "old", "new", vec![5; 72])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.rewrap_identity_key("h1", "old", "new", vec![6; 72])
+            .await
+            .unwrap(),
+        "compare and set"
+    );
+    let rec = s
+        .identity(IdentityLookup::UinHash("h1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rec.key_id.as_str(), rec.wrapped_key), ("new", vec![5; 72]));
+    assert_eq!(s.identity_keys_to_rewrap("new", 10).await.unwrap().len(), 1);
 }

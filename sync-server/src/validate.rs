@@ -1,0 +1,559 @@
+//! Validation stage: the opened packet against the country's ID schema and master data, the packet-type
+//! rules, the documents and biometrics it must carry, and the officer and supervisor sign-offs.
+//!
+//! A failure is a rejection (`REJECTED`), not a quarantine: the packet is authentic but not acceptable. Each
+//! rejection has a stable reason code `validate:<code>[:<field>]` (no personal data), e.g.
+//! `validate:required_missing:fullName`, `validate:invalid_format:postalCode`,
+//! `validate:unknown_code:gender`, `validate:biometric_missing:leftIndex`,
+//! `validate:supervisor_signoff_missing`, `validate:signoff_key_unknown:supervisor`.
+//!
+//! Rules come from the synced configuration the server already serves to stations: the `id-schema` item of
+//! the packet's schema version, and the `master-data` items `dynamicLists`, `locations` and `ageGroups`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike as _, NaiveDate};
+use serde::Deserialize;
+use tessera_packet::manifest::{Decision, SignOff, SignOffRole};
+use tessera_packet::types::{BioAttribute, Modality, PacketContent, PacketType};
+use tessera_packet::wire::SyncKind;
+
+use crate::store::{Store, StoreError};
+
+/// A validation failure: the reason code (without the `validate:` prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection(pub String);
+
+impl Rejection {
+    fn new(code: &str) -> Self {
+        Self(code.to_owned())
+    }
+    fn field(code: &str, field: &str) -> Self {
+        Self(format!("{code}:{field}"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawValidator {
+    #[serde(rename = "type")]
+    kind: String,
+    validator: String,
+    #[serde(default)]
+    lang_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawField {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    max_length: Option<usize>,
+    #[serde(default)]
+    validators: Vec<RawValidator>,
+    #[serde(default)]
+    dynamic_list: Option<String>,
+    #[serde(default)]
+    location_level: Option<String>,
+    #[serde(default)]
+    sub_type: Option<String>,
+    #[serde(default)]
+    bio_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawSchema {
+    fields: Vec<RawField>,
+}
+
+/// One schema field with its compiled validators.
+#[derive(Debug, Clone)]
+struct Field {
+    raw: RawField,
+    regexes: Vec<(Option<String>, regex::Regex)>,
+}
+
+/// An age group: age range and default biometric attributes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgeGroup {
+    min_age: i64,
+    max_age: i64,
+    #[serde(default)]
+    default_bio_attributes: Vec<String>,
+}
+
+/// The rules one ID-schema version and the master data define.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    schemas: HashMap<String, Vec<Field>>,
+    lists: HashMap<String, Vec<String>>,
+    /// location code -> level name
+    locations: HashMap<String, String>,
+    age_groups: Vec<AgeGroup>,
+}
+
+fn rule_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what: "country configuration",
+        detail: format!("{what}: {e}"),
+    }
+}
+
+impl Rules {
+    /// Builds the rules from the ID-schema items (key = version) and master-data items (key = name).
+    pub fn from_items(
+        schemas: &[(String, serde_json::Value)],
+        master: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Self, StoreError> {
+        let mut rules = Rules::default();
+        for (version, body) in schemas {
+            let raw: RawSchema = serde_json::from_value(body.clone())
+                .map_err(|e| rule_error(&format!("id-schema {version}"), e))?;
+            let mut fields = Vec::with_capacity(raw.fields.len());
+            for f in raw.fields {
+                let mut regexes = Vec::new();
+                for v in f.validators.iter().filter(|v| v.kind == "regex") {
+                    let re = regex::Regex::new(&v.validator)
+                        .map_err(|e| rule_error(&format!("id-schema {version} field {}", f.id), e))?;
+                    regexes.push((v.lang_code.clone(), re));
+                }
+                fields.push(Field { raw: f, regexes });
+            }
+            rules.schemas.insert(version.clone(), fields);
+        }
+        if let Some(lists) = master
+            .get("dynamicLists")
+            .and_then(|v| v.get("lists"))
+            .and_then(|v| v.as_object())
+        {
+            for (name, entries) in lists {
+                let codes = entries
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|e| e.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rules.lists.insert(name.clone(), codes);
+            }
+        }
+        if let Some(locs) = master
+            .get("locations")
+            .and_then(|v| v.get("locations"))
+            .and_then(|v| v.as_array())
+        {
+            for l in locs {
+                if let (Some(code), Some(level)) = (
+                    l.get("code").and_then(|c| c.as_str()),
+                    l.get("level").and_then(|c| c.as_str()),
+                ) {
+                    rules.locations.insert(code.to_owned(), level.to_owned());
+                }
+            }
+        }
+        if let Some(groups) = master.get("ageGroups").and_then(|v| v.get("groups")) {
+            rules.age_groups =
+                serde_json::from_value(groups.clone()).map_err(|e| rule_error("master-data ageGroups", e))?;
+        }
+        Ok(rules)
+    }
+
+    /// Loads the rules from the store's sync items.
+    pub async fn load(store: &dyn Store) -> Result<Self, StoreError> {
+        let schemas = store
+            .sync_items(SyncKind::IdSchema, "", 0, 10_000)
+            .await?
+            .into_iter()
+            .filter(|i| !i.deleted)
+            .map(|i| (i.key, i.body))
+            .collect::<Vec<_>>();
+        let master = store
+            .sync_items(SyncKind::MasterData, "", 0, 10_000)
+            .await?
+            .into_iter()
+            .filter(|i| !i.deleted)
+            .map(|i| (i.key, i.body))
+            .collect::<BTreeMap<_, _>>();
+        Self::from_items(&schemas, &master)
+    }
+
+    /// Whether any ID schema is configured.
+    pub fn has_schema(&self) -> bool {
+        !self.schemas.is_empty()
+    }
+}
+
+fn age_on(dob: NaiveDate, on: NaiveDate) -> i64 {
+    let mut age = i64::from(on.year() - dob.year());
+    if (on.month(), on.day()) < (dob.month(), dob.day()) {
+        age -= 1;
+    }
+    age
+}
+
+fn is_lang_values(v: &serde_json::Value) -> bool {
+    v.as_array().is_some_and(|a| {
+        !a.is_empty()
+            && a.iter().all(|e| {
+                e.get("language").and_then(|l| l.as_str()).is_some()
+                    && e.get("value").and_then(|l| l.as_str()).is_some()
+            })
+    })
+}
+
+/// (language, text) pairs of a value: the entries of a multilingual value, or the string itself.
+fn texts(v: &serde_json::Value) -> Vec<(Option<&str>, &str)> {
+    match v {
+        serde_json::Value::String(s) => vec![(None, s.as_str())],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.get("language").and_then(|l| l.as_str()),
+                    e.get("value").and_then(|l| l.as_str())?,
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn bio_attribute(name: &str) -> Option<BioAttribute> {
+    BioAttribute::ALL.into_iter().find(|a| a.as_str() == name)
+}
+
+/// Checks the demographics, documents and biometrics of `content` (the sign-offs are checked by
+/// [`check_signoffs`]).
+pub fn check_content(rules: &Rules, content: &PacketContent) -> Result<(), Rejection> {
+    let t = content.packet_type;
+    if !t.station_created() {
+        return Err(Rejection::field("packet_type_not_allowed", t.as_str()));
+    }
+    if !content.meta.consent.given {
+        return Err(Rejection::new("consent_missing"));
+    }
+    let fields = rules
+        .schemas
+        .get(&content.id_schema_version)
+        .ok_or_else(|| Rejection::new("id_schema_unknown"))?;
+    let identity = content
+        .identity
+        .as_object()
+        .ok_or_else(|| Rejection::new("identity_not_object"))?;
+    let by_id: HashMap<&str, &Field> = fields.iter().map(|f| (f.raw.id.as_str(), f)).collect();
+    for key in identity.keys() {
+        if !by_id.contains_key(key.as_str()) {
+            return Err(Rejection::field("unknown_field", key));
+        }
+    }
+    match t {
+        PacketType::New if content.meta.uin.is_some() => {
+            return Err(Rejection::new("uin_not_allowed_for_new"));
+        }
+        PacketType::Update | PacketType::Correction => {
+            if content.meta.uin.is_none() {
+                return Err(Rejection::new("uin_missing"));
+            }
+            if t == PacketType::Update && content.meta.changed_groups.is_empty() {
+                return Err(Rejection::new("changed_groups_missing"));
+            }
+        }
+        _ => {}
+    }
+    let mut dob: Option<NaiveDate> = None;
+    for f in fields {
+        let id = f.raw.id.as_str();
+        let value = identity.get(id).filter(|v| !v.is_null());
+        let Some(value) = value else {
+            // Only NEW registrations must carry every required field; UPDATE, LOST and CORRECTION carry what
+            // changes or what is known.
+            if f.raw.required && t == PacketType::New && f.raw.kind != "biometricsType" {
+                return Err(Rejection::field("required_missing", id));
+            }
+            continue;
+        };
+        match f.raw.kind.as_str() {
+            "string" => {
+                if !value.is_string() {
+                    return Err(Rejection::field("wrong_type", id));
+                }
+            }
+            "number" => {
+                if !(value.is_number() || value.as_str().is_some_and(|s| s.parse::<f64>().is_ok())) {
+                    return Err(Rejection::field("wrong_type", id));
+                }
+            }
+            "simpleType" => {
+                if !is_lang_values(value) {
+                    return Err(Rejection::field("wrong_type", id));
+                }
+            }
+            "documentType" => {
+                let name = value
+                    .get("value")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| Rejection::field("wrong_type", id))?;
+                let doc = content
+                    .evidence
+                    .iter()
+                    .chain(&content.optional)
+                    .find(|d| d.name == name)
+                    .ok_or_else(|| Rejection::field("document_missing", id))?;
+                if doc.content.is_empty() {
+                    return Err(Rejection::field("document_empty", id));
+                }
+                if let Some(sub) = &f.raw.sub_type
+                    && &doc.category != sub
+                {
+                    return Err(Rejection::field("document_category", id));
+                }
+                continue;
+            }
+            "biometricsType" => {
+                if !value.is_object() {
+                    return Err(Rejection::field("wrong_type", id));
+                }
+                continue;
+            }
+            _ => continue,
+        }
+        for (lang, text) in texts(value) {
+            if let Some(max) = f.raw.max_length
+                && text.chars().count() > max
+            {
+                return Err(Rejection::field("too_long", id));
+            }
+            for (vlang, re) in &f.regexes {
+                let applies = vlang.as_deref().is_none_or(|v| Some(v) == lang);
+                if applies && !re.is_match(text) {
+                    return Err(Rejection::field("invalid_format", id));
+                }
+            }
+            if let Some(list) = &f.raw.dynamic_list
+                && let Some(codes) = rules.lists.get(list)
+                && !codes.iter().any(|c| c == text)
+            {
+                return Err(Rejection::field("unknown_code", id));
+            }
+            if let Some(level) = &f.raw.location_level
+                && !rules.locations.is_empty()
+                && rules.locations.get(text) != Some(level)
+            {
+                return Err(Rejection::field("unknown_location", id));
+            }
+        }
+        if id == "dateOfBirth" {
+            let text = value.as_str().unwrap_or_default();
+            let d = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| Rejection::field("invalid_date", id))?;
+            let on = content.created_at.date_naive();
+            let age = age_on(d, on);
+            if !(0..=150).contains(&age) {
+                return Err(Rejection::field("invalid_date", id));
+            }
+            dob = Some(d);
+        }
+    }
+    check_biometrics(rules, fields, content, dob)
+}
+
+fn check_biometrics(
+    rules: &Rules,
+    fields: &[Field],
+    content: &PacketContent,
+    dob: Option<NaiveDate>,
+) -> Result<(), Rejection> {
+    let t = content.packet_type;
+    let needed = match t {
+        PacketType::New | PacketType::Lost | PacketType::Correction => true,
+        PacketType::Update => content.meta.changed_groups.iter().any(|g| g == "Biometrics"),
+        _ => false,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for b in &content.biometrics {
+        if !seen.insert(b.attribute) {
+            return Err(Rejection::field("biometric_duplicated", b.attribute.as_str()));
+        }
+        if b.exception.is_none() && b.image.is_empty() {
+            return Err(Rejection::field("biometric_empty", b.attribute.as_str()));
+        }
+        if b.exception.is_none() && b.attribute.modality() == Modality::Finger {
+            let records = tessera_biometrics::iso19794_4::decode(&b.image)
+                .map_err(|_| Rejection::field("biometric_invalid", b.attribute.as_str()))?;
+            if records.is_empty() {
+                return Err(Rejection::field("biometric_invalid", b.attribute.as_str()));
+            }
+        }
+    }
+    if !needed {
+        return Ok(());
+    }
+    let schema_attrs: Vec<BioAttribute> = fields
+        .iter()
+        .filter(|f| f.raw.kind == "biometricsType")
+        .flat_map(|f| f.raw.bio_attributes.iter().filter_map(|a| bio_attribute(a)))
+        .collect();
+    let age = dob.map(|d| age_on(d, content.created_at.date_naive()));
+    let group = age.and_then(|a| rules.age_groups.iter().find(|g| g.min_age <= a && a <= g.max_age));
+    let required: Vec<BioAttribute> = match group {
+        Some(g) if !g.default_bio_attributes.is_empty() => g
+            .default_bio_attributes
+            .iter()
+            .filter_map(|a| bio_attribute(a))
+            .filter(|a| schema_attrs.is_empty() || schema_attrs.contains(a))
+            .collect(),
+        _ => schema_attrs,
+    };
+    for a in required {
+        if !content.biometrics.iter().any(|b| b.attribute == a) {
+            return Err(Rejection::field("biometric_missing", a.as_str()));
+        }
+    }
+    let excepted = content.biometrics.iter().any(|b| b.exception.is_some());
+    if excepted
+        && !content
+            .evidence
+            .iter()
+            .any(|d| (d.category == "EXCEPTION_PHOTO" || d.category == "POE") && !d.content.is_empty())
+    {
+        return Err(Rejection::new("exception_proof_missing"));
+    }
+    if !content
+        .biometrics
+        .iter()
+        .any(|b| b.exception.is_none() && !b.image.is_empty())
+    {
+        return Err(Rejection::new("no_biometric_captured"));
+    }
+    Ok(())
+}
+
+/// The operator ids whose registered keys [`check_signoffs`] needs.
+pub fn signoff_operators(content: &PacketContent, signoffs: &[SignOff]) -> Vec<String> {
+    let mut ids: Vec<String> = signoffs.iter().map(|s| s.operator_id.clone()).collect();
+    ids.push(content.meta.operator_id.clone());
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Checks the sign-offs (their signatures were verified with the packet): an approving officer sign-off by
+/// the packet's operator, an approving supervisor sign-off, and every sign-off key registered for its
+/// operator (`known`: operator id → registered public keys, from stations of the packet's center).
+pub fn check_signoffs(
+    content: &PacketContent,
+    signoffs: &[SignOff],
+    known: &HashMap<String, Vec<[u8; 32]>>,
+) -> Result<(), Rejection> {
+    let officer = signoffs
+        .iter()
+        .find(|s| s.role == SignOffRole::Officer && s.operator_id == content.meta.operator_id)
+        .ok_or_else(|| Rejection::new("officer_signoff_missing"))?;
+    if officer.decision != Decision::Approved {
+        return Err(Rejection::new("officer_signoff_not_approved"));
+    }
+    let supervisor = signoffs
+        .iter()
+        .rev()
+        .find(|s| s.role == SignOffRole::Supervisor)
+        .ok_or_else(|| Rejection::new("supervisor_signoff_missing"))?;
+    if let Decision::Rejected { .. } = supervisor.decision {
+        return Err(Rejection::new("supervisor_rejected"));
+    }
+    for s in signoffs {
+        let role = match s.role {
+            SignOffRole::Officer => "officer",
+            SignOffRole::Supervisor => "supervisor",
+        };
+        let key = s
+            .verifying_key()
+            .map_err(|_| Rejection::field("signoff_key_invalid", role))?;
+        let registered = known
+            .get(&s.operator_id)
+            .is_some_and(|keys| keys.iter().any(|k| k == key.as_bytes()));
+        if !registered {
+            return Err(Rejection::field("signoff_key_unknown", role));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tessera_packet::sample::{SampleSize, sample_content};
+
+    fn sample_rules() -> Rules {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country");
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+        };
+        let master: BTreeMap<String, serde_json::Value> = [
+            ("dynamicLists".to_owned(), read("dynamic-lists.json")),
+            ("locations".to_owned(), read("locations.json")),
+            ("ageGroups".to_owned(), read("age-groups.json")),
+        ]
+        .into_iter()
+        .collect();
+        Rules::from_items(&[("1.0".to_owned(), read("id-schema.json"))], &master).unwrap()
+    }
+
+    #[test]
+    fn sample_content_is_rejected_with_a_field_reason() {
+        // The packet crate's sample uses "1990/04/12" for the date of birth, which the schema's regex refuses.
+        let rules = sample_rules();
+        let c = sample_content(1, SampleSize::Small);
+        let err = check_content(&rules, &c).unwrap_err();
+        assert!(err.0.contains(':'), "{err:?}");
+        let mut bad = c.clone();
+        bad.id_schema_version = "9.9".into();
+        assert_eq!(check_content(&rules, &bad).unwrap_err().0, "id_schema_unknown");
+        let mut bad = c;
+        bad.meta.consent.given = false;
+        assert_eq!(check_content(&rules, &bad).unwrap_err().0, "consent_missing");
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn validation_never_panics_on_arbitrary_identities(
+            fields in prop::collection::btree_map(
+                prop_oneof![
+                    Just("fullName".to_owned()), Just("dateOfBirth".to_owned()), Just("gender".to_owned()),
+                    Just("postalCode".to_owned()), Just("proofOfAddress".to_owned()),
+                    Just("individualBiometrics".to_owned()), "[a-z]{1,8}"
+                ],
+                json_value(),
+                0..8,
+            )
+        ) {
+            let rules = sample_rules();
+            let mut c = sample_content(2, SampleSize::Small);
+            c.identity = serde_json::Value::Object(fields.into_iter().collect());
+            let _ = check_content(&rules, &c);
+        }
+    }
+}
