@@ -454,13 +454,13 @@ async fn killing_the_sync_process_during_upload_loses_and_duplicates_nothing() {
         for u in st.uploads().unwrap() {
             match u.state.as_str() {
                 s if s == state::APPROVED => {}
-                s if s == UPLOADED => {
+                s if s == UPLOADED || s == PROCESSED => {
                     done += 1;
                     let p = server
                         .packet(&u.rid)
                         .await
                         .expect("uploaded means the server has it");
-                    let local = st.queue(Some(UPLOADED), 10, 0).unwrap();
+                    let local = st.queue(None, 10, 0).unwrap();
                     let l = local.iter().find(|l| l.rid == u.rid).unwrap();
                     assert_eq!(p.sha256, l.sha256);
                 }
