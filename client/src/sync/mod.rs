@@ -1156,7 +1156,7 @@ impl Station {
                         if e.code() == Some("not_found")
                             || matches!(&e, HttpError::Api { status: 404, .. }) =>
                     {
-                        match self.create_upload(client, &rid, &sha, size).await? {
+                        match self.create_upload(client, &rid, &sha, size, opts).await? {
                             Ok(v) => v,
                             Err(f) => return Ok(Err(f)),
                         }
@@ -1164,7 +1164,7 @@ impl Station {
                     Err(e) => return Ok(Err(e.into())),
                 }
             }
-            None => match self.create_upload(client, &rid, &sha, size).await? {
+            None => match self.create_upload(client, &rid, &sha, size, opts).await? {
                 Ok(v) => v,
                 Err(f) => return Ok(Err(f)),
             },
@@ -1316,6 +1316,7 @@ impl Station {
         rid: &Rid,
         sha: &str,
         size: u64,
+        opts: &SyncOptions,
     ) -> Result<std::result::Result<(String, u64), Failure>> {
         let headers = [
             ("tus-resumable", wire::TUS_VERSION.to_owned()),
@@ -1348,7 +1349,12 @@ impl Station {
             Ok(o) => o,
             Err(e) => return Ok(Err(e.into())),
         };
-        self.save_location(rid.as_str(), &location)?;
+        // Remembered so an interrupted multi-chunk upload resumes with HEAD; a packet sent in one chunk
+        // skips the write (after an interruption the creation request, idempotent by RID and digest, finds
+        // the upload again).
+        if size > opts.chunk_bytes {
+            self.save_location(rid.as_str(), &location)?;
+        }
         Ok(Ok((location, offset)))
     }
 

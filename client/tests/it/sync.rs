@@ -22,6 +22,14 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data: tempfile::TempDir,
     pub clock: Arc<FixedClock>,
+    /// PostgreSQL URL (with the test's own schema) when not on embedded SQLite.
+    pub database_url: Option<String>,
+    pub schema: Option<String>,
+}
+
+fn pg_url() -> String {
+    std::env::var("TESSERA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl Server {
@@ -32,9 +40,37 @@ impl Server {
             addr: "127.0.0.1:0".parse().unwrap(),
             data,
             clock,
+            database_url: None,
+            schema: None,
         };
         s.restart().await;
         s
+    }
+
+    /// A server on PostgreSQL in a fresh schema; None (skip, with a notice) when PostgreSQL is unreachable
+    /// and TESSERA_TEST_REQUIRE_ALL is not 1.
+    pub async fn start_pg(clock: Arc<FixedClock>) -> Option<Self> {
+        let mut r = [0u8; 8];
+        getrandom::fill(&mut r).unwrap();
+        let schema = format!("station_{}", hex::encode(r));
+        if let Err(e) = tessera_server::store::postgres::PgStore::connect(&pg_url(), 2, Some(&schema)).await {
+            assert!(
+                std::env::var("TESSERA_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+                "PostgreSQL required (TESSERA_TEST_REQUIRE_ALL=1) but unreachable: {e:?}"
+            );
+            eprintln!("SKIP: PostgreSQL unreachable at {} ({e:?})", pg_url());
+            return None;
+        }
+        let mut s = Self {
+            running: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            data: tempfile::tempdir().unwrap(),
+            clock,
+            database_url: Some(format!("{}?options=-c%20search_path%3D{schema}", pg_url())),
+            schema: Some(schema),
+        };
+        s.restart().await;
+        Some(s)
     }
 
     /// (Re)starts on the same address and data directory.
@@ -45,6 +81,10 @@ impl Server {
             country_config: Some(common::sample_country()),
             uin_pool_target: 100,
             uin_pool_low_water: 10,
+            database_url: self
+                .database_url
+                .clone()
+                .map(tessera_server::settings::Secret::new),
             ..Settings::default()
         };
         let state = prepare(settings, self.clock.clone()).await.unwrap();
@@ -56,6 +96,18 @@ impl Server {
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.unwrap();
+        }
+        if let Some(schema) = self.schema.take() {
+            let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let task = tokio::spawn(conn);
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .unwrap();
+            drop(client);
+            let _ = task.await;
         }
     }
 
@@ -235,6 +287,26 @@ async fn enrol_sync_upload_receipt_status_and_retention() {
     assert_eq!(deleted, vec![rid.clone()]);
     assert!(!packet_file_exists(&env, &rid));
     assert!(st.uploads().unwrap()[0].file_deleted_at.is_some());
+    server.stop().await;
+}
+
+/// The same round trip with the server on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_receipt_and_status_with_the_server_on_postgresql() {
+    let clock = now_clock();
+    let Some(mut server) = Server::start_pg(clock.clone()).await else {
+        return;
+    };
+    let env = env_with(clock.clone());
+    let mut st = ready_station(&server, &env).await;
+    let rid = sealed_and_approved(&env, &mut st);
+    let r = st.sync(&fast()).await.unwrap();
+    assert_eq!(r.uploaded, vec![rid.clone()], "{r:?}");
+    wait_final(&mut st, &rid).await;
+    assert_eq!(
+        server.packet(&rid).await.unwrap().sha256,
+        st.queue(None, 10, 0).unwrap()[0].sha256
+    );
     server.stop().await;
 }
 
