@@ -13,6 +13,11 @@ use tessera_station::station::Station;
 use crate::common::{self, PDF, png};
 
 async fn start_sim(clock: Arc<tessera_packet::clock::FixedClock>) -> (RunningSimulator, u16) {
+    start_sim_at(clock).await
+}
+
+/// Starts the simulator's four devices on a free block of consecutive ports; returns the first port.
+pub async fn start_sim_at(clock: Arc<dyn tessera_packet::clock::Clock>) -> (RunningSimulator, u16) {
     for _ in 0..50 {
         let mut r = [0u8; 2];
         getrandom::fill(&mut r).unwrap();

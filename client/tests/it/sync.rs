@@ -557,3 +557,87 @@ async fn killing_the_sync_process_during_upload_loses_and_duplicates_nothing() {
     assert!(kills > 0, "at least one sync was killed mid-way");
     server.stop().await;
 }
+
+/// The operator's path through the CLI: enrol, sync, register capturing from SBI devices, approve, sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_enrols_syncs_and_registers_with_sbi_capture() {
+    let clock = now_clock();
+    let server = Server::start(clock.clone()).await;
+    server.publish_operators().await;
+    let env = env_with(clock.clone());
+    drop(common::init_in(&env, common::master_docs()).unwrap());
+    let cli = |pw: &str, args: &[&str]| {
+        let o = std::process::Command::new(crate::cli::bin())
+            .args(args)
+            .env("TESSERA_STATION_HOME", env.home())
+            .env("TESSERA_STATION_PASSWORD", pw)
+            .env_remove("TESSERA_STATION_OPERATOR")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let officer = common::OFFICER_PW;
+    let url = server.url();
+    let (code, out) = cli(
+        officer,
+        &[
+            "enrol-machine",
+            "-o",
+            "officer1",
+            "--server",
+            &url,
+            "--name",
+            "desk-3",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Waiting for the administrator"), "{out}");
+    let (code, out) = cli(officer, &["sync", "-o", "officer1", "--retries", "0"]);
+    assert_eq!(code, Some(7), "not yet approved: {out}");
+    assert!(out.contains("waiting for an administrator"), "{out}");
+    server.approve("10001").await;
+    let (code, out) = cli(officer, &["sync", "-o", "officer1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("Master data:"), "{out}");
+
+    let (sim, base) = crate::capture::start_sim_at(Arc::new(SystemClock)).await;
+    let ca = env.home().join("sim-ca.pem");
+    std::fs::write(&ca, sim.ca_pem()).unwrap();
+    let ports = format!("{base}-{}", base + 3);
+    let answers = crate::cli::demo().join("answers-new-adult.json");
+    let (code, out) = cli(
+        officer,
+        &[
+            "register",
+            "-o",
+            "officer1",
+            "--json",
+            "--answers",
+            answers.to_str().unwrap(),
+            "--sbi",
+            "--sbi-ports",
+            &ports,
+            "--trust-ca",
+            ca.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"rid\""), "{out}");
+    let (code, out) = cli(SUPERVISOR_PW, &["approve", "-o", "super1", "--all"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(officer, &["sync", "-o", "officer1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("Uploaded 1 packet(s); 0 failed; 0 still queued."),
+        "{out}"
+    );
+    let (code, out) = cli(officer, &["uploads", "-o", "officer1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("UPLOADED") || out.contains("PROCESSED"), "{out}");
+    let (code, out) = cli(officer, &["status", "-o", "officer1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("Server {url} (machine ACTIVE)")), "{out}");
+}
