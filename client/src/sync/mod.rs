@@ -601,13 +601,24 @@ impl Station {
         let client = self.client_for(&link, opts)?;
         let mut report = SyncReport::default();
 
-        // Where does the machine stand?
-        match self
+        // Where does the machine stand? A station clock far from the server's is corrected from the
+        // server's signed time, once.
+        let mut client = client;
+        let mut me = self
             .with_retries(opts, "reading the machine status", progress, || {
                 client.get_json::<MachineInfo>("the machine status", "/api/v1/machines/me")
             })
-            .await
-        {
+            .await;
+        if matches!(&me, Err(e) if e.code() == Some("request_expired")) {
+            self.refresh_clock_offset(&client).await?;
+            client = self.client_for(&link, opts)?;
+            me = self
+                .with_retries(opts, "reading the machine status", progress, || {
+                    client.get_json::<MachineInfo>("the machine status", "/api/v1/machines/me")
+                })
+                .await;
+        }
+        match me {
             Ok(me) => {
                 self.note_contact(Some(me.status.as_str()), None)?;
                 if me.status != MachineStatus::Active {
@@ -680,6 +691,29 @@ impl Station {
         self.store
             .tx(|tx| audit::append(tx, now, &actor, "SYNC", "", &detail))?;
         Ok(report)
+    }
+
+    /// Reads the server's signed clock and records the offset (request timestamps use it).
+    async fn refresh_clock_offset(&mut self, client: &ServerClient) -> Result<()> {
+        let what = "reading the server clock";
+        let a = client
+            .send(what, "GET", "/api/v1/server-info", &[], Vec::new(), false)
+            .await
+            .map_err(|e| server_err(what, &e))?;
+        let si: ServerInfo = client.parse_signed(what, &a).map_err(|e| server_err(what, &e))?;
+        let offset_ms = (si.server_time - self.clock.now()).num_milliseconds();
+        warn!(
+            offset_ms,
+            "station clock differs from the server's; using the server's time for requests"
+        );
+        self.store.tx(|tx| {
+            tx.execute(
+                "UPDATE station SET server_clock_offset_ms = ?1 WHERE id = 1",
+                [offset_ms],
+            )
+            .map_err(StationError::db("recording the clock offset"))?;
+            Ok(())
+        })
     }
 
     async fn with_retries<T, F, Fut>(

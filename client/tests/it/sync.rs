@@ -641,3 +641,145 @@ async fn the_cli_enrols_syncs_and_registers_with_sbi_capture() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(&format!("Server {url} (machine ACTIVE)")), "{out}");
 }
+
+/// A TCP proxy in front of the server: passes traffic through, cuts connections after a few KiB sent to
+/// the server (a connection closing mid-chunk), or answers garbage.
+struct Proxy {
+    addr: SocketAddr,
+    /// 0 pass through, 1 cut after 16 KiB upstream, 2 answer `200 garbage`, 3 answer `502` with HTML.
+    mode: Arc<AtomicUsize>,
+}
+
+async fn proxy(target: SocketAddr) -> Proxy {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mode = Arc::new(AtomicUsize::new(0));
+    let m = mode.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mode = m.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if mode >= 2 {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = inbound.read(&mut buf).await;
+                    let resp: &[u8] = if mode == 2 {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\nconnection: close\r\n\r\ngarbage"
+                    } else {
+                        b"HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: 13\r\nconnection: close\r\n\r\n<h1>502</h1>\n"
+                    };
+                    let _ = inbound.write_all(resp).await;
+                    return;
+                }
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut ri, mut wi) = inbound.into_split();
+                let (mut ro, mut wo) = outbound.into_split();
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut ro, &mut wi).await;
+                });
+                let mut sent = 0usize;
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    let n = match ri.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    sent += n;
+                    if mode == 1 && sent > 16 * 1024 {
+                        break; // drop both directions mid-request
+                    }
+                    if wo.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                if mode == 1 {
+                    down.abort();
+                } else {
+                    let _ = wo.shutdown().await;
+                    let _ = down.await;
+                }
+            });
+        }
+    });
+    Proxy { addr, mode }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_mid_chunk_or_garbage_answers_lose_nothing() {
+    let clock = now_clock();
+    let server = Server::start(clock.clone()).await;
+    server.publish_operators().await;
+    let p = proxy(server.addr).await;
+    let env = env_with(clock.clone());
+    let (mut st, _) = common::init_in(&env, common::master_docs()).unwrap();
+    let e = st
+        .enrol_machine(&format!("http://{}", p.addr), "desk-4")
+        .await
+        .unwrap();
+    server.approve(&e.machine_id).await;
+    assert!(st.sync(&fast()).await.unwrap().stopped.is_none());
+    let rid = sealed_and_approved(&env, &mut st);
+    let size = st.queue(None, 1, 0).unwrap()[0].size;
+    assert!(size > 32 * 1024, "the packet ({size} bytes) spans the cut");
+    let opts = SyncOptions {
+        master_data: false,
+        ..fast()
+    };
+
+    // Connections close mid-chunk: retried with back-off, then the round stops; the packet stays queued.
+    p.mode.store(1, Ordering::SeqCst);
+    let r = st.sync(&opts).await.unwrap();
+    assert!(r.uploaded.is_empty(), "{r:?}");
+    let why = r.stopped.unwrap();
+    assert!(
+        why.contains("cannot be reached") || why.contains("broke"),
+        "{why}"
+    );
+    assert_eq!(st.count_packets(state::APPROVED).unwrap(), 1);
+    assert!(server.packet(&rid).await.is_none(), "nothing half-accepted");
+
+    // Garbage with a 200: refused as unsigned, the batch stops at once and says why.
+    p.mode.store(2, Ordering::SeqCst);
+    let r = st.sync(&opts).await.unwrap();
+    assert!(
+        r.stopped.unwrap().contains("not signed by the server"),
+        "garbage refused"
+    );
+    // A proxy error page: retried, then reported.
+    p.mode.store(3, Ordering::SeqCst);
+    let r = st.sync(&opts).await.unwrap();
+    assert!(r.stopped.unwrap().contains("HTTP 502"), "proxy error reported");
+    assert_eq!(st.count_packets(state::APPROVED).unwrap(), 1);
+
+    // The network heals: the upload completes and the server holds exactly the sealed bytes.
+    p.mode.store(0, Ordering::SeqCst);
+    let r = st.sync(&opts).await.unwrap();
+    assert_eq!(r.uploaded, vec![rid.clone()], "{r:?}");
+    assert_eq!(
+        server.packet(&rid).await.unwrap().sha256,
+        st.queue(None, 1, 0).unwrap()[0].sha256
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_clock_far_off_is_corrected_from_the_server() {
+    let clock = now_clock();
+    let server = Server::start(clock.clone()).await;
+    let station_clock = Arc::new(FixedClock::new(clock.now()));
+    let env = env_with(station_clock.clone());
+    let mut st = ready_station(&server, &env).await;
+    drop(st.logout());
+    // The station's clock jumps an hour ahead (the server allows 5 minutes).
+    station_clock.advance(chrono::Duration::hours(1));
+    st = common::login(&env, "officer1", common::OFFICER_PW).unwrap();
+    let r = st.sync(&fast()).await.unwrap();
+    assert!(r.stopped.is_none(), "{r:?}");
+    let offset: i64 = st
+        .store()
+        .conn()
+        .query_row("SELECT server_clock_offset_ms FROM station", [], |r| r.get(0))
+        .unwrap();
+    assert!((offset + 3_600_000).abs() < 5_000, "offset {offset} ms");
+}
