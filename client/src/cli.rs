@@ -20,7 +20,7 @@ use tessera_station::workflow::Capture;
 use tessera_station::{CommandError, ErrorCode};
 
 /// Tessera registration station: register residents offline, have a supervisor approve the packets, and
-/// export them for the server.
+/// send them to the server (`sync`) or export them to a USB drive.
 ///
 /// Typical day: an officer runs `register` for each resident; a supervisor runs `approve`; someone runs
 /// `sync` when a network is available (or `export --to /media/usb`). `status` shows what is waiting.
@@ -155,8 +155,8 @@ enum Cmd {
         #[command(flatten)]
         auth: Auth,
     },
-    /// Load a new country configuration and/or operators file (what sync will do once the server is
-    /// reachable); counts as a master-data sync for the freeze rules.
+    /// Load a new country configuration and/or operators file from files (the offline alternative to
+    /// `sync`); counts as a master-data sync for the freeze rules.
     UpdateConfig {
         #[command(flatten)]
         auth: Auth,
