@@ -208,6 +208,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         chunk_kib: u64,
     },
+    /// Upload approved packets and check their server status (a `sync` without master data).
+    Upload {
+        #[command(flatten)]
+        auth: Auth,
+        /// Retries of a failing request before giving up for this round.
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+        /// Upload chunk size in KiB.
+        #[arg(long, default_value_t = 1024)]
+        chunk_kib: u64,
+    },
     /// Show every approved packet's upload and server status.
     Uploads {
         #[command(flatten)]
@@ -508,7 +519,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retries,
             chunk_kib,
         } => {
-            let mut st = open(&home, &auth, clock)?;
             let options = SyncOptions {
                 master_data: !upload_only,
                 upload: !master_data_only,
@@ -518,40 +528,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 chunk_bytes: chunk_kib.max(1) * 1024,
                 ..SyncOptions::default()
             };
-            let bar = progress(0, "sync");
-            let report = block_on(st.sync_with(&options, &mut |p: &Progress| match p {
-                Progress::Phase { name } => bar.set_message(name.clone()),
-                Progress::UploadStarted { rid, size, offset } => {
-                    bar.set_length(*size);
-                    bar.set_position(*offset);
-                    bar.set_message(rid.chars().skip(15).collect::<String>());
-                }
-                Progress::UploadProgress { sent, .. } => bar.set_position(*sent),
-                Progress::Retrying {
-                    what,
-                    attempt,
-                    delay_ms,
-                    error,
-                } => bar.println(format!("retry {attempt} of {what} in {delay_ms} ms: {error}")),
-                _ => {}
-            }))
-            .map_err(CommandError::from)?
-            .map_err(CommandError::from)?;
-            bar.finish_and_clear();
-            if cli.json {
-                print_output(true, &Output::Synced(Box::new(report.clone())))?;
-            } else {
-                print_sync(&report);
-            }
-            if let Some(why) = &report.stopped {
-                return Err(CommandError {
-                    code: ErrorCode::Server,
-                    message: format!("sync stopped: {why}"),
-                    fields: vec![],
-                    freeze: None,
-                }
-                .into());
-            }
+            run_sync(&home, &auth, clock, &options, cli.json)?;
+        }
+        Cmd::Upload {
+            auth,
+            retries,
+            chunk_kib,
+        } => {
+            let options = SyncOptions {
+                master_data: false,
+                max_retries: retries,
+                chunk_bytes: chunk_kib.max(1) * 1024,
+                ..SyncOptions::default()
+            };
+            run_sync(&home, &auth, clock, &options, cli.json)?;
         }
         Cmd::Uploads { auth } => {
             let mut st = open(&home, &auth, clock)?;
@@ -753,6 +743,51 @@ fn progress(len: u64, msg: &'static str) -> ProgressBar {
     }
     bar.set_message(msg);
     bar
+}
+
+fn run_sync(
+    home: &Path,
+    auth: &Auth,
+    clock: Arc<dyn Clock>,
+    options: &SyncOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut st = open(home, auth, clock)?;
+    let bar = progress(0, "sync");
+    let report = block_on(st.sync_with(options, &mut |p: &Progress| match p {
+        Progress::Phase { name } => bar.set_message(name.clone()),
+        Progress::UploadStarted { rid, size, offset } => {
+            bar.set_length(*size);
+            bar.set_position(*offset);
+            bar.set_message(rid.chars().skip(15).collect::<String>());
+        }
+        Progress::UploadProgress { sent, .. } => bar.set_position(*sent),
+        Progress::Retrying {
+            what,
+            attempt,
+            delay_ms,
+            error,
+        } => bar.println(format!("retry {attempt} of {what} in {delay_ms} ms: {error}")),
+        _ => {}
+    }))
+    .map_err(CommandError::from)?
+    .map_err(CommandError::from)?;
+    bar.finish_and_clear();
+    if json {
+        print_output(true, &Output::Synced(Box::new(report.clone())))?;
+    } else {
+        print_sync(&report);
+    }
+    if let Some(why) = &report.stopped {
+        return Err(CommandError {
+            code: ErrorCode::Server,
+            message: format!("sync stopped: {why}"),
+            fields: vec![],
+            freeze: None,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn print_sync(r: &SyncReport) {

@@ -628,7 +628,7 @@ async fn the_cli_enrols_syncs_and_registers_with_sbi_capture() {
     assert!(out.contains("\"rid\""), "{out}");
     let (code, out) = cli(SUPERVISOR_PW, &["approve", "-o", "super1", "--all"]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = cli(officer, &["sync", "-o", "officer1"]);
+    let (code, out) = cli(officer, &["upload", "-o", "officer1"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("Uploaded 1 packet(s); 0 failed; 0 still queued."),
