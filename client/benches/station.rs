@@ -2,7 +2,9 @@
 //! - last capture to sealed, fsynced, officer-signed packet for a full packet (10 fingers, 2 irises, face,
 //!   3 documents; about 3 MB);
 //! - dashboard counts and queue listing with 10,000 packets queued;
-//! - CLI cold start (`--help`, and `status` including the Argon2id login and opening SQLCipher).
+//! - CLI cold start (`--help`, and `status` including the Argon2id login and opening SQLCipher);
+//! - upload throughput of `sync` (tus chunks of 8 MiB, checksums, signed requests, receipt checks) to the
+//!   real server in-process on loopback (embedded SQLite).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -229,4 +231,62 @@ fn main() {
         m.as_secs_f64() * 1e3,
         x.as_secs_f64() * 1e3
     );
+
+    // 4. Upload throughput to the real server over loopback.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let settings = tessera_server::settings::Settings {
+            data_dir: dir.path().join("server"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            uin_pool_target: 100,
+            uin_pool_low_water: 10,
+            pipeline_workers: 0,
+            ..tessera_server::settings::Settings::default()
+        };
+        let state = tessera_server::prepare(settings, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        tessera_server::start(state).await.unwrap()
+    });
+    let mut st = station(&dir.path().join("upload"), KdfParams::TEST_ONLY_FAST);
+    let e = rt
+        .block_on(st.enrol_machine(&format!("http://{}", server.addr), "bench"))
+        .unwrap();
+    rt.block_on(tessera_server::machines::set_status(
+        server.state.store.as_ref(),
+        &e.machine_id,
+        tessera_packet::wire::MachineStatus::Active,
+        None,
+        chrono::Utc::now().timestamp(),
+    ))
+    .unwrap();
+    let mut bytes = 0u64;
+    for n in 0..10 {
+        let id = full_draft(&mut st, 1000 + n);
+        let s = st.seal_draft(id).unwrap();
+        st.approve(&s.rid).unwrap();
+        bytes += s.size;
+    }
+    let opts = tessera_station::sync::SyncOptions {
+        master_data: false,
+        status: false,
+        retention: false,
+        chunk_bytes: 8 * 1024 * 1024,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let r = rt.block_on(st.sync(&opts)).unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.uploaded.len(), 10, "{r:?}");
+    println!(
+        "sync upload, 10 full packets ({:.1} MB) to the server on loopback: {:.0} ms, {:.1} MB/s",
+        bytes as f64 / 1e6,
+        took.as_secs_f64() * 1e3,
+        bytes as f64 / 1e6 / took.as_secs_f64()
+    );
+    rt.block_on(server.stop()).unwrap();
 }

@@ -250,6 +250,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::Frozen | ErrorCode::InvalidState | ErrorCode::AlreadyInitialised => StatusCode::CONFLICT,
+        ErrorCode::Server | ErrorCode::Device => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -11,17 +11,19 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera_packet::clock::{Clock, SystemClock};
-use tessera_station::commands::{self, Command, InitInput, LoginInput, Output};
+use tessera_station::capture::DeviceOptions;
+use tessera_station::commands::{self, Command, InitInput, LoginInput, Output, block_on};
 use tessera_station::forms::Answers;
 use tessera_station::station::Station;
+use tessera_station::sync::{Progress, SyncOptions, SyncReport};
 use tessera_station::workflow::Capture;
 use tessera_station::{CommandError, ErrorCode};
 
 /// Tessera registration station: register residents offline, have a supervisor approve the packets, and
-/// export them for the server.
+/// send them to the server (`sync`) or export them to a USB drive.
 ///
 /// Typical day: an officer runs `register` for each resident; a supervisor runs `approve`; someone runs
-/// `export --to /media/usb` (or, later, `upload`). `status` shows what is waiting.
+/// `sync` when a network is available (or `export --to /media/usb`). `status` shows what is waiting.
 ///
 /// Passwords are read from the TESSERA_STATION_PASSWORD environment variable, from --password-file, or
 /// asked for on the terminal.
@@ -87,8 +89,9 @@ enum Cmd {
     },
     /// Register one resident from an answers file (JSON), seal the packet and print the RID.
     ///
-    /// Document files named in the answers are read relative to the answers file. Until the SBI device
-    /// capture is wired in, biometrics are read from --captures: one file per attribute named after it
+    /// Document files named in the answers are read relative to the answers file. Biometrics are captured
+    /// from the SBI devices on this computer with --sbi (fingers, irises, face as the form needs them,
+    /// skipping declared exceptions), or read from --captures: one file per attribute named after it
     /// (rightThumb.iso, leftEye.iso, face.iso, ...).
     Register {
         #[command(flatten)]
@@ -102,6 +105,11 @@ enum Cmd {
         /// Quality score to record for imported captures (0-100).
         #[arg(long, default_value_t = 80)]
         capture_quality: u8,
+        /// Capture biometrics from the SBI devices on this computer.
+        #[arg(long, conflicts_with = "captures")]
+        sbi: bool,
+        #[command(flatten)]
+        devices: DeviceArgs,
         /// Continue an earlier draft instead of starting a new one.
         #[arg(long)]
         draft: Option<i64>,
@@ -147,8 +155,8 @@ enum Cmd {
         #[command(flatten)]
         auth: Auth,
     },
-    /// Load a new country configuration and/or operators file (what sync will do once the server is
-    /// reachable); counts as a master-data sync for the freeze rules.
+    /// Load a new country configuration and/or operators file from files (the offline alternative to
+    /// `sync`); counts as a master-data sync for the freeze rules.
     UpdateConfig {
         #[command(flatten)]
         auth: Auth,
@@ -169,6 +177,60 @@ enum Cmd {
         #[arg(long, env = "TESSERA_UI_DIST", default_value = "client-ui/dist")]
         dist: PathBuf,
     },
+    /// Enrol this machine with the server: prints the machine fingerprint for the administrator, who
+    /// approves the machine on the server. Run once after `init`, before registering anyone.
+    EnrolMachine {
+        #[command(flatten)]
+        auth: Auth,
+        /// The server's address, e.g. https://tessera.example:8440.
+        #[arg(long, env = "TESSERA_STATION_SERVER")]
+        server: String,
+        /// A name for this machine (host name or asset tag).
+        #[arg(long, default_value = "tessera-station")]
+        name: String,
+    },
+    /// Sync with the server: fetch master data, operators and keys, upload approved packets (resuming
+    /// interrupted uploads), bring back their processing status, and delete processed packets after the
+    /// retention period. Safe to interrupt and run again at any time.
+    Sync {
+        #[command(flatten)]
+        auth: Auth,
+        /// Only fetch master data (no upload).
+        #[arg(long, conflicts_with = "upload_only")]
+        master_data_only: bool,
+        /// Only upload and check statuses (no master data).
+        #[arg(long)]
+        upload_only: bool,
+        /// Retries of a failing request before giving up for this round.
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+        /// Upload chunk size in KiB (smaller chunks resume with less resent after a broken connection).
+        #[arg(long, default_value_t = 1024)]
+        chunk_kib: u64,
+    },
+    /// Upload approved packets and check their server status (a `sync` without master data).
+    Upload {
+        #[command(flatten)]
+        auth: Auth,
+        /// Retries of a failing request before giving up for this round.
+        #[arg(long, default_value_t = 4)]
+        retries: u32,
+        /// Upload chunk size in KiB.
+        #[arg(long, default_value_t = 1024)]
+        chunk_kib: u64,
+    },
+    /// Show every approved packet's upload and server status.
+    Uploads {
+        #[command(flatten)]
+        auth: Auth,
+    },
+    /// List the biometric (SBI) devices on this computer.
+    Devices {
+        #[command(flatten)]
+        auth: Auth,
+        #[command(flatten)]
+        devices: DeviceArgs,
+    },
     /// Print the Argon2id hash of a password, for building an operators file before sync exists.
     HashPassword {
         /// Read the password from this file (first line) instead of TESSERA_STATION_PASSWORD or the terminal.
@@ -184,6 +246,35 @@ enum Cmd {
         #[arg(long)]
         new: String,
     },
+}
+
+#[derive(Debug, Args)]
+struct DeviceArgs {
+    /// SBI port range to scan, FIRST-LAST.
+    #[arg(long, env = "TESSERA_STATION_SBI_PORTS", default_value = "4501-4600")]
+    sbi_ports: String,
+    /// Also trust this device-provider CA certificate (PEM); the server's are synced.
+    #[arg(long = "trust-ca")]
+    trust_ca: Vec<PathBuf>,
+}
+
+impl DeviceArgs {
+    fn options(&self) -> anyhow::Result<DeviceOptions> {
+        let (a, b) = self
+            .sbi_ports
+            .split_once('-')
+            .context("--sbi-ports must look like 4501-4600")?;
+        let mut pems = Vec::new();
+        for f in &self.trust_ca {
+            pems.push(std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
+        }
+        Ok(DeviceOptions {
+            first_port: a.trim().parse().context("--sbi-ports: first port")?,
+            last_port: b.trim().parse().context("--sbi-ports: last port")?,
+            trusted_ca_pem: pems,
+            ..DeviceOptions::default()
+        })
+    }
 }
 
 fn read_password(auth: &Auth, env: &str, who: &str) -> anyhow::Result<String> {
@@ -217,6 +308,8 @@ fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::NotInitialised
         | ErrorCode::AlreadyInitialised
         | ErrorCode::Recovery => 6,
+        ErrorCode::Server => 7,
+        ErrorCode::Device => 8,
         _ => 1,
     }
 }
@@ -368,9 +461,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             answers,
             captures,
             capture_quality,
+            sbi,
+            devices,
             draft,
             receipt,
         } => {
+            let devices = if sbi { Some(devices.options()?) } else { None };
             register(
                 &home,
                 &auth,
@@ -378,10 +474,116 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &answers,
                 captures.as_deref(),
                 capture_quality,
+                devices,
                 draft,
                 receipt.as_deref(),
                 cli.json,
             )?;
+        }
+        Cmd::EnrolMachine { auth, server, name } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::EnrolMachine {
+                server_url: server,
+                name,
+            })?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else if let Output::Enrolled(e) = &out {
+                say(&format!(
+                    "Enrolled with {} as machine {}.",
+                    e.server_url, e.machine_id
+                ));
+                if e.machine_id_changed {
+                    say("The server assigned a new machine id; RIDs from now on carry it.");
+                }
+                say(&format!(
+                    "Machine key fingerprint (the administrator compares it): {}",
+                    e.fingerprint
+                ));
+                say(&format!(
+                    "Server key fingerprint (now trusted): {}",
+                    e.server_key_fingerprint
+                ));
+                match e.status.as_str() {
+                    "ACTIVE" => say("The machine is approved: run `sync`."),
+                    _ => {
+                        say("Waiting for the administrator to approve the machine; `sync` works after that.")
+                    }
+                }
+            }
+        }
+        Cmd::Sync {
+            auth,
+            master_data_only,
+            upload_only,
+            retries,
+            chunk_kib,
+        } => {
+            let options = SyncOptions {
+                master_data: !upload_only,
+                upload: !master_data_only,
+                status: !master_data_only,
+                retention: !master_data_only,
+                max_retries: retries,
+                chunk_bytes: chunk_kib.max(1) * 1024,
+                ..SyncOptions::default()
+            };
+            run_sync(&home, &auth, clock, &options, cli.json)?;
+        }
+        Cmd::Upload {
+            auth,
+            retries,
+            chunk_kib,
+        } => {
+            let options = SyncOptions {
+                master_data: false,
+                max_retries: retries,
+                chunk_bytes: chunk_kib.max(1) * 1024,
+                ..SyncOptions::default()
+            };
+            run_sync(&home, &auth, clock, &options, cli.json)?;
+        }
+        Cmd::Uploads { auth } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::Uploads)?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else if let Output::Uploads(list) = &out {
+                say(&format!("{} packet(s):", list.len()));
+                for u in list {
+                    say(&format!(
+                        "  {}  {:<9} server {:<11} {}{}",
+                        u.rid,
+                        u.state,
+                        u.server_status.as_deref().unwrap_or("-"),
+                        u.server_reason.as_deref().unwrap_or(""),
+                        u.last_error
+                            .as_deref()
+                            .map(|e| format!(" last error: {e}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Cmd::Devices { auth, devices } => {
+            let mut st = open(&home, &auth, clock)?;
+            let out = st.execute(Command::DiscoverDevices {
+                devices: devices.options()?,
+            })?;
+            if cli.json {
+                print_output(true, &out)?;
+            } else if let Output::Devices(d) = &out {
+                say(&format!("{} device(s):", d.devices.len()));
+                for v in &d.devices {
+                    say(&format!(
+                        "  port {}  {:<6} {:<9} {:<10} {} ({})",
+                        v.port, v.bio_type, v.sub_type, v.status, v.model, v.serial_no
+                    ));
+                }
+                for (port, why) in &d.ignored {
+                    say(&format!("  port {port} ignored: {why}"));
+                }
+            }
         }
         Cmd::Drafts { auth } => {
             let mut st = open(&home, &auth, clock)?;
@@ -543,6 +745,88 @@ fn progress(len: u64, msg: &'static str) -> ProgressBar {
     bar
 }
 
+fn run_sync(
+    home: &Path,
+    auth: &Auth,
+    clock: Arc<dyn Clock>,
+    options: &SyncOptions,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut st = open(home, auth, clock)?;
+    let bar = progress(0, "sync");
+    let report = block_on(st.sync_with(options, &mut |p: &Progress| match p {
+        Progress::Phase { name } => bar.set_message(name.clone()),
+        Progress::UploadStarted { rid, size, offset } => {
+            bar.set_length(*size);
+            bar.set_position(*offset);
+            bar.set_message(rid.chars().skip(15).collect::<String>());
+        }
+        Progress::UploadProgress { sent, .. } => bar.set_position(*sent),
+        Progress::Retrying {
+            what,
+            attempt,
+            delay_ms,
+            error,
+        } => bar.println(format!("retry {attempt} of {what} in {delay_ms} ms: {error}")),
+        _ => {}
+    }))
+    .map_err(CommandError::from)?
+    .map_err(CommandError::from)?;
+    bar.finish_and_clear();
+    if json {
+        print_output(true, &Output::Synced(Box::new(report.clone())))?;
+    } else {
+        print_sync(&report);
+    }
+    if let Some(why) = &report.stopped {
+        return Err(CommandError {
+            code: ErrorCode::Server,
+            message: format!("sync stopped: {why}"),
+            fields: vec![],
+            freeze: None,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn print_sync(r: &SyncReport) {
+    if !r.master_data_items.is_empty() {
+        let kinds: Vec<String> = r
+            .master_data_items
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        say(&format!("Master data: {}", kinds.join(", ")));
+    }
+    if let Some(e) = &r.master_data_error {
+        say(&format!("Master data NOT updated: {e}"));
+    }
+    say(&format!(
+        "Uploaded {} packet(s); {} failed; {} still queued.",
+        r.uploaded.len(),
+        r.failed.len(),
+        r.queued
+    ));
+    for f in &r.failed {
+        say(&format!("  {}: {}", f.rid, f.error));
+    }
+    for s in &r.statuses {
+        say(&format!(
+            "  {}: server status {}{}",
+            s.rid,
+            s.to,
+            s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        ));
+    }
+    if !r.deleted.is_empty() {
+        say(&format!(
+            "Deleted {} processed packet file(s) after the retention period.",
+            r.deleted.len()
+        ));
+    }
+}
+
 fn print_status(out: &Output) {
     let Output::Status(s) = out else { return };
     say(&format!(
@@ -556,9 +840,24 @@ fn print_status(out: &Output) {
     ));
     let d = &s.dashboard;
     say(&format!(
-        "Drafts {}  awaiting approval {}  approved {}  rejected {}  exported {}",
-        d.drafts, d.awaiting_approval, d.approved, d.rejected, d.exported
+        "Drafts {}  awaiting approval {}  approved {}  rejected {}  exported {}  uploaded {}  processed {}",
+        d.drafts, d.awaiting_approval, d.approved, d.rejected, d.exported, d.uploaded, d.processed
     ));
+    match &s.server {
+        Some(l) => say(&format!(
+            "Server {} (machine {}), last contact {}{}",
+            l.url,
+            l.machine_status,
+            l.last_contact
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "never".into()),
+            l.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )),
+        None => say("Not enrolled with a server (run enrol-machine)."),
+    }
     match &s.frozen {
         Some(r) => say(&format!("REGISTRATION STOPPED: {r}")),
         None => say("Registration is open."),
@@ -573,6 +872,7 @@ fn register(
     answers_path: &Path,
     captures: Option<&Path>,
     quality: u8,
+    devices: Option<DeviceOptions>,
     draft: Option<i64>,
     receipt: Option<&Path>,
     json: bool,
@@ -649,6 +949,23 @@ fn register(
                 },
             )
             .map_err(CommandError::from)?;
+        }
+    }
+    if let Some(devices) = devices {
+        let out = st.execute(Command::CaptureBiometrics {
+            draft: id,
+            part: None,
+            devices,
+        })?;
+        if let Output::Captured(parts) = out {
+            for p in parts {
+                if p.force_captured {
+                    bar.println(format!(
+                        "{:?}: kept below the quality threshold after {} attempts",
+                        p.part, p.attempts
+                    ));
+                }
+            }
         }
     }
     bar.inc(1);

@@ -16,12 +16,14 @@ use tessera_packet::clock::Clock;
 use tessera_packet::types::{BioAttribute, DeviceRef};
 
 use crate::audit::{self, AuditEntry};
+use crate::capture::{CapturePart, DeviceOptions, Discovered, PartCapture};
 use crate::crypto::KdfParams;
 use crate::error::{CommandError, FieldError, FreezeReason, StationError};
 use crate::forms::Answers;
 use crate::masterdata::{Coded, Document};
 use crate::operators::OperatorBundle;
 use crate::station::{InitParams, MachineIdentity, Station};
+use crate::sync::{Enrolment, ServerLink, SyncOptions, SyncReport, UploadView};
 use crate::workflow::{
     Capture, Dashboard, DraftView, ExportReport, PacketSummary, RecoveryReport, Review, Sealed,
 };
@@ -273,6 +275,38 @@ pub enum Command {
         /// Bundle file.
         file: PathBuf,
     },
+    /// Enrol this machine with a server (pins the server key; takes the machine id it assigns).
+    EnrolMachine {
+        /// Server base URL, e.g. `https://tessera.example:8440`.
+        server_url: String,
+        /// A name for this machine (host name or asset tag).
+        name: String,
+    },
+    /// One sync round: master data, upload of approved packets, server status, retention.
+    Sync {
+        /// Options (defaults when absent).
+        #[serde(default)]
+        options: SyncOptions,
+    },
+    /// Upload and server status of every approved, uploaded or processed packet.
+    Uploads,
+    /// List the SBI devices on this computer.
+    DiscoverDevices {
+        /// Port range and extra trusted CAs.
+        #[serde(default)]
+        devices: DeviceOptions,
+    },
+    /// Capture biometrics from SBI devices into a draft: one part, or every part still needed.
+    CaptureBiometrics {
+        /// Draft id.
+        draft: i64,
+        /// One part; absent = every part the draft still needs.
+        #[serde(default)]
+        part: Option<CapturePart>,
+        /// Port range and extra trusted CAs.
+        #[serde(default)]
+        devices: DeviceOptions,
+    },
     /// Log out.
     Logout,
 }
@@ -295,6 +329,9 @@ pub struct Status {
     pub config_version: String,
     /// ID-schema version in force.
     pub id_schema_version: String,
+    /// The server this machine is enrolled with, if any.
+    #[serde(default)]
+    pub server: Option<ServerLink>,
 }
 
 /// Outputs, one per command.
@@ -319,6 +356,11 @@ pub enum Output {
     Audit(Vec<AuditEntry>),
     AuditVerified { entries: i64 },
     Machine(MachineIdentity),
+    Enrolled(Enrolment),
+    Synced(Box<SyncReport>),
+    Uploads(Vec<UploadView>),
+    Devices(Discovered),
+    Captured(Vec<PartCapture>),
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, StationError> {
@@ -433,6 +475,24 @@ impl Station {
                 self.apply_operators(&OperatorBundle::parse(&bytes)?)?;
                 Output::Done
             }
+            Command::EnrolMachine { server_url, name } => {
+                Output::Enrolled(block_on(self.enrol_machine(&server_url, &name))??)
+            }
+            Command::Sync { options } => Output::Synced(Box::new(block_on(self.sync_with(
+                &options,
+                &mut |p: &crate::sync::Progress| tracing::debug!(progress = ?p, "sync"),
+            ))??)),
+            Command::Uploads => {
+                self.session()?;
+                Output::Uploads(self.uploads()?)
+            }
+            Command::DiscoverDevices { devices } => {
+                Output::Devices(block_on(self.discover_devices(&devices))??)
+            }
+            Command::CaptureBiometrics { draft, part, devices } => Output::Captured(match part {
+                Some(p) => vec![block_on(self.capture_part(draft, p, &devices))??],
+                None => block_on(self.capture_all(draft, &devices))??,
+            }),
             Command::Logout => {
                 self.logout()?;
                 Output::Done
@@ -455,7 +515,36 @@ impl Station {
             last_master_sync: self.last_master_sync()?,
             config_version: self.master.manifest.config_version.clone(),
             id_schema_version: self.master.schema.id_version.clone(),
+            server: self.server_link()?,
         })
+    }
+}
+
+/// Runs an async station operation from the synchronous command table: on a multi-threaded tokio runtime
+/// it blocks in place; outside any runtime it runs a private current-thread runtime. A current-thread
+/// runtime cannot be blocked: call the async methods directly there.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, StationError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(|| h.block_on(f)))
+        }
+        Ok(_) => Err(StationError::Server {
+            context: "running a network command".into(),
+            detail: "called from a single-threaded async runtime; use the async method instead".into(),
+            code: None,
+        }),
+        Err(_) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StationError::Server {
+                    context: "starting the network runtime".into(),
+                    detail: e.to_string(),
+                    code: None,
+                })?;
+            Ok(rt.block_on(f))
+        }
     }
 }
 

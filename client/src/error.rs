@@ -330,6 +330,24 @@ pub enum StationError {
         /// What does not match.
         detail: String,
     },
+    /// The server could not be reached or refused a request.
+    #[error("{context}: {detail}")]
+    Server {
+        /// What the station was doing.
+        context: String,
+        /// What happened and what to do.
+        detail: String,
+        /// The server's (or station's) stable code, e.g. `machine_suspended`, `not_enrolled`.
+        code: Option<String>,
+    },
+    /// A biometric device failed or could not be found.
+    #[error("{context}: {detail}")]
+    Device {
+        /// What the station was doing.
+        context: String,
+        /// What happened and what to do.
+        detail: String,
+    },
     /// Building, sealing or checking a packet failed.
     #[error("packet {rid}: {detail}")]
     Packet {
@@ -399,6 +417,8 @@ impl StationError {
             Self::Document { .. } => ErrorCode::Document,
             Self::AuditChain { .. } => ErrorCode::AuditChain,
             Self::Packet { .. } => ErrorCode::Packet,
+            Self::Server { .. } => ErrorCode::Server,
+            Self::Device { .. } => ErrorCode::Device,
         }
     }
 }
@@ -434,6 +454,8 @@ pub enum ErrorCode {
     Document,
     AuditChain,
     Packet,
+    Server,
+    Device,
 }
 
 /// The serialisable error every command returns: a stable code, the human message, and per-field problems.

@@ -13,6 +13,8 @@
 //! - [`workflow`]: drafts, documents ([`documents`]), captures, review, kill-safe sealing with
 //!   `tessera-packet`, supervisor approval, signed export, recovery after crashes, dashboard; [`receipt`]
 //!   renders the acknowledgement; [`audit`] keeps the hash-chained audit log;
+//! - [`sync`]: enrolment with the server, delta master-data sync, resumable upload with signed receipts,
+//!   status polling and retention; [`capture`]: biometric capture from SBI devices into a draft;
 //! - [`commands`]: the command table every front end (CLI, Tauri shell, HTTP bridge) calls.
 //!
 //! ```no_run
@@ -32,6 +34,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod capture;
 pub mod commands;
 pub mod crypto;
 pub mod documents;
@@ -43,6 +46,7 @@ pub mod operators;
 pub mod receipt;
 pub mod station;
 pub mod store;
+pub mod sync;
 pub mod workflow;
 
 pub use error::{CommandError, ErrorCode, FieldError, FreezeReason, Result, StationError};

@@ -99,6 +99,9 @@ pub struct DraftBody {
     pub captures: BTreeMap<BioAttribute, StoredCapture>,
     /// Audit trail of this registration (sealed into the packet).
     pub audit: Vec<AuditEvent>,
+    /// The SBI transaction and hash chain of this registration's device captures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbi: Option<crate::capture::SbiSession>,
 }
 
 /// A draft as shown when resuming it.
@@ -216,6 +219,12 @@ pub struct Dashboard {
     pub rejected: u64,
     /// Exported.
     pub exported: u64,
+    /// Uploaded to the server (receipt verified), not yet processed there.
+    #[serde(default)]
+    pub uploaded: u64,
+    /// Processed by the server (final status).
+    #[serde(default)]
+    pub processed: u64,
 }
 
 /// What an export wrote.
@@ -427,6 +436,13 @@ impl Station {
             .map_err(StationError::db("saving a draft"))?;
             Ok(())
         })
+    }
+
+    /// Records the draft's SBI session (transaction id and hash chain after the kept captures).
+    pub(crate) fn set_sbi_session(&mut self, id: i64, session: crate::capture::SbiSession) -> Result<()> {
+        let (_, mut d) = self.editable_draft(id, "capture biometrics")?;
+        d.body.sbi = Some(session);
+        self.save_body(id, &d.body, None)
     }
 
     fn note(&self, body: &mut DraftBody, actor: &str, action: &str, detail: String) {
@@ -1296,6 +1312,8 @@ impl Station {
                 state::APPROVED => d.approved = n,
                 state::REJECTED => d.rejected = n,
                 state::EXPORTED => d.exported = n,
+                crate::sync::UPLOADED => d.uploaded = n,
+                crate::sync::PROCESSED => d.processed = n,
                 _ => {}
             }
         }

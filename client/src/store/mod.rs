@@ -127,6 +127,44 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS packets_state_created_rid ON packets(state, created_at, rid);
     CREATE INDEX IF NOT EXISTS packets_created_rid ON packets(created_at, rid);
     "#,
+    // 4: sync engine: the server link pinned at enrolment, synced items and cursors, uploads and receipts
+    r#"
+    CREATE TABLE server_link (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        url TEXT NOT NULL,
+        server_key TEXT NOT NULL,
+        machine_status TEXT NOT NULL,
+        enrolled_at TEXT NOT NULL,
+        last_contact TEXT,
+        last_error TEXT
+    );
+    CREATE TABLE sync_cursors (
+        kind TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        synced_at TEXT NOT NULL
+    );
+    CREATE TABLE sync_items (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE TABLE uploads (
+        rid TEXT PRIMARY KEY REFERENCES packets(rid),
+        location TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        receipt TEXT,
+        received_at TEXT,
+        server_status TEXT,
+        server_reason TEXT,
+        status_at TEXT,
+        final_at TEXT,
+        file_deleted_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

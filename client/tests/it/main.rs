@@ -8,10 +8,12 @@
 )]
 
 mod api;
+mod capture;
 mod cli;
 mod common;
 mod config;
 mod crash;
 mod forms;
 mod store;
+mod sync;
 mod workflow;

@@ -215,7 +215,10 @@ fn an_older_store_is_migrated_on_open_and_a_newer_one_refused() {
     // Make it look like a store written by the first release (schema 1).
     st.store()
         .conn()
-        .execute_batch("DROP TABLE packet_recipients; PRAGMA user_version = 1;")
+        .execute_batch(
+            "DROP TABLE packet_recipients; DROP TABLE uploads; DROP TABLE sync_items; DROP TABLE sync_cursors;
+             DROP TABLE server_link; PRAGMA user_version = 1;",
+        )
         .unwrap();
     drop(st);
     let st = login(&env, "officer1", OFFICER_PW).unwrap();

@@ -1,9 +1,11 @@
 //! `tessera-demo`: the README's first command. Runs Tessera's main job on the embedded default.
 //!
-//! Today that is the packet round trip: fresh keys, a synthetic registration sealed into a packet, officer
-//! and supervisor sign-offs, inspection without keys, verification and opening with the server's key. It
-//! grows into the full end-to-end registration (server, SBI simulator, station, deduplication, UIN) as
-//! those crates land.
+//! In one process, with fresh temporary folders and keys: the sync server (embedded SQLite), the SBI device
+//! simulator, and a station. An officer and a supervisor are provisioned; the officer registers a resident
+//! (demographics from the sample country, fingers, irises and face captured from the simulator over SBI
+//! HTTP) and seals the packet; the supervisor approves; the station syncs; the server processes and issues
+//! a UIN. Then the same person registers again at a second station and the demo prints what the server
+//! decided. `--packet-only` runs the earlier packet round trip (seal, sign off, inspect, verify, open).
 #![allow(clippy::print_stdout, reason = "a demo prints its progress")]
 
 use std::path::PathBuf;
@@ -15,14 +17,24 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "tessera-demo", version, about, long_about)]
 struct Args {
-    /// Folder for everything the demo creates (keys, packets, opened content). Default: a new folder under
-    /// the system temporary directory. An existing folder must be empty.
+    /// Folder for everything the demo creates (server data, stations, keys, packets). Default: a new folder
+    /// under the system temporary directory. An existing folder must be empty.
     #[arg(long, env = "TESSERA_DEMO_DIR")]
     dir: Option<PathBuf>,
+    /// Only the packet round trip (no server, devices or station).
+    #[arg(long)]
+    packet_only: bool,
+    /// Log level for the components (e.g. `info`, `tessera_server=debug`); default: warnings only.
+    #[arg(long, env = "TESSERA_LOG", default_value = "warn")]
+    log: String,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
     let dir = match args.dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("tessera-demo-{}", std::process::id())),
@@ -35,8 +47,21 @@ fn main() -> Result<()> {
         );
     }
     println!("Tessera demo in {}", dir.display());
-    println!("-- sealed registration packet: seal, sign off, inspect, verify, open");
-    print!("{}", tessera_packet::sample::run_demo(&dir)?);
-    println!("-- done. Station, devices and server steps join this demo as they land (see README).");
+    if args.packet_only {
+        println!("-- sealed registration packet: seal, sign off, inspect, verify, open");
+        print!("{}", tessera_packet::sample::run_demo(&dir)?);
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut out = std::io::stdout();
+    rt.block_on(tessera_e2e::demo::run(
+        &dir,
+        tessera_e2e::demo::Paths::default(),
+        &mut out,
+    ))?;
     Ok(())
 }
