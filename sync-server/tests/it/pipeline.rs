@@ -307,6 +307,24 @@ async fn every_stage(backend: Backend) {
     let st = final_status(&d.s, &h).await;
     assert_eq!(st.status, PacketStatus::Quarantined);
 
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_pipeline_packets_total{outcome=\"processed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_pipeline_packets_total{outcome=\"rejected\"} 3"),
+        "{metrics}"
+    );
+
     // Two UINs issued in all; the resident notifications reach the outbox file.
     assert_eq!(state.store.uins_available().await.unwrap(), before - 2);
     let outbox = state.settings.data_dir.join("outbox/notifications.jsonl");
