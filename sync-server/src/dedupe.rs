@@ -5,7 +5,7 @@
 //! The biometric gallery sits behind [`BioIndex`] so an indexed implementation (the biometrics crate's
 //! `Gallery`) can replace [`ExhaustiveGallery`], which compares the probe with every enrolled finger of the
 //! same position using `tessera_biometrics::mcc::Matcher`. Gallery templates are persisted in the database
-//! (`gallery` table, written by the ID-repository stage); [`ExhaustiveGallery::refresh`] loads what other
+//! (`gallery` table, written by the ID-repository stage); [`GalleryLoader::refresh`] loads what other
 //! workers or earlier runs added, so a restart or a second process sees the same gallery.
 
 use std::collections::HashMap;

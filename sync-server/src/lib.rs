@@ -1,8 +1,11 @@
 //! The Tessera sync server.
 //!
 //! It enrols stations' machines, serves them delta sync by cursor, receives sealed packets through a
-//! resumable, checksummed upload (tus 1.0) with signed receipts, and keeps a pre-generated UIN pool. Storage is
-//! SQLite (embedded, SQLCipher-encrypted, the default) or PostgreSQL, behind one [`store::Store`] trait.
+//! resumable, checksummed upload (tus 1.0) with signed receipts, and turns them into identities in a durable,
+//! at-least-once pipeline: validation, demographic and biometric deduplication, manual adjudication, UIN from a
+//! pre-generated pool, an envelope-encrypted ID repository, signed credentials and resident notifications.
+//! Storage is SQLite (embedded, SQLCipher-encrypted, the default) or PostgreSQL, behind one [`store::Store`]
+//! trait.
 //!
 //! Modules:
 //! - [`settings`]: typed configuration (defaults < file < `TESSERA_*` environment).

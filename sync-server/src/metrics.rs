@@ -14,6 +14,8 @@ pub struct Metrics {
     requests: Mutex<RequestTable>,
     packets_received: AtomicU64,
     upload_bytes: AtomicU64,
+    /// outcome -> (packets, seconds spent in the pipeline).
+    pipeline: Mutex<BTreeMap<&'static str, (u64, f64)>>,
 }
 
 impl Metrics {
@@ -31,6 +33,16 @@ impl Metrics {
     /// Counts a completely received packet.
     pub fn packet_received(&self) {
         self.packets_received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one packet through the pipeline with its outcome (`processed`, `rejected`, `quarantined`,
+    /// `held`, `duplicate`, `unsupported`) and the time it took.
+    pub fn pipeline_outcome(&self, outcome: &'static str, seconds: f64) {
+        if let Ok(mut m) = self.pipeline.lock() {
+            let e = m.entry(outcome).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += seconds;
+        }
     }
 
     /// Counts received upload bytes.
@@ -62,6 +74,24 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "tessera_http_request_seconds_sum{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {secs}"
+            );
+        }
+        let pipeline = self.pipeline.lock().map(|m| m.clone()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP tessera_pipeline_packets_total Packets through the processing pipeline by outcome.\n# TYPE tessera_pipeline_packets_total counter"
+        );
+        for (outcome, (n, _)) in &pipeline {
+            let _ = writeln!(out, "tessera_pipeline_packets_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tessera_pipeline_seconds_sum Time spent processing packets, by outcome.\n# TYPE tessera_pipeline_seconds_sum counter"
+        );
+        for (outcome, (_, secs)) in &pipeline {
+            let _ = writeln!(
+                out,
+                "tessera_pipeline_seconds_sum{{outcome=\"{outcome}\"}} {secs}"
             );
         }
         let counters = [

@@ -462,14 +462,37 @@ pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError
     let Some(rid) = state.store.claim_job(worker, now, lease).await? else {
         return Ok(false);
     };
-    match process(state, &rid).await? {
-        Outcome::Processed(_) => tracing::info!(%rid, "packet processed: UIN issued"),
-        Outcome::Quarantined(reason) => tracing::warn!(%rid, %reason, "packet quarantined"),
-        Outcome::Rejected(reason) => tracing::info!(%rid, %reason, "packet rejected"),
-        Outcome::Held(reason) => tracing::info!(%rid, %reason, "packet held for adjudication"),
-        Outcome::Duplicate(_) => tracing::info!(%rid, "packet is a duplicate"),
-        Outcome::Unsupported(reason) => tracing::warn!(%rid, %reason, "packet type not processed yet"),
-    }
+    let started = std::time::Instant::now();
+    let outcome = process(state, &rid).await?;
+    let label = match &outcome {
+        Outcome::Processed(_) => {
+            tracing::info!(%rid, "packet processed: UIN issued");
+            "processed"
+        }
+        Outcome::Quarantined(reason) => {
+            tracing::warn!(%rid, %reason, "packet quarantined");
+            "quarantined"
+        }
+        Outcome::Rejected(reason) => {
+            tracing::info!(%rid, %reason, "packet rejected");
+            "rejected"
+        }
+        Outcome::Held(reason) => {
+            tracing::info!(%rid, %reason, "packet held for adjudication");
+            "held"
+        }
+        Outcome::Duplicate(_) => {
+            tracing::info!(%rid, "packet is a duplicate");
+            "duplicate"
+        }
+        Outcome::Unsupported(reason) => {
+            tracing::warn!(%rid, %reason, "packet type not processed yet");
+            "unsupported"
+        }
+    };
+    state
+        .metrics
+        .pipeline_outcome(label, started.elapsed().as_secs_f64());
     Ok(true)
 }
 

@@ -307,6 +307,24 @@ async fn every_stage(backend: Backend) {
     let st = final_status(&d.s, &h).await;
     assert_eq!(st.status, PacketStatus::Quarantined);
 
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tessera_pipeline_packets_total{outcome=\"processed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_pipeline_packets_total{outcome=\"rejected\"} 3"),
+        "{metrics}"
+    );
+
     // Two UINs issued in all; the resident notifications reach the outbox file.
     assert_eq!(state.store.uins_available().await.unwrap(), before - 2);
     let outbox = state.settings.data_dir.join("outbox/notifications.jsonl");
@@ -691,4 +709,77 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+
+    // The credential files verify offline with the CLI; an altered copy does not.
+    let (rid, _) = &list[0];
+    let file = data.join("credentials").join(format!("{rid}.json"));
+    let key = data.join("credentials/issuer-public-key.txt");
+    let verify = |f: &std::path::Path| {
+        Command::new(exe)
+            .env_clear()
+            .args([
+                "verify",
+                f.to_str().unwrap(),
+                "--issuer-key",
+                key.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = verify(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("VALID credential for UIN "));
+    let out = verify(&data.join("credentials").join(format!("{rid}.qr.txt")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let forged = dir.path().join("forged.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"gender\": \"FLE\""));
+    std::fs::write(
+        &forged,
+        text.replace("\"gender\": \"FLE\"", "\"gender\": \"MLE\""),
+    )
+    .unwrap();
+    let out = verify(&forged);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("INVALID"));
+
+    // Master key rotation re-wraps every record; they stay readable with the new key set.
+    let out = Command::new(exe)
+        .env_clear()
+        .env("TESSERA_DATA_DIR", &data)
+        .args(["id-repo", "rotate-master-key"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("re-wrapped 6 records"), "{text}");
+    let settings = tessera_server::settings::Settings {
+        data_dir: data.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        pipeline_workers: 0,
+        ..tessera_server::settings::Settings::default()
+    };
+    let state = tessera_server::prepare(settings, std::sync::Arc::new(tessera_packet::clock::SystemClock))
+        .await
+        .unwrap();
+    assert_eq!(state.master_keys.len(), 2);
+    for uin in &uins {
+        let doc = tessera_server::pipeline::fetch_by_uin(&state, uin)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&doc.uin, uin);
+    }
+    assert!(
+        state
+            .store
+            .identity_keys_to_rewrap(&state.master_key().id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
