@@ -986,6 +986,7 @@ impl Station {
             tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
         // The digest of the manifest exactly as written (serialisation is deterministic).
         let digest = tessera_packet::manifest::manifest_digest(&manifest.to_bytes().map_err(pkt)?);
+        self.note_operator_key()?;
         let key = &self.session()?.signing_key;
         let signoff =
             SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, &digest, key).map_err(pkt)?;
@@ -1192,6 +1193,7 @@ impl Station {
         let digest = packet.manifest_digest();
         drop(packet);
         let now = self.clock.now();
+        self.note_operator_key()?;
         let key = &self.session()?.signing_key;
         let signoff =
             SignOff::create(SignOffRole::Supervisor, &me, decision, now, &digest, key).map_err(pkt)?;

@@ -165,6 +165,19 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
     "#,
+    // 3: operator keys waiting to be registered with the server (sign-offs are accepted only for
+    // registered keys). `body` is the signed `wire::OperatorKeyRegistration`, made while the key was
+    // unlocked; `registered_at` is set once the server accepted it.
+    r#"
+    CREATE TABLE operator_keys (
+        operator_id TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        registered_at TEXT,
+        PRIMARY KEY (operator_id, public_key)
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

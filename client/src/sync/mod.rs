@@ -23,6 +23,7 @@
 
 pub mod http;
 mod masterdata;
+mod opkeys;
 mod upload;
 
 use std::collections::BTreeMap;
@@ -202,6 +203,10 @@ pub struct SyncReport {
     pub deleted: Vec<String>,
     /// Approved packets still waiting for upload after the round.
     pub queued: u64,
+    /// Operator (sign-off) keys the server accepted in this round.
+    pub operator_keys_registered: u64,
+    /// Why an operator key registration failed (retried at the next round).
+    pub operator_keys_error: Option<String>,
 }
 
 /// The station's link to its server, recorded at enrolment.
@@ -624,6 +629,10 @@ impl Station {
             }
         }
         if opts.upload {
+            // Sign-off keys first: the server rejects packets signed by keys it does not know.
+            let (registered, error) = self.register_operator_keys(&client).await?;
+            report.operator_keys_registered = registered;
+            report.operator_keys_error = error;
             progress(&Progress::Phase {
                 name: "upload".into(),
             });

@@ -143,11 +143,27 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-/// A capture of `a` with synthetic image bytes (not a real biometric).
+/// A capture of `a`: fingers get a well-formed ISO/IEC 19794-4 record (of a patterned image, not a real
+/// fingerprint: the server validates the record's structure), other attributes synthetic bytes.
 pub fn capture(a: tessera_packet::types::BioAttribute, quality: u8) -> tessera_station::workflow::Capture {
+    let image = if a.modality() == tessera_packet::types::Modality::Finger {
+        let img = image::GrayImage::from_fn(160, 200, |x, y| {
+            image::Luma([((x * 7 + y * 13 + a as u32 * 31) % 256) as u8])
+        });
+        let rec = tessera_biometrics::FingerImageRecord::from_gray(
+            tessera_biometrics::iso19794_4::FingerPosition::Unknown,
+            &img,
+            500,
+            quality,
+        )
+        .unwrap();
+        tessera_biometrics::iso19794_4::encode(&[rec])
+    } else {
+        tessera_packet::sample::filler(a as u64 + 1, 2_000)
+    };
     tessera_station::workflow::Capture {
         attribute: a,
-        image: tessera_packet::sample::filler(a as u64 + 1, 2_000),
+        image,
         format: "SAMPLE".into(),
         quality,
         retries: 1,

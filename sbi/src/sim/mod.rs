@@ -45,7 +45,7 @@ use crate::protocol::{BioSubType, BioType, DeviceStatus, DeviceSubId, DeviceSubT
 
 pub use images::{
     ImageError, ImageSource, SimImage, SyntheticImages, default_image_source, face_record, finger_record,
-    iris_record, measured_contrast_quality, measured_finger_quality,
+    iris_record, measured_contrast_quality, measured_finger_quality, measured_iris_quality,
 };
 
 /// An error starting or running the simulator.
