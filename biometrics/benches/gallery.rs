@@ -10,6 +10,7 @@
     clippy::print_stdout,
     clippy::disallowed_methods,
     clippy::cast_possible_truncation,
+    clippy::indexing_slicing,
     reason = "benchmark binary"
 )]
 
@@ -28,19 +29,29 @@ const SEED: u64 = 30_000_000;
 
 fn fingers(id: u64, impression: u32) -> Fingers {
     let p = SyntheticPerson::new(id);
-    FingerPosition::TEN.iter().map(|&f| (f, p.finger_minutiae(f, impression))).collect()
+    FingerPosition::TEN
+        .iter()
+        .map(|&f| (f, p.finger_minutiae(f, impression)))
+        .collect()
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` / test harness probing
     }
-    let n: u64 = std::env::var("TESSERA_BENCH_PERSONS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: u64 = std::env::var("TESSERA_BENCH_PERSONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     println!("threads: {}", rayon::current_num_threads());
 
     // 1:1 throughput, one thread, probe prepared.
-    let probes: Vec<MccTemplate> = (0..20).map(|i| MccTemplate::new(&fingers(SEED + i, 1)[1].1)).collect();
-    let gallery_t: Vec<MccTemplate> = (0..200).map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1)).collect();
+    let probes: Vec<MccTemplate> = (0..20)
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 1)[1].1))
+        .collect();
+    let gallery_t: Vec<MccTemplate> = (0..200)
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1))
+        .collect();
     let t = Instant::now();
     let mut acc = 0.0f32;
     let mut count = 0u64;
@@ -59,8 +70,14 @@ fn main() {
         dt * 1e6 / count as f64
     );
     let t = Instant::now();
-    let _: Vec<MccTemplate> = (0..200).into_par_iter().map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1)).collect();
-    println!("template preparation: {:.2} ms per finger (all threads, incl. generation)", t.elapsed().as_secs_f64() * 1e3 / 200.0);
+    let _: Vec<MccTemplate> = (0..200)
+        .into_par_iter()
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1))
+        .collect();
+    println!(
+        "template preparation: {:.2} ms per finger (all threads, incl. generation)",
+        t.elapsed().as_secs_f64() * 1e3 / 200.0
+    );
 
     let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"));
     let path = dir.join(format!("bench-gallery-{n}.tgal"));
@@ -70,13 +87,18 @@ fn main() {
         let mut start = 0u64;
         while start < n {
             let end = (start + 5_000).min(n);
-            let batch: Vec<(String, Fingers)> =
-                (start..end).into_par_iter().map(|i| (format!("P{i}"), fingers(SEED + i, 0))).collect();
+            let batch: Vec<(String, Fingers)> = (start..end)
+                .into_par_iter()
+                .map(|i| (format!("P{}", SEED + i), fingers(SEED + i, 0)))
+                .collect();
             g.insert_batch(&batch).unwrap();
             start = end;
         }
         g.save().unwrap();
-        println!("gallery built and saved: {n} persons in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "gallery built and saved: {n} persons in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let t = Instant::now();
     let g = Gallery::open(&path).unwrap();
@@ -87,7 +109,13 @@ fn main() {
     );
     for (label, opts) in [
         ("indexed (default, penetration 2 %)", SearchOptions::default()),
-        ("indexed, penetration 5 %", SearchOptions { penetration: 0.05, min_shortlist: 200 }),
+        (
+            "indexed, penetration 5 %",
+            SearchOptions {
+                penetration: 0.05,
+                min_shortlist: 200,
+            },
+        ),
     ] {
         let mut lat = Vec::new();
         let mut found = 0;
@@ -98,7 +126,11 @@ fn main() {
         let _ = g.search_with(&Probe::new(&refs), 10, &opts);
         for k in 0..20u64 {
             let mated = k < 10;
-            let id = if mated { SEED + (k * 7919) % n } else { SEED + n + 1_000_000 + k };
+            let id = if mated {
+                SEED + (k * 7919) % n
+            } else {
+                SEED + n + 1_000_000 + k
+            };
             let probe_f = fingers(id, 1);
             let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
             let t = Instant::now();
@@ -106,7 +138,7 @@ fn main() {
             let (hits, s) = g.search_with(&probe, 10, &opts);
             lat.push(t.elapsed().as_secs_f64());
             stats = s;
-            if mated && hits.first().is_some_and(|h| h.person == format!("P{}", id - SEED)) {
+            if mated && hits.first().is_some_and(|h| h.person == format!("P{id}")) {
                 found += 1;
             }
         }

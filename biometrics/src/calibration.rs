@@ -89,7 +89,9 @@ pub fn fuse(finger_fmrs: &[f64]) -> f64 {
     if k == 0 {
         return 1.0;
     }
-    let min = finger_fmrs.iter().fold(1.0f64, |m, f| m.min(f.clamp(FMR_FLOOR, 1.0)));
+    let min = finger_fmrs
+        .iter()
+        .fold(1.0f64, |m, f| m.min(f.clamp(FMR_FLOOR, 1.0)));
     let ln_t: f64 = finger_fmrs.iter().map(|f| f.clamp(FMR_FLOOR, 1.0).ln()).sum();
     let t = ln_t.exp();
     let x = -ln_t;

@@ -20,6 +20,8 @@
 //! assert_eq!((dups[0].first, dups[0].second), (FingerPosition::RightIndex, FingerPosition::RightMiddle));
 //! ```
 
+#![allow(clippy::cast_possible_truncation, reason = "scores are small")]
+
 use crate::calibration;
 use crate::iso19794_4::FingerPosition;
 use crate::mcc::{Matcher, MccTemplate};

@@ -13,7 +13,7 @@
 //! - **Templates**: [`iso19794_2`] (ISO/IEC 19794-2:2005 and ANSI/INCITS 378-2004 minutiae records) and the
 //!   compact versioned internal [`template::Template`].
 //! - **Matching** ([`mcc`]): Minutia Cylinder-Code 1:1 matcher; prepare a probe once, compare many.
-//! - **Identification** ([`gallery`]): 1:N gallery file (memory-mapped), MCC-LSH index stage, per-person
+//! - **Identification** ([`gallery`]): 1:N gallery file (memory-mapped), minutia-pair hash index stage, per-person
 //!   fusion; [`calibration`] maps scores to false-match rates; [`cross_check`] flags an applicant's repeated
 //!   fingers and an applicant who matches the operator.
 //! - **Quality** ([`quality`]): NFIQ 2-style score 0-100 from the embedded NFIQ 2 models.

@@ -40,10 +40,10 @@ const MU_PSI: f32 = 0.01;
 const HULL_MARGIN: f32 = 50.0;
 /// Minimum fraction of cells valid in both cylinders for a comparison to count.
 const MIN_COMMON: f32 = 0.6;
-/// Largest direction difference of two paired minutiae, in 1/65536 turn (90°).
-const MAX_ROTATION_U16: u16 = 16384;
+/// Largest direction difference of two paired minutiae, in 1/65536 turn (60°).
+const MAX_ROTATION_U16: u16 = 10923;
 /// At most this many minutiae (highest quality) get a cylinder.
-pub const MAX_MINUTIAE: usize = 48;
+pub const MAX_MINUTIAE: usize = 64;
 /// At most this many one-to-one pairs enter the relaxation (its cost is quadratic).
 pub const MAX_RELAX_PAIRS: usize = 20;
 
@@ -158,26 +158,38 @@ fn convex_hull(points: &[(f32, f32)]) -> Vec<(f32, f32)> {
     lower
 }
 
-/// Inside the hull, or within `margin` of it.
+/// Inside the hull (counter-clockwise), or within `margin` of it.
 fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
     if hull.len() < 3 {
         return true;
     }
-    let mut inside = true;
-    let mut best = f32::MAX;
-    for (i, &a) in hull.iter().enumerate() {
-        let b = hull.get((i + 1) % hull.len()).copied().unwrap_or(a);
-        let (ex, ey) = (b.0 - a.0, b.1 - a.1);
-        let c = ex * (y - a.1) - ey * (x - a.0);
-        if c < 0.0 {
-            inside = false;
-        }
+    let edges = || {
+        hull.iter()
+            .zip(hull.iter().cycle().skip(1))
+            .map(|(&a, &b)| (a, (b.0 - a.0, b.1 - a.1)))
+    };
+    if edges().all(|(a, (ex, ey))| ex * (y - a.1) - ey * (x - a.0) >= 0.0) {
+        return true;
+    }
+    let m2 = margin * margin;
+    edges().any(|(a, (ex, ey))| {
         let len2 = (ex * ex + ey * ey).max(1e-6);
         let t = (((x - a.0) * ex + (y - a.1) * ey) / len2).clamp(0.0, 1.0);
-        let d = (x - a.0 - t * ex).hypot(y - a.1 - t * ey);
-        best = best.min(d);
-    }
-    inside || best <= margin
+        let (dx, dy) = (x - a.0 - t * ex, y - a.1 - t * ey);
+        dx * dx + dy * dy <= m2
+    })
+}
+
+/// exp(-d2 / (2 sigma_s^2)) * norm for d2 = 0..=cut2 (1 px^2 steps), interpolated.
+fn spatial_table() -> &'static [f32] {
+    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let gs_norm = 1.0 / (SIGMA_S * (TAU).sqrt());
+        let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
+        (0..=(cut2.ceil() as usize + 1))
+            .map(|d2| gs_norm * (-(d2 as f32) / (2.0 * SIGMA_S * SIGMA_S)).exp())
+            .collect()
+    })
 }
 
 impl MccTemplate {
@@ -196,7 +208,7 @@ impl MccTemplate {
         let hull = convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>());
         let ds = 2.0 * RADIUS / NS as f32;
         let dd = TAU / ND as f32;
-        let gs_norm = 1.0 / (SIGMA_S * (TAU).sqrt());
+        let table = spatial_table();
         let gd_norm = dd / (SIGMA_D * TAU.sqrt());
         let reach = RADIUS + 3.0 * SIGMA_S;
         let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
@@ -247,7 +259,12 @@ impl MccTemplate {
                         if d2 > cut2 {
                             continue;
                         }
-                        let gs = gs_norm * (-d2 / (2.0 * SIGMA_S * SIGMA_S)).exp();
+                        let k = d2 as usize;
+                        let frac = d2 - k as f32;
+                        let (Some(&g0), Some(&g1)) = (table.get(k), table.get(k + 1)) else {
+                            continue;
+                        };
+                        let gs = g0 + (g1 - g0) * frac;
                         for (a, g) in acc.iter_mut().zip(gd) {
                             *a += gs * g;
                         }

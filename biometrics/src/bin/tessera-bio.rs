@@ -26,11 +26,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tessera_biometrics::eval::metrics;
-use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
-use tessera_biometrics::minutiae::Minutia;
 use tessera_biometrics::extract::extract;
+use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
 use tessera_biometrics::iso19794_4::FingerPosition;
 use tessera_biometrics::mcc::{Matcher, MccTemplate};
+use tessera_biometrics::minutiae::Minutia;
 use tessera_biometrics::synth::{Profile, SyntheticPerson};
 
 #[derive(Parser)]
@@ -160,7 +160,12 @@ fn calibrate(persons: u64, comparisons: u64, seed: u64) -> anyhow::Result<()> {
             .into_par_iter()
             .map(|k| {
                 let (a, f) = (k / 10, k % 10);
-                let probe = t.get(a).and_then(|x| x.first()).and_then(|x| x.get(f)).cloned().unwrap_or_default();
+                let probe = t
+                    .get(a)
+                    .and_then(|x| x.first())
+                    .and_then(|x| x.get(f))
+                    .cloned()
+                    .unwrap_or_default();
                 let mut m = Matcher::new(probe);
                 let mut rng = tessera_biometrics::rng::Rng::new(seed ^ (k as u64).wrapping_mul(0x9E37_79B9));
                 let mut imp = Vec::with_capacity(per_probe);
@@ -173,7 +178,12 @@ fn calibrate(persons: u64, comparisons: u64, seed: u64) -> anyhow::Result<()> {
                         imp.push(m.compare(c));
                     }
                 }
-                let g = t.get(a).and_then(|x| x.get(1)).and_then(|x| x.get(f)).map(|c| m.compare(c)).unwrap_or(0.0);
+                let g = t
+                    .get(a)
+                    .and_then(|x| x.get(1))
+                    .and_then(|x| x.get(f))
+                    .map(|c| m.compare(c))
+                    .unwrap_or(0.0);
                 (imp, g)
             })
             .collect();
@@ -195,11 +205,16 @@ fn calibrate(persons: u64, comparisons: u64, seed: u64) -> anyhow::Result<()> {
         seed + 1_000_000 + persons,
         t0.elapsed().as_secs_f64()
     );
-    println!("max impostor score {:.4}", impostor.first().copied().unwrap_or(0.0));
+    println!(
+        "max impostor score {:.4}",
+        impostor.first().copied().unwrap_or(0.0)
+    );
     println!("pub const TABLE: &[(f32, f64)] = &[");
     println!("    (0.000, 1.0),");
     let mut last = 0.0f32;
-    for fmr in [0.5, 0.2, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 5e-6, 2e-6, 1e-6] {
+    for fmr in [
+        0.5, 0.2, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 5e-6, 2e-6, 1e-6,
+    ] {
         let k = (fmr * n as f64).floor() as usize;
         if k < 5 {
             break;
@@ -237,7 +252,7 @@ fn identify(
             let mut start = seed;
             while start < seed + persons {
                 let end = (start + chunk).min(seed + persons);
-                let batch: Vec<(String, Vec<(FingerPosition, Vec<Minutia>)>)> = (start..end)
+                let batch: Vec<tessera_biometrics::gallery::PersonFingers> = (start..end)
                     .into_par_iter()
                     .map(|id| (format!("P{id}"), synthetic_fingers(id, 0, 10, p)))
                     .collect();
@@ -264,7 +279,7 @@ fn identify(
         penetration,
         min_shortlist: 1,
     };
-    let top = 50;
+    let top = 10;
     let mut mated_scores = Vec::new(); // (mate score or None, rank-1?)
     let mut nonmated_top = Vec::new();
     let mut lat = Vec::new();
@@ -280,7 +295,10 @@ fn identify(
         shortlisted = stats.shortlisted;
         let want = format!("P{id}");
         let mate = hits.iter().position(|h| h.person == want);
-        mated_scores.push((mate.and_then(|r| hits.get(r)).map(|h| f64::from(h.score)), mate == Some(0)));
+        mated_scores.push((
+            mate.and_then(|r| hits.get(r)).map(|h| f64::from(h.score)),
+            mate == Some(0),
+        ));
         bar.inc(1);
     }
     for k in 0..nonmated {
@@ -315,7 +333,8 @@ fn identify(
         }
         // Threshold: strictly above the (k+1)-th best non-mated top score.
         let t = nonmated_top.get(k).copied().unwrap_or(0.0) + 1e-6;
-        let fnir = mated_scores.iter().filter(|m| m.0.is_none_or(|s| s < t)).count() as f64 / mated.max(1) as f64;
+        let fnir =
+            mated_scores.iter().filter(|m| m.0.is_none_or(|s| s < t)).count() as f64 / mated.max(1) as f64;
         println!(
             "FNIR at FPIR {:.1} %: {:.2} % (threshold score {t:.2})",
             fpir * 100.0,
@@ -483,7 +502,16 @@ fn main() -> anyhow::Result<()> {
             seed,
             penetration,
             gallery,
-        } => identify(persons, mated, nonmated, fingers, profile(p), seed, penetration, &gallery)?,
+        } => identify(
+            persons,
+            mated,
+            nonmated,
+            fingers,
+            profile(p),
+            seed,
+            penetration,
+            &gallery,
+        )?,
     }
     Ok(())
 }

@@ -105,11 +105,23 @@ fn invalid_inserts_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut g = Gallery::create(dir.path().join("g.tgal")).unwrap();
     let f = fingers(1, 0, 2);
-    assert!(matches!(g.insert("", &refs(&f)), Err(GalleryError::PersonId { .. })));
-    assert!(matches!(g.insert(&"x".repeat(65), &refs(&f)), Err(GalleryError::PersonId { .. })));
-    assert!(matches!(g.insert("a\nb", &refs(&f)), Err(GalleryError::PersonId { .. })));
+    assert!(matches!(
+        g.insert("", &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
+    assert!(matches!(
+        g.insert(&"x".repeat(65), &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
+    assert!(matches!(
+        g.insert("a\nb", &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
     assert!(matches!(g.insert("p", &[]), Err(GalleryError::Fingers(_))));
-    let twice = vec![(FingerPosition::RightIndex, &f[0].1[..]), (FingerPosition::RightIndex, &f[1].1[..])];
+    let twice = vec![
+        (FingerPosition::RightIndex, &f[0].1[..]),
+        (FingerPosition::RightIndex, &f[1].1[..]),
+    ];
     assert!(matches!(g.insert("p", &twice), Err(GalleryError::Fingers(_))));
     let slap = vec![(FingerPosition::RightFourFingers, &f[0].1[..])];
     assert!(matches!(g.insert("p", &slap), Err(GalleryError::Fingers(_))));
@@ -128,7 +140,9 @@ fn damaged_files_are_refused_with_offset_and_field() {
         std::fs::write(&path, bytes).unwrap();
         let e = Gallery::open(&path).unwrap_err();
         match &e {
-            GalleryError::Format { field: f, offset: o, .. } => {
+            GalleryError::Format {
+                field: f, offset: o, ..
+            } => {
                 assert_eq!((*f, *o), (field, offset), "{e}");
             }
             other => panic!("{other}"),
@@ -157,7 +171,10 @@ fn damaged_files_are_refused_with_offset_and_field() {
     b[f0] = 2; // person index
     check(&b, "finger person index", f0);
     let odd = vec![0u8; 13];
-    assert!(matches!(Gallery::from_bytes(&odd, &path), Err(GalleryError::Format { .. })));
+    assert!(matches!(
+        Gallery::from_bytes(&odd, &path),
+        Err(GalleryError::Format { .. })
+    ));
 }
 
 proptest! {
@@ -187,13 +204,19 @@ proptest! {
 #[test]
 fn duplicate_fingers_in_one_enrolment_are_flagged() {
     let p = SyntheticPerson::new(4242);
-    let mut set: Fingers = FingerPosition::TEN.iter().map(|&f| (f, p.finger_minutiae(f, 0))).collect();
+    let mut set: Fingers = FingerPosition::TEN
+        .iter()
+        .map(|&f| (f, p.finger_minutiae(f, 0)))
+        .collect();
     assert!(cross_check::duplicate_fingers(&refs(&set)).is_empty());
     // The left index is presented again in place of the left middle finger.
     set[7].1 = p.finger_minutiae(FingerPosition::LeftIndex, 3);
     let d = cross_check::duplicate_fingers(&refs(&set));
     assert_eq!(d.len(), 1, "{d:?}");
-    assert_eq!((d[0].first, d[0].second), (FingerPosition::LeftIndex, FingerPosition::LeftMiddle));
+    assert_eq!(
+        (d[0].first, d[0].second),
+        (FingerPosition::LeftIndex, FingerPosition::LeftMiddle)
+    );
     assert!(d[0].fmr_estimate <= cross_check::DUPLICATE_FMR);
 }
 
