@@ -13,6 +13,9 @@
 //! - **Templates**: [`iso19794_2`] (ISO/IEC 19794-2:2005 and ANSI/INCITS 378-2004 minutiae records) and the
 //!   compact versioned internal [`template::Template`].
 //! - **Matching** ([`mcc`]): Minutia Cylinder-Code 1:1 matcher; prepare a probe once, compare many.
+//! - **Identification** ([`gallery`]): 1:N gallery file (memory-mapped), minutia-pair hash index stage, per-person
+//!   fusion; [`calibration`] maps scores to false-match rates; [`cross_check`] flags an applicant's repeated
+//!   fingers and an applicant who matches the operator.
 //! - **Quality** ([`quality`]): NFIQ 2-style score 0-100 from the embedded NFIQ 2 models.
 //! - **Evaluation** ([`eval`]): EER, FNMR at FMR, ZeroFMR; the `tessera-bio` binary runs `gen` and `eval`.
 //!
@@ -36,10 +39,13 @@
     )
 )]
 
+pub mod calibration;
 mod codec;
+pub mod cross_check;
 pub mod error;
 pub mod eval;
 pub mod extract;
+pub mod gallery;
 pub mod grid;
 pub mod imaging;
 pub mod iso19794_2;

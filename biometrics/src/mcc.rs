@@ -8,10 +8,19 @@
 //! with XOR/popcount. The global score takes the best one-to-one pairs, relaxes their similarities by
 //! geometric consistency with each other, and averages the most efficient ones: a score in [0, 1].
 //!
+//! Layout (shared with the 1:N gallery file, see [`crate::gallery`]): a template is three flat arrays of
+//! `u64` words. Per cylinder: one packed point word (x, y in 1/4 px as `i16`, direction in 1/65536 turn),
+//! one spatial validity word (bit `i * NS + j` = cell valid; the same for every direction slice) and
+//! [`ND`] bit words, one per direction slice (bit `i * NS + j` of word `k`). Validity per spatial cell
+//! makes the masked comparison three popcounts per word, and direction-major words make the unmasked one a
+//! single XOR-popcount per word.
+//!
 //! Precompute once per template ([`MccTemplate::new`]); comparisons then do no allocation
 //! ([`Matcher::compare`] reuses its buffers).
 #![allow(
     clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
     reason = "cell indices and counts are small; floats are clamped before conversion"
 )]
 
@@ -23,42 +32,92 @@ use crate::minutiae::Minutia;
 pub const RADIUS: f32 = 70.0;
 /// Spatial cells per side.
 pub const NS: usize = 8;
-/// Direction slices.
+/// Direction slices (one `u64` word each).
 pub const ND: usize = 6;
-const CELLS: usize = NS * NS * ND;
-const WORDS: usize = CELLS.div_ceil(64);
 const SIGMA_S: f32 = 28.0 / 3.0;
 const SIGMA_D: f32 = 2.0 * PI / 9.0;
 const MU_PSI: f32 = 0.01;
 const HULL_MARGIN: f32 = 50.0;
 /// Minimum fraction of cells valid in both cylinders for a comparison to count.
 const MIN_COMMON: f32 = 0.6;
-/// Largest direction difference of two paired minutiae.
-const MAX_ROTATION: f32 = PI / 2.0;
-/// At most this many minutiae (highest quality) are used per template.
+/// Largest direction difference of two paired minutiae, in 1/65536 turn (60°).
+const MAX_ROTATION_U16: u16 = 10923;
+/// At most this many minutiae (highest quality) get a cylinder.
 pub const MAX_MINUTIAE: usize = 64;
 /// At most this many one-to-one pairs enter the relaxation (its cost is quadratic).
 pub const MAX_RELAX_PAIRS: usize = 20;
 
+/// Spatial cells that lie inside the cylinder's circle (bit `i * NS + j`).
+pub const CIRCLE: u64 = circle_mask();
+
+const fn circle_mask() -> u64 {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < NS {
+        let mut j = 0;
+        while j < NS {
+            // (i - 3.5)^2 + (j - 3.5)^2 <= 16 in cell units (ds = 2R/NS = R/4): doubled to stay integral.
+            let di = 2 * i as i64 - (NS as i64 - 1);
+            let dj = 2 * j as i64 - (NS as i64 - 1);
+            if di * di + dj * dj <= (NS as i64) * (NS as i64) {
+                m |= 1 << (i * NS + j);
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    m
+}
+
+/// Packs a point: x and y in 1/4 pixel (`i16`), direction in 1/65536 turn; the top 16 bits are zero.
+pub fn pack_point(x: f32, y: f32, direction: f32) -> u64 {
+    let q = |v: f32| (v * 4.0).round().clamp(-32768.0, 32767.0) as i16 as u16;
+    let d = (direction.rem_euclid(TAU) / TAU * 65536.0).round() as u32 as u16;
+    u64::from(q(x)) | (u64::from(q(y)) << 16) | (u64::from(d) << 32)
+}
+
+/// Unpacks [`pack_point`]: (x, y, direction in radians).
+#[inline]
+pub fn unpack_point(w: u64) -> (f32, f32, f32) {
+    let x = f32::from(w as u16 as i16) / 4.0;
+    let y = f32::from((w >> 16) as u16 as i16) / 4.0;
+    (x, y, f32::from(point_dir(w)) / 65536.0 * TAU)
+}
+
+#[inline]
+fn point_dir(w: u64) -> u16 {
+    (w >> 32) as u16
+}
+
+/// A borrowed template in the flat layout: `pts.len() == valid.len() == n`, `bits.len() == n * ND`.
 #[derive(Debug, Clone, Copy)]
-struct Cyl {
-    bits: [u64; WORDS],
-    valid: [u64; WORDS],
-    /// All cells that lie inside the circle are valid (fast path).
-    full: bool,
-    /// sqrt(popcount(bits)), for the fast path.
-    norm: f32,
-    valid_count: u32,
+pub struct TemplateRef<'a> {
+    /// Packed points ([`pack_point`]).
+    pub pts: &'a [u64],
+    /// Spatial validity per cylinder.
+    pub valid: &'a [u64],
+    /// Cylinder bits, [`ND`] words per cylinder.
+    pub bits: &'a [u64],
+}
+
+impl TemplateRef<'_> {
+    /// Number of cylinders.
+    pub fn len(&self) -> usize {
+        self.pts.len().min(self.valid.len()).min(self.bits.len() / ND)
+    }
+
+    /// True when there is no cylinder.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A template prepared for matching.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MccTemplate {
-    /// (x, y, direction) of the minutiae that have a cylinder.
-    pts: Vec<(f32, f32, f32)>,
-    /// (cos, sin) of each direction, for the fast rotation filter.
-    dirs: Vec<(f32, f32)>,
-    cyls: Vec<Cyl>,
+    pts: Vec<u64>,
+    valid: Vec<u64>,
+    bits: Vec<u64>,
 }
 
 fn ang_diff_signed(a: f32, b: f32) -> f32 {
@@ -75,70 +134,73 @@ fn convex_hull(points: &[(f32, f32)]) -> Vec<(f32, f32)> {
     }
     let cross =
         |o: (f32, f32), a: (f32, f32), b: (f32, f32)| (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0);
-    let mut lower: Vec<(f32, f32)> = Vec::new();
-    for &pt in &p {
-        while lower.len() >= 2 {
-            let (Some(&a), Some(&b)) = (lower.get(lower.len() - 2), lower.last()) else {
-                break;
-            };
-            if cross(a, b, pt) <= 0.0 {
-                lower.pop();
-            } else {
-                break;
+    let half = |iter: &mut dyn Iterator<Item = (f32, f32)>| {
+        let mut out: Vec<(f32, f32)> = Vec::new();
+        for pt in iter {
+            while out.len() >= 2 {
+                let (Some(&a), Some(&b)) = (out.get(out.len() - 2), out.last()) else {
+                    break;
+                };
+                if cross(a, b, pt) <= 0.0 {
+                    out.pop();
+                } else {
+                    break;
+                }
             }
+            out.push(pt);
         }
-        lower.push(pt);
-    }
-    let mut upper: Vec<(f32, f32)> = Vec::new();
-    for &pt in p.iter().rev() {
-        while upper.len() >= 2 {
-            let (Some(&a), Some(&b)) = (upper.get(upper.len() - 2), upper.last()) else {
-                break;
-            };
-            if cross(a, b, pt) <= 0.0 {
-                upper.pop();
-            } else {
-                break;
-            }
-        }
-        upper.push(pt);
-    }
-    lower.pop();
-    upper.pop();
+        out.pop();
+        out
+    };
+    let mut lower = half(&mut p.iter().copied());
+    let upper = half(&mut p.iter().rev().copied());
     lower.extend(upper);
     lower
 }
 
-/// Inside the hull, or within `margin` of it.
+/// Inside the hull (counter-clockwise), or within `margin` of it.
 fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
     if hull.len() < 3 {
         return true;
     }
-    let mut inside = true;
-    let mut best = f32::MAX;
-    for (i, &a) in hull.iter().enumerate() {
-        let b = hull.get((i + 1) % hull.len()).copied().unwrap_or(a);
-        let (ex, ey) = (b.0 - a.0, b.1 - a.1);
-        let c = ex * (y - a.1) - ey * (x - a.0);
-        if c < 0.0 {
-            inside = false;
-        }
+    let edges = || {
+        hull.iter()
+            .zip(hull.iter().cycle().skip(1))
+            .map(|(&a, &b)| (a, (b.0 - a.0, b.1 - a.1)))
+    };
+    if edges().all(|(a, (ex, ey))| ex * (y - a.1) - ey * (x - a.0) >= 0.0) {
+        return true;
+    }
+    let m2 = margin * margin;
+    edges().any(|(a, (ex, ey))| {
         let len2 = (ex * ex + ey * ey).max(1e-6);
         let t = (((x - a.0) * ex + (y - a.1) * ey) / len2).clamp(0.0, 1.0);
-        let d = (x - a.0 - t * ex).hypot(y - a.1 - t * ey);
-        best = best.min(d);
-    }
-    inside || best <= margin
+        let (dx, dy) = (x - a.0 - t * ex, y - a.1 - t * ey);
+        dx * dx + dy * dy <= m2
+    })
 }
 
-fn popcount(w: &[u64; WORDS]) -> u32 {
-    w.iter().map(|v| v.count_ones()).sum()
+/// exp(-d2 / (2 sigma_s^2)) * norm for d2 = 0..=cut2 (1 px^2 steps), interpolated.
+fn spatial_table() -> &'static [f32] {
+    static T: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let gs_norm = 1.0 / (SIGMA_S * (TAU).sqrt());
+        let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
+        (0..=(cut2.ceil() as usize + 1))
+            .map(|d2| gs_norm * (-(d2 as f32) / (2.0 * SIGMA_S * SIGMA_S)).exp())
+            .collect()
+    })
 }
 
 impl MccTemplate {
-    /// Builds the cylinders of a minutiae set (image coordinates, 500 ppi).
+    /// Builds the cylinders of a minutiae set (image coordinates, 500 ppi). At most [`MAX_MINUTIAE`]
+    /// minutiae are used (highest quality first); minutiae with fewer than two neighbours get no cylinder.
     pub fn new(minutiae: &[Minutia]) -> Self {
-        let mut ms: Vec<Minutia> = minutiae.to_vec();
+        let mut ms: Vec<Minutia> = minutiae
+            .iter()
+            .filter(|m| m.x.is_finite() && m.y.is_finite() && m.direction.is_finite())
+            .copied()
+            .collect();
         if ms.len() > MAX_MINUTIAE {
             ms.sort_by_key(|m| std::cmp::Reverse(m.quality));
             ms.truncate(MAX_MINUTIAE);
@@ -146,122 +208,157 @@ impl MccTemplate {
         let hull = convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>());
         let ds = 2.0 * RADIUS / NS as f32;
         let dd = TAU / ND as f32;
-        let gs_norm = 1.0 / (SIGMA_S * (TAU).sqrt());
+        let table = spatial_table();
+        let gd_norm = dd / (SIGMA_D * TAU.sqrt());
         let reach = RADIUS + 3.0 * SIGMA_S;
-        let mut pts = Vec::with_capacity(ms.len());
-        let mut dirs = Vec::with_capacity(ms.len());
-        let mut cyls = Vec::with_capacity(ms.len());
+        let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
+        let mut out = Self {
+            pts: Vec::with_capacity(ms.len()),
+            valid: Vec::with_capacity(ms.len()),
+            bits: Vec::with_capacity(ms.len() * ND),
+        };
+        // Per neighbour: position and the direction contribution to each slice (computed once).
+        let mut neigh: Vec<(f32, f32, [f32; ND])> = Vec::with_capacity(ms.len());
         for (mi, m) in ms.iter().enumerate() {
             let (s, c) = m.direction.sin_cos();
-            let neigh: Vec<&Minutia> = ms
-                .iter()
-                .enumerate()
-                .filter(|(j, o)| *j != mi && (o.x - m.x).hypot(o.y - m.y) <= reach)
-                .map(|(_, o)| o)
-                .collect();
+            neigh.clear();
+            for (j, o) in ms.iter().enumerate() {
+                if j == mi || (o.x - m.x).hypot(o.y - m.y) > reach {
+                    continue;
+                }
+                let dtheta = ang_diff_signed(m.direction, o.direction);
+                let mut gd = [0f32; ND];
+                for (k, g) in gd.iter_mut().enumerate() {
+                    let phi = -PI + (k as f32 + 0.5) * dd;
+                    let diff = ang_diff_signed(phi, dtheta);
+                    *g = gd_norm * (-(diff * diff) / (2.0 * SIGMA_D * SIGMA_D)).exp();
+                }
+                neigh.push((o.x, o.y, gd));
+            }
             if neigh.len() < 2 {
                 continue;
             }
-            let mut bits = [0u64; WORDS];
-            let mut valid = [0u64; WORDS];
-            let mut full = true;
-            let mut valid_count = 0;
+            let mut words = [0u64; ND];
+            let mut valid = 0u64;
             for i in 0..NS {
                 for j in 0..NS {
+                    let cell = i * NS + j;
+                    if CIRCLE & (1 << cell) == 0 {
+                        continue;
+                    }
                     let u = (i as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let v = (j as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let (px, py) = (m.x + c * u - s * v, m.y + s * u + c * v);
-                    let in_circle = u.hypot(v) <= RADIUS;
-                    let ok = in_circle && near_hull(&hull, px, py, HULL_MARGIN);
-                    if in_circle && !ok {
-                        full = false;
+                    if !near_hull(&hull, px, py, HULL_MARGIN) {
+                        continue;
                     }
-                    for k in 0..ND {
-                        let cell = (i * NS + j) * ND + k;
-                        let (w, b) = (cell / 64, cell % 64);
-                        if !ok {
+                    valid |= 1 << cell;
+                    let mut acc = [0f32; ND];
+                    for (ox, oy, gd) in &neigh {
+                        let d2 = (ox - px) * (ox - px) + (oy - py) * (oy - py);
+                        if d2 > cut2 {
                             continue;
                         }
-                        if let Some(vw) = valid.get_mut(w) {
-                            *vw |= 1 << b;
+                        let k = d2 as usize;
+                        let frac = d2 - k as f32;
+                        let (Some(&g0), Some(&g1)) = (table.get(k), table.get(k + 1)) else {
+                            continue;
+                        };
+                        let gs = g0 + (g1 - g0) * frac;
+                        for (a, g) in acc.iter_mut().zip(gd) {
+                            *a += gs * g;
                         }
-                        valid_count += 1;
-                        let phi = -PI + (k as f32 + 0.5) * dd;
-                        let mut acc = 0f32;
-                        for o in &neigh {
-                            let dist = (o.x - px).hypot(o.y - py);
-                            if dist > 3.0 * SIGMA_S {
-                                continue;
-                            }
-                            let gs = gs_norm * (-(dist * dist) / (2.0 * SIGMA_S * SIGMA_S)).exp();
-                            let dtheta = ang_diff_signed(m.direction, o.direction);
-                            let diff = ang_diff_signed(phi, dtheta);
-                            let gd = dd / (SIGMA_D * TAU.sqrt())
-                                * (-(diff * diff) / (2.0 * SIGMA_D * SIGMA_D)).exp();
-                            acc += gs * gd;
-                        }
-                        if acc >= MU_PSI
-                            && let Some(bw) = bits.get_mut(w)
-                        {
-                            *bw |= 1 << b;
+                    }
+                    for (w, a) in words.iter_mut().zip(acc) {
+                        if a >= MU_PSI {
+                            *w |= 1 << cell;
                         }
                     }
                 }
             }
-            pts.push((m.x, m.y, m.direction));
-            dirs.push((c, s));
-            cyls.push(Cyl {
-                bits,
-                valid,
-                full,
-                norm: (popcount(&bits) as f32).sqrt(),
-                valid_count,
-            });
+            out.pts.push(pack_point(m.x, m.y, m.direction));
+            out.valid.push(valid);
+            out.bits.extend_from_slice(&words);
         }
-        Self { pts, dirs, cyls }
+        out
+    }
+
+    /// Rebuilds a template from its flat arrays (see [`TemplateRef`]); `None` when the lengths disagree,
+    /// there are more than [`MAX_MINUTIAE`] cylinders, a validity word leaves the circle or a bit lies
+    /// outside its cylinder's validity.
+    pub fn from_parts(pts: Vec<u64>, valid: Vec<u64>, bits: Vec<u64>) -> Option<Self> {
+        let t = Self { pts, valid, bits };
+        t.view().check().then_some(t)
     }
 
     /// Number of minutiae with a cylinder.
     pub fn len(&self) -> usize {
-        self.cyls.len()
+        self.pts.len()
     }
 
     /// True when no minutia had enough neighbours for a cylinder (nothing to match).
     pub fn is_empty(&self) -> bool {
-        self.cyls.is_empty()
+        self.pts.is_empty()
+    }
+
+    /// The borrowed flat view.
+    pub fn view(&self) -> TemplateRef<'_> {
+        TemplateRef {
+            pts: &self.pts,
+            valid: &self.valid,
+            bits: &self.bits,
+        }
+    }
+}
+
+impl TemplateRef<'_> {
+    /// Structural check of a template read from outside (see [`MccTemplate::from_parts`]).
+    pub fn check(&self) -> bool {
+        let n = self.pts.len();
+        n <= MAX_MINUTIAE
+            && self.valid.len() == n
+            && self.bits.len() == n * ND
+            && self.pts.iter().all(|p| p >> 48 == 0)
+            && self
+                .valid
+                .iter()
+                .zip(self.bits.chunks_exact(ND))
+                .all(|(v, b)| v & !CIRCLE == 0 && b.iter().all(|w| w & !v == 0))
     }
 }
 
 #[inline]
-fn local_similarity(a: &Cyl, b: &Cyl, sqrt_table: &[f32]) -> f32 {
-    let sq = |n: u32| sqrt_table.get(n as usize).copied().unwrap_or(0.0);
-    if a.full && b.full {
-        let mut x = 0u32;
-        for (p, q) in a.bits.iter().zip(&b.bits) {
-            x += (p ^ q).count_ones();
-        }
-        let den = a.norm + b.norm;
-        return if den > 0.0 { 1.0 - sq(x) / den } else { 0.0 };
+fn cyl_bits(bits: &[u64], i: usize) -> [u64; ND] {
+    let mut out = [0u64; ND];
+    if let Some(src) = bits.get(i * ND..(i + 1) * ND) {
+        out.copy_from_slice(src);
     }
-    let (mut common, mut pa, mut pb, mut px) = (0u32, 0u32, 0u32, 0u32);
-    for w in 0..WORDS {
-        let (Some(&av), Some(&bv), Some(&ab), Some(&bb)) =
-            (a.valid.get(w), b.valid.get(w), a.bits.get(w), b.bits.get(w))
-        else {
-            continue;
-        };
-        let v = av & bv;
-        common += v.count_ones();
-        let (ca, cb) = (ab & v, bb & v);
+    out
+}
+
+/// Local similarity of two cylinders (0 when too few cells are valid in both).
+#[inline]
+fn local_similarity(a: &[u64; ND], va: u64, na: f32, b: &[u64; ND], vb: u64, nb: f32, sq: &[f32]) -> f32 {
+    let sqrt = |n: u32| sq.get(n as usize).copied().unwrap_or(0.0);
+    if va == CIRCLE && vb == CIRCLE {
+        let x: u32 = a.iter().zip(b).map(|(p, q)| (p ^ q).count_ones()).sum();
+        let den = na + nb;
+        return if den > 0.0 { 1.0 - sqrt(x) / den } else { 0.0 };
+    }
+    let v = va & vb;
+    let common = v.count_ones();
+    if (common as f32) < MIN_COMMON * (va.count_ones().max(vb.count_ones()) as f32) {
+        return 0.0;
+    }
+    let (mut pa, mut pb, mut px) = (0u32, 0u32, 0u32);
+    for (p, q) in a.iter().zip(b) {
+        let (ca, cb) = (p & vb, q & va);
         pa += ca.count_ones();
         pb += cb.count_ones();
         px += (ca ^ cb).count_ones();
     }
-    if (common as f32) < MIN_COMMON * (a.valid_count.max(b.valid_count) as f32) {
-        return 0.0;
-    }
-    let den = sq(pa) + sq(pb);
-    if den > 0.0 { 1.0 - sq(px) / den } else { 0.0 }
+    let den = sqrt(pa) + sqrt(pb);
+    if den > 0.0 { 1.0 - sqrt(px) / den } else { 0.0 }
 }
 
 /// Wraps an angle in (-4π, 4π) to (-π, π].
@@ -300,11 +397,14 @@ fn z(v: f32, mu: f32, tau: f32) -> f32 {
     1.0 / (1.0 + (-tau * (v - mu)).exp())
 }
 
-/// A probe prepared for many comparisons; reuses its buffers.
+/// A probe prepared for many comparisons; reuses its buffers. Clone it per thread.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     probe: MccTemplate,
-    sims: Vec<(f32, u16, u16)>,
+    probe_bits: Vec<[u64; ND]>,
+    probe_norm: Vec<f32>,
+    probe_pts: Vec<(f32, f32, f32)>,
+    sims: Vec<u32>,
     used_a: Vec<bool>,
     used_b: Vec<bool>,
     pairs: Vec<(usize, usize, f32)>,
@@ -317,16 +417,26 @@ pub struct Matcher {
 impl Matcher {
     /// Prepares a probe.
     pub fn new(probe: MccTemplate) -> Self {
+        let n = probe.len();
+        let probe_bits: Vec<[u64; ND]> = (0..n).map(|i| cyl_bits(&probe.bits, i)).collect();
+        let probe_norm = probe_bits
+            .iter()
+            .map(|b| (b.iter().map(|w| w.count_ones()).sum::<u32>() as f32).sqrt())
+            .collect();
+        let probe_pts = probe.pts.iter().map(|&p| unpack_point(p)).collect();
         Self {
             probe,
-            sims: Vec::new(),
-            used_a: Vec::new(),
-            used_b: Vec::new(),
-            pairs: Vec::new(),
-            lambda: Vec::new(),
-            next: Vec::new(),
-            rho: Vec::new(),
-            sqrt_table: (0..=CELLS).map(|n| (n as f32).sqrt()).collect(),
+            probe_bits,
+            probe_norm,
+            probe_pts,
+            sims: Vec::with_capacity(MAX_MINUTIAE * MAX_MINUTIAE),
+            used_a: Vec::with_capacity(MAX_MINUTIAE),
+            used_b: Vec::with_capacity(MAX_MINUTIAE),
+            pairs: Vec::with_capacity(MAX_RELAX_PAIRS),
+            lambda: Vec::with_capacity(MAX_RELAX_PAIRS),
+            next: Vec::with_capacity(MAX_RELAX_PAIRS),
+            rho: Vec::with_capacity(MAX_RELAX_PAIRS * MAX_RELAX_PAIRS),
+            sqrt_table: (0..=(NS * NS * ND)).map(|n| (n as f32).sqrt()).collect(),
         }
     }
 
@@ -337,21 +447,52 @@ impl Matcher {
 
     /// Similarity score in [0, 1] of the probe against a candidate.
     pub fn compare(&mut self, cand: &MccTemplate) -> f32 {
-        let a = &self.probe;
-        let (na, nb) = (a.cyls.len(), cand.cyls.len());
+        self.compare_ref(cand.view())
+    }
+
+    /// [`Matcher::compare`] on a borrowed template (for example a gallery record).
+    pub fn compare_ref(&mut self, cand: TemplateRef<'_>) -> f32 {
+        let (na, nb) = (self.probe_bits.len(), cand.len());
         if na < 2 || nb < 2 {
             return 0.0;
         }
         self.sims.clear();
-        let min_cos = MAX_ROTATION.cos();
-        for (i, (ca, da)) in a.cyls.iter().zip(&a.dirs).enumerate() {
-            for (j, (cb, db)) in cand.cyls.iter().zip(&cand.dirs).enumerate() {
-                if da.0 * db.0 + da.1 * db.1 < min_cos {
+        let mut cand_norm = [0f32; MAX_MINUTIAE];
+        for (j, slot) in cand_norm.iter_mut().enumerate().take(nb) {
+            let b = cyl_bits(cand.bits, j);
+            *slot = self
+                .sqrt_table
+                .get(b.iter().map(|w| w.count_ones()).sum::<u32>() as usize)
+                .copied()
+                .unwrap_or(0.0);
+        }
+        for (i, ((ba, &norm_a), &pa)) in self
+            .probe_bits
+            .iter()
+            .zip(&self.probe_norm)
+            .zip(&self.probe.pts)
+            .enumerate()
+        {
+            let va = self.probe.valid.get(i).copied().unwrap_or(0);
+            let da = point_dir(pa);
+            for (j, ((&pb, &vb), bb)) in cand
+                .pts
+                .iter()
+                .zip(cand.valid)
+                .zip(cand.bits.chunks_exact(ND))
+                .enumerate()
+                .take(MAX_MINUTIAE)
+            {
+                if (da.wrapping_sub(point_dir(pb)) as i16).unsigned_abs() > MAX_ROTATION_U16 {
                     continue;
                 }
-                let s = local_similarity(ca, cb, &self.sqrt_table);
+                let mut b = [0u64; ND];
+                b.copy_from_slice(bb);
+                let nb_norm = cand_norm.get(j).copied().unwrap_or(0.0);
+                let s = local_similarity(ba, va, norm_a, &b, vb, nb_norm, &self.sqrt_table);
                 if s > 0.0 {
-                    self.sims.push((s, i as u16, j as u16));
+                    let q = (s.min(1.0) * 65535.0) as u32;
+                    self.sims.push((q << 16) | ((i as u32) << 8) | j as u32);
                 }
             }
         }
@@ -359,18 +500,18 @@ impl Matcher {
         let nr = na.min(nb).min(MAX_RELAX_PAIRS);
         let keep = (nr * 6).min(self.sims.len());
         if keep > 0 && keep < self.sims.len() {
-            self.sims
-                .select_nth_unstable_by(keep - 1, |x, y| y.0.total_cmp(&x.0));
+            self.sims.select_nth_unstable_by(keep - 1, |x, y| y.cmp(x));
             self.sims.truncate(keep);
         }
-        self.sims.sort_unstable_by(|x, y| y.0.total_cmp(&x.0));
+        self.sims.sort_unstable_by(|x, y| y.cmp(x));
         self.used_a.clear();
         self.used_a.resize(na, false);
         self.used_b.clear();
         self.used_b.resize(nb, false);
         self.pairs.clear();
-        for &(s, i, j) in &self.sims {
-            let (i, j) = (usize::from(i), usize::from(j));
+        for &packed in &self.sims {
+            let (i, j) = (((packed >> 8) & 0xFF) as usize, (packed & 0xFF) as usize);
+            let s = (packed >> 16) as f32 / 65535.0;
             let (Some(ua), Some(ub)) = (self.used_a.get(i).copied(), self.used_b.get(j).copied()) else {
                 continue;
             };
@@ -393,16 +534,23 @@ impl Matcher {
             return 0.0;
         }
         // Relaxation (LSS-R).
+        let mut cand_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
+        for (slot, &(_, j, _)) in cand_pts.iter_mut().zip(&self.pairs) {
+            *slot = unpack_point(cand.pts.get(j).copied().unwrap_or(0));
+        }
         self.rho.clear();
         self.rho.resize(n * n, 0.0);
         for x in 0..n {
             for y in (x + 1)..n {
-                let (Some(&(i1, j1, _)), Some(&(i2, j2, _))) = (self.pairs.get(x), self.pairs.get(y)) else {
+                let (Some(&(i1, _, _)), Some(&(i2, _, _))) = (self.pairs.get(x), self.pairs.get(y)) else {
                     continue;
                 };
-                let (Some(a1), Some(a2), Some(b1), Some(b2)) =
-                    (a.pts.get(i1), a.pts.get(i2), cand.pts.get(j1), cand.pts.get(j2))
-                else {
+                let (Some(a1), Some(a2), Some(b1), Some(b2)) = (
+                    self.probe_pts.get(i1),
+                    self.probe_pts.get(i2),
+                    cand_pts.get(x),
+                    cand_pts.get(y),
+                ) else {
                     continue;
                 };
                 let (ax, ay) = (a2.0 - a1.0, a2.1 - a1.1);
@@ -486,5 +634,44 @@ mod tests {
             );
         }
         assert!((wrap_pi(3.0 * PI) - PI).abs() < 1e-5);
+    }
+
+    #[test]
+    fn circle_has_the_cells_inside_the_radius() {
+        // 8 x 8 grid, radius 4 cells: 52 cells lie inside.
+        assert_eq!(CIRCLE.count_ones(), 52);
+        assert_eq!(CIRCLE & 1, 0);
+    }
+
+    #[test]
+    fn points_round_trip() {
+        let w = pack_point(123.3, -45.6, 4.0);
+        let (x, y, d) = unpack_point(w);
+        assert!((x - 123.25).abs() < 0.01 && (y + 45.5).abs() < 0.01, "{x} {y}");
+        assert!((d - 4.0).abs() < 1e-3);
+        assert_eq!(w >> 48, 0);
+    }
+
+    #[test]
+    fn templates_pass_their_own_check_and_bad_parts_are_refused() {
+        let ms: Vec<Minutia> = (0..30)
+            .map(|i| Minutia {
+                x: 100.0 + (i % 6) as f32 * 20.0,
+                y: 100.0 + (i / 6) as f32 * 22.0,
+                direction: i as f32 * 0.7,
+                kind: crate::minutiae::MinutiaKind::Ending,
+                quality: 60,
+            })
+            .collect();
+        let t = MccTemplate::new(&ms);
+        assert!(t.len() > 20);
+        assert!(t.view().check());
+        let back = MccTemplate::from_parts(t.pts.clone(), t.valid.clone(), t.bits.clone());
+        assert_eq!(back.as_ref(), Some(&t));
+        let mut bad_bits = t.bits.clone();
+        bad_bits[0] |= !CIRCLE;
+        assert!(MccTemplate::from_parts(t.pts.clone(), t.valid.clone(), bad_bits).is_none());
+        assert!(MccTemplate::from_parts(t.pts.clone(), t.valid.clone(), vec![]).is_none());
+        assert!(score(&ms, &ms) > 0.9);
     }
 }

@@ -6,9 +6,15 @@
 //! - `tessera-bio eval --persons N --impressions M [--profile hard] [--seed S]` extracts, compares with
 //!   the FVC protocol (genuine: all impression pairs of a finger; impostor: first impressions of different
 //!   fingers) and prints EER, FNMR at FMR 1 %, 0.1 %, 0.01 %, ZeroFMR, failure-to-extract and timings.
+//! - `tessera-bio calibrate --persons N --comparisons C` measures the impostor score distribution of the fast
+//!   minutiae-level generator (standard and hard profiles) and prints the FMR table of `calibration`.
+//! - `tessera-bio identify --persons N --mated M --nonmated K --fingers F --gallery FILE` builds (or reuses) a
+//!   gallery of N synthetic persons and runs an open-set 1:N evaluation: FNIR at FPIR 1 % and 0.1 %, rank-1,
+//!   index penetration and misses, search latency p50/p99.
 #![allow(
     clippy::print_stdout,
     clippy::disallowed_methods,
+    clippy::cast_possible_truncation,
     reason = "command-line tool"
 )]
 
@@ -18,10 +24,13 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use tessera_biometrics::eval::metrics;
 use tessera_biometrics::extract::extract;
+use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
 use tessera_biometrics::iso19794_4::FingerPosition;
 use tessera_biometrics::mcc::{Matcher, MccTemplate};
+use tessera_biometrics::minutiae::Minutia;
 use tessera_biometrics::synth::{Profile, SyntheticPerson};
 
 #[derive(Parser)]
@@ -70,6 +79,280 @@ enum Cmd {
         #[arg(long)]
         det: Option<std::path::PathBuf>,
     },
+    /// Measure the impostor score distribution (fast minutiae generator) and print the calibration table.
+    Calibrate {
+        /// Persons per profile (standard and hard).
+        #[arg(long, default_value_t = 1000)]
+        persons: u64,
+        /// Impostor comparisons in total.
+        #[arg(long, default_value_t = 2_000_000)]
+        comparisons: u64,
+        #[arg(long, default_value_t = 9_000_000)]
+        seed: u64,
+    },
+    /// Open-set 1:N evaluation on a synthetic gallery (fast minutiae generator, ten fingers per person).
+    Identify {
+        /// Persons in the gallery.
+        #[arg(long, default_value_t = 10_000)]
+        persons: u64,
+        /// Mated searches (a second impression of a gallery person).
+        #[arg(long, default_value_t = 300)]
+        mated: u64,
+        /// Non-mated searches (persons not in the gallery).
+        #[arg(long, default_value_t = 1000)]
+        nonmated: u64,
+        /// Fingers per probe (the first F of the ISO order: right thumb, right index, ...).
+        #[arg(long, default_value_t = 10)]
+        fingers: usize,
+        #[arg(long, value_enum, default_value = "standard")]
+        profile: ProfileArg,
+        /// First gallery person id.
+        #[arg(long, default_value_t = 20_000_000)]
+        seed: u64,
+        /// Share of persons passed from the index to the full matcher (1 = exhaustive).
+        #[arg(long, default_value_t = 0.02)]
+        penetration: f64,
+        /// Gallery file; reused when it already holds `persons` persons.
+        #[arg(long)]
+        gallery: std::path::PathBuf,
+    },
+}
+
+fn synthetic_fingers(id: u64, impression: u32, n: usize, p: Profile) -> Vec<(FingerPosition, Vec<Minutia>)> {
+    let person = SyntheticPerson::with_profile(id, p);
+    FingerPosition::TEN
+        .iter()
+        .take(n)
+        .map(|&f| (f, person.finger_minutiae(f, impression)))
+        .collect()
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+fn calibrate(persons: u64, comparisons: u64, seed: u64) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut impostor: Vec<f32> = Vec::new();
+    let mut genuine: Vec<f32> = Vec::new();
+    for (pi, prof) in [Profile::Standard, Profile::Hard].into_iter().enumerate() {
+        let base = seed + pi as u64 * 1_000_000;
+        // Templates: person x position, impressions 0 and 1.
+        let ids: Vec<u64> = (base..base + persons).collect();
+        let t: Vec<[Vec<MccTemplate>; 2]> = ids
+            .par_iter()
+            .map(|&id| {
+                let a = synthetic_fingers(id, 0, 10, prof);
+                let b = synthetic_fingers(id, 1, 10, prof);
+                [
+                    a.iter().map(|(_, m)| MccTemplate::new(m)).collect(),
+                    b.iter().map(|(_, m)| MccTemplate::new(m)).collect(),
+                ]
+            })
+            .collect();
+        let per_probe = (comparisons / 2 / (persons * 10)).max(1) as usize;
+        let n = t.len();
+        let res: Vec<(Vec<f32>, f32)> = (0..n * 10)
+            .into_par_iter()
+            .map(|k| {
+                let (a, f) = (k / 10, k % 10);
+                let probe = t
+                    .get(a)
+                    .and_then(|x| x.first())
+                    .and_then(|x| x.get(f))
+                    .cloned()
+                    .unwrap_or_default();
+                let mut m = Matcher::new(probe);
+                let mut rng = tessera_biometrics::rng::Rng::new(seed ^ (k as u64).wrapping_mul(0x9E37_79B9));
+                let mut imp = Vec::with_capacity(per_probe);
+                for _ in 0..per_probe {
+                    let mut b = rng.below(n as u64) as usize;
+                    if b == a {
+                        b = (b + 1) % n;
+                    }
+                    if let Some(c) = t.get(b).and_then(|x| x.get(1)).and_then(|x| x.get(f)) {
+                        imp.push(m.compare(c));
+                    }
+                }
+                let g = t
+                    .get(a)
+                    .and_then(|x| x.get(1))
+                    .and_then(|x| x.get(f))
+                    .map(|c| m.compare(c))
+                    .unwrap_or(0.0);
+                (imp, g)
+            })
+            .collect();
+        for (imp, g) in res {
+            impostor.extend(imp);
+            genuine.push(g);
+        }
+    }
+    impostor.sort_by(|a, b| b.total_cmp(a));
+    genuine.sort_by(f32::total_cmp);
+    let n = impostor.len();
+    println!(
+        "{} impostor and {} genuine comparisons (fast generator, standard + hard, persons {}..{} and {}..{}), {:.1} s",
+        n,
+        genuine.len(),
+        seed,
+        seed + persons,
+        seed + 1_000_000,
+        seed + 1_000_000 + persons,
+        t0.elapsed().as_secs_f64()
+    );
+    println!(
+        "max impostor score {:.4}",
+        impostor.first().copied().unwrap_or(0.0)
+    );
+    println!("pub const TABLE: &[(f32, f64)] = &[");
+    println!("    (0.000, 1.0),");
+    let mut last = 0.0f32;
+    for fmr in [
+        0.5, 0.2, 1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 5e-6, 2e-6, 1e-6,
+    ] {
+        let k = (fmr * n as f64).floor() as usize;
+        if k < 5 {
+            break;
+        }
+        let s = impostor.get(k).copied().unwrap_or(0.0) + 1e-4;
+        if s <= last + 1e-4 {
+            continue;
+        }
+        last = s;
+        let fnmr = genuine.partition_point(|&g| g < s) as f64 / genuine.len().max(1) as f64;
+        println!("    ({s:.4}, {fmr:e}), // genuine below: {:.2} %", fnmr * 100.0);
+    }
+    println!("];");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments, reason = "command-line options")]
+fn identify(
+    persons: u64,
+    mated: u64,
+    nonmated: u64,
+    fingers: usize,
+    p: Profile,
+    seed: u64,
+    penetration: f64,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    match Gallery::open(path) {
+        Ok(g) if g.len() as u64 == persons => {}
+        _ => {
+            let mut g = Gallery::create(path)?;
+            let bar = ProgressBar::new(persons);
+            let chunk = 5_000u64;
+            let mut start = seed;
+            while start < seed + persons {
+                let end = (start + chunk).min(seed + persons);
+                let batch: Vec<tessera_biometrics::gallery::PersonFingers> = (start..end)
+                    .into_par_iter()
+                    .map(|id| (format!("P{id}"), synthetic_fingers(id, 0, 10, p)))
+                    .collect();
+                g.insert_batch(&batch)?;
+                bar.inc(end - start);
+                start = end;
+            }
+            bar.finish();
+            g.save()?;
+        }
+    }
+    let build = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let g = Gallery::open(path)?;
+    let open_s = t1.elapsed().as_secs_f64();
+    let size = std::fs::metadata(path)?.len();
+    println!(
+        "gallery {} persons x 10 fingers ({:.2} GB, profile {p:?}, ids {seed}..{}): ready in {build:.1} s, open + validate {open_s:.2} s",
+        g.len(),
+        size as f64 / 1e9,
+        seed + persons
+    );
+    let opts = SearchOptions {
+        penetration,
+        min_shortlist: 1,
+    };
+    let top = 10;
+    let mut mated_scores = Vec::new(); // (mate score or None, rank-1?)
+    let mut nonmated_top = Vec::new();
+    let mut lat = Vec::new();
+    let mut shortlisted = 0usize;
+    let bar = ProgressBar::new(mated + nonmated);
+    for k in 0..mated {
+        let id = seed + k * (persons / mated.max(1)).max(1);
+        let probe_f = synthetic_fingers(id, 1, fingers, p);
+        let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
+        let t = Instant::now();
+        let (hits, stats) = g.search_with(&Probe::new(&refs), top, &opts);
+        lat.push(t.elapsed().as_secs_f64());
+        shortlisted = stats.shortlisted;
+        let want = format!("P{id}");
+        let mate = hits.iter().position(|h| h.person == want);
+        mated_scores.push((
+            mate.and_then(|r| hits.get(r)).map(|h| f64::from(h.score)),
+            mate == Some(0),
+        ));
+        bar.inc(1);
+    }
+    for k in 0..nonmated {
+        let id = seed + persons + 5_000_000 + k;
+        let probe_f = synthetic_fingers(id, 1, fingers, p);
+        let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
+        let t = Instant::now();
+        let (hits, _) = g.search_with(&Probe::new(&refs), 1, &opts);
+        lat.push(t.elapsed().as_secs_f64());
+        nonmated_top.push(hits.first().map_or(0.0, |h| f64::from(h.score)));
+        bar.inc(1);
+    }
+    bar.finish();
+    lat.sort_by(f64::total_cmp);
+    nonmated_top.sort_by(|a, b| b.total_cmp(a));
+    let misses = mated_scores.iter().filter(|m| m.0.is_none()).count();
+    let rank1 = mated_scores.iter().filter(|m| m.1).count();
+    println!(
+        "probes: {mated} mated, {nonmated} non-mated, {fingers} finger(s) each; penetration {:.2} % ({shortlisted} persons to the full matcher)",
+        100.0 * shortlisted as f64 / g.len().max(1) as f64
+    );
+    println!(
+        "index misses (mate not shortlisted): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",
+        100.0 * misses as f64 / mated.max(1) as f64,
+        100.0 * rank1 as f64 / mated.max(1) as f64
+    );
+    for fpir in [0.01, 0.001] {
+        let k = (fpir * nonmated as f64).floor() as usize;
+        if k == 0 && nonmated < 1000 {
+            println!("FPIR {:.1} %: needs more non-mated searches", fpir * 100.0);
+            continue;
+        }
+        // Threshold: strictly above the (k+1)-th best non-mated top score.
+        let t = nonmated_top.get(k).copied().unwrap_or(0.0) + 1e-6;
+        let fnir =
+            mated_scores.iter().filter(|m| m.0.is_none_or(|s| s < t)).count() as f64 / mated.max(1) as f64;
+        println!(
+            "FNIR at FPIR {:.1} %: {:.2} % (threshold score {t:.2})",
+            fpir * 100.0,
+            fnir * 100.0
+        );
+    }
+    println!(
+        "best non-mated score {:.2}; worst found mate score {:.2}",
+        nonmated_top.first().copied().unwrap_or(0.0),
+        mated_scores.iter().filter_map(|m| m.0).fold(f64::MAX, f64::min)
+    );
+    println!(
+        "search latency (incl. probe preparation): p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&lat, 0.5) * 1e3,
+        percentile(&lat, 0.99) * 1e3,
+        lat.last().copied().unwrap_or(0.0) * 1e3
+    );
+    Ok(())
 }
 
 fn profile(p: ProfileArg) -> Profile {
@@ -205,6 +488,30 @@ fn main() -> anyhow::Result<()> {
                 println!("DET curve written to {}", path.display());
             }
         }
+        Cmd::Calibrate {
+            persons,
+            comparisons,
+            seed,
+        } => calibrate(persons, comparisons, seed)?,
+        Cmd::Identify {
+            persons,
+            mated,
+            nonmated,
+            fingers,
+            profile: p,
+            seed,
+            penetration,
+            gallery,
+        } => identify(
+            persons,
+            mated,
+            nonmated,
+            fingers,
+            profile(p),
+            seed,
+            penetration,
+            &gallery,
+        )?,
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 )]
 
 mod extraction;
+mod gallery;
 mod image_records;
 mod matching;
 mod quality;

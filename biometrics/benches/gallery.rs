@@ -1,0 +1,154 @@
+//! 1:N bench (a bench binary printing its figures): search of ten fingers against a synthetic gallery of
+//! `TESSERA_BENCH_PERSONS` persons (default 100,000) x 10 fingers built with the fast minutiae generator,
+//! on all cores (rayon), plus single-thread 1:1 throughput on the same kind of templates.
+//!
+//! `cargo bench -p tessera-biometrics --bench gallery`. The gallery file is cached in the target folder
+//! (`bench-gallery-<N>.tgal`, ~3.3 GB for 100,000 persons); delete it to time the build again.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::disallowed_methods,
+    clippy::cast_possible_truncation,
+    clippy::indexing_slicing,
+    reason = "benchmark binary"
+)]
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
+use tessera_biometrics::iso19794_4::FingerPosition;
+use tessera_biometrics::mcc::{Matcher, MccTemplate};
+use tessera_biometrics::minutiae::Minutia;
+use tessera_biometrics::synth::SyntheticPerson;
+
+type Fingers = Vec<(FingerPosition, Vec<Minutia>)>;
+
+const SEED: u64 = 30_000_000;
+
+fn fingers(id: u64, impression: u32) -> Fingers {
+    let p = SyntheticPerson::new(id);
+    FingerPosition::TEN
+        .iter()
+        .map(|&f| (f, p.finger_minutiae(f, impression)))
+        .collect()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` / test harness probing
+    }
+    let n: u64 = std::env::var("TESSERA_BENCH_PERSONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    println!("threads: {}", rayon::current_num_threads());
+
+    // 1:1 throughput, one thread, probe prepared.
+    let probes: Vec<MccTemplate> = (0..20)
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 1)[1].1))
+        .collect();
+    let gallery_t: Vec<MccTemplate> = (0..200)
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1))
+        .collect();
+    let t = Instant::now();
+    let mut acc = 0.0f32;
+    let mut count = 0u64;
+    for p in &probes {
+        let mut m = Matcher::new(p.clone());
+        for g in &gallery_t {
+            acc += m.compare(g);
+            count += 1;
+        }
+    }
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "1:1 (fast-generator templates, {:.1} cylinders avg): {count} comparisons in {dt:.3} s = {:.0} /s on one thread ({:.1} us each) [checksum {acc:.1}]",
+        gallery_t.iter().map(MccTemplate::len).sum::<usize>() as f64 / gallery_t.len() as f64,
+        count as f64 / dt,
+        dt * 1e6 / count as f64
+    );
+    let t = Instant::now();
+    let _: Vec<MccTemplate> = (0..200)
+        .into_par_iter()
+        .map(|i| MccTemplate::new(&fingers(SEED + i, 0)[1].1))
+        .collect();
+    println!(
+        "template preparation: {:.2} ms per finger (all threads, incl. generation)",
+        t.elapsed().as_secs_f64() * 1e3 / 200.0
+    );
+
+    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"));
+    let path = dir.join(format!("bench-gallery-{n}.tgal"));
+    if Gallery::open(&path).map(|g| g.len() as u64 != n).unwrap_or(true) {
+        let t = Instant::now();
+        let mut g = Gallery::create(&path).unwrap();
+        let mut start = 0u64;
+        while start < n {
+            let end = (start + 5_000).min(n);
+            let batch: Vec<(String, Fingers)> = (start..end)
+                .into_par_iter()
+                .map(|i| (format!("P{}", SEED + i), fingers(SEED + i, 0)))
+                .collect();
+            g.insert_batch(&batch).unwrap();
+            start = end;
+        }
+        g.save().unwrap();
+        println!(
+            "gallery built and saved: {n} persons in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let t = Instant::now();
+    let g = Gallery::open(&path).unwrap();
+    println!(
+        "open + validate {:.2} s ({:.2} GB)",
+        t.elapsed().as_secs_f64(),
+        std::fs::metadata(&path).unwrap().len() as f64 / 1e9
+    );
+    for (label, opts) in [
+        ("indexed (default, penetration 2 %)", SearchOptions::default()),
+        (
+            "indexed, penetration 5 %",
+            SearchOptions {
+                penetration: 0.05,
+                min_shortlist: 200,
+            },
+        ),
+    ] {
+        let mut lat = Vec::new();
+        let mut found = 0;
+        let mut stats = Default::default();
+        // Warm-up (page cache), then 10 mated + 10 non-mated searches.
+        let probe_f = fingers(SEED, 1);
+        let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
+        let _ = g.search_with(&Probe::new(&refs), 10, &opts);
+        for k in 0..20u64 {
+            let mated = k < 10;
+            let id = if mated {
+                SEED + (k * 7919) % n
+            } else {
+                SEED + n + 1_000_000 + k
+            };
+            let probe_f = fingers(id, 1);
+            let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
+            let t = Instant::now();
+            let probe = Probe::new(&refs);
+            let (hits, s) = g.search_with(&probe, 10, &opts);
+            lat.push(t.elapsed().as_secs_f64());
+            stats = s;
+            if mated && hits.first().is_some_and(|h| h.person == format!("P{id}")) {
+                found += 1;
+            }
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "search 10 fingers vs {n} persons, {label}: median {:.0} ms, max {:.0} ms; {} persons / {} finger comparisons in the match stage; mates ranked first {found}/10",
+            lat[lat.len() / 2] * 1e3,
+            lat[lat.len() - 1] * 1e3,
+            stats.shortlisted,
+            stats.comparisons
+        );
+    }
+}

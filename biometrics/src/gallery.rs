@@ -1,0 +1,994 @@
+//! 1:N identification: a gallery of persons (up to ten fingers each), persisted to one memory-mapped file,
+//! searched in two stages with per-person fusion.
+//!
+//! ```no_run
+//! use tessera_biometrics::gallery::{Gallery, Probe};
+//! use tessera_biometrics::FingerPosition;
+//! # let minutiae: Vec<tessera_biometrics::minutiae::Minutia> = Vec::new();
+//! let mut g = Gallery::create("dedupe.tgal")?;
+//! g.insert("10001100770000120251129093000", &[(FingerPosition::RightIndex, &minutiae[..])])?;
+//! g.save()?;
+//! let probe = Probe::new(&[(FingerPosition::RightIndex, &minutiae[..])]);
+//! for c in g.search(&probe, 10) {
+//!     println!("{} score {:.1} FMR {:e}", c.person, c.score, c.fmr_estimate);
+//! }
+//! # Ok::<(), tessera_biometrics::gallery::GalleryError>(())
+//! ```
+//!
+//! **Search.** (1) *Index stage*: every finger record carries an 8192-bit signature, a Bloom-style set of
+//! geometric hash keys of its minutia pairs ([`signature`]: quantised pair length and the two minutia
+//! directions relative to the pair, invariant to rotation and translation, on two grids offset by half a
+//! bin). Two fingers' count of common keys, minus what chance gives, is a cheap similarity (a 128-word AND +
+//! popcount). The probe's fingers' counts are summed per person (same finger positions only); this scans
+//! compact signatures, ~4x less memory than the templates, and needs no per-key posting lists, so inserts
+//! and deletes stay trivial. (MCC-LSH keys on our 384-bit cylinders were tried first and ranked mates far
+//! worse: 8 % vs 0 % index misses with two fingers at 2 % penetration.) (2) *Match stage*: only the best
+//! [`SearchOptions::penetration`] share of persons (default 2 %) is compared with the full MCC matcher,
+//! finger by finger (same positions), and the finger scores are fused per person with
+//! [`calibration::fuse`] (Fisher's method on the calibrated per-finger FMRs, guarded by the best finger).
+//! Candidates are ranked by the fused score `-log10(person FMR estimate)`. Both stages run in parallel
+//! with rayon.
+//!
+//! **File** (little-endian `u64` words; frozen per version: a new layout gets a new magic):
+//!
+//! | words | content |
+//! |---|---|
+//! | 8 | header: magic `"TSGALRY1"`, parameters (`NS`, `ND`, max cylinders, signature words), person count, finger count, 4 reserved (0) |
+//! | 10 per person | id length (1-64) and finger count (1-10) in word 0, index of the first finger record in word 1, id bytes (UTF-8, zero padded) in words 2-9 |
+//! | [`FINGER_WORDS`] per finger | word 0: person index (bits 0-31), position code (32-39), cylinder count (40-47); signature; points; validity; cylinder bits (see [`crate::mcc`]) |
+//!
+//! [`Gallery::open`] maps the file ([`memmap2`]) and validates every field before use, as for any
+//! untrusted input ([`GalleryError::Format`] names the byte offset and the field). [`Gallery::insert`] and
+//! [`Gallery::remove`] change the in-memory view; [`Gallery::save`] writes a complete new file next to
+//! the old one and renames it over it, so a crash leaves the old or the new gallery, never a mix.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "record fields are range-checked before narrowing"
+)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::calibration;
+use crate::iso19794_4::FingerPosition;
+use crate::mcc::{self, CIRCLE, MAX_MINUTIAE, MccTemplate, ND, NS, TemplateRef};
+use crate::minutiae::Minutia;
+
+/// Signature size in `u64` words (8192 bits).
+pub const SIG_WORDS: usize = 128;
+/// Distance bin of the index's minutia-pair keys (px).
+pub const PAIR_DIST_BIN: f32 = 8.0;
+/// Angle bins per turn of the index's minutia-pair keys.
+pub const PAIR_ANGLE_BINS: f32 = 18.0;
+/// Shortest minutia pair used by the index (px).
+pub const PAIR_MIN_DIST: f32 = 12.0;
+/// Longest minutia pair used by the index (px).
+pub const PAIR_MAX_DIST: f32 = 90.0;
+/// Words of one finger record.
+pub const FINGER_WORDS: usize = 1 + SIG_WORDS + MAX_MINUTIAE * (2 + ND);
+const PERSON_WORDS: usize = 10;
+const HEADER_WORDS: usize = 8;
+/// Longest person id, in bytes.
+pub const MAX_ID_LEN: usize = 64;
+/// Most fingers per person.
+pub const MAX_FINGERS: usize = 10;
+const MAGIC: u64 = u64::from_le_bytes(*b"TSGALRY1");
+const PARAMS: u64 =
+    (NS as u64) | ((ND as u64) << 8) | ((MAX_MINUTIAE as u64) << 16) | ((SIG_WORDS as u64) << 32);
+const SIG_OFF: usize = 1;
+const PTS_OFF: usize = SIG_OFF + SIG_WORDS;
+const VALID_OFF: usize = PTS_OFF + MAX_MINUTIAE;
+const BITS_OFF: usize = VALID_OFF + MAX_MINUTIAE;
+
+/// Why a gallery could not be opened, saved or changed.
+#[derive(Debug, Error)]
+pub enum GalleryError {
+    /// Reading or writing the gallery file failed.
+    #[error("gallery file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid gallery: the field at `offset` (bytes from the start) is wrong. The file is
+    /// damaged or was written by another version; restore it from a backup or rebuild it from the templates.
+    #[error("gallery file {path}: invalid {field} at byte {offset}: {detail}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the field.
+        offset: usize,
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A person id is empty, longer than [`MAX_ID_LEN`] bytes or holds control characters.
+    #[error("invalid person id ({len} bytes): ids are 1-{MAX_ID_LEN} bytes without control characters")]
+    PersonId {
+        /// Length of the rejected id.
+        len: usize,
+    },
+    /// The fingers of an insert are unusable: none, more than ten, a slap image or a position twice.
+    #[error("invalid fingers for a gallery person: {0}")]
+    Fingers(String),
+}
+
+/// A person id and its fingers, for [`Gallery::insert_batch`].
+pub type PersonFingers = (String, Vec<(FingerPosition, Vec<Minutia>)>);
+
+/// Options of [`Gallery::search_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchOptions {
+    /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive).
+    pub penetration: f64,
+    /// The index stage passes at least this many persons (small galleries are searched exhaustively).
+    pub min_shortlist: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            penetration: 0.02,
+            min_shortlist: 200,
+        }
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The gallery person id.
+    pub person: String,
+    /// Fused score: `-log10(fmr_estimate)` (higher = more likely the same person; 4 means FMR 1e-4).
+    pub score: f32,
+    /// Estimated probability that a different person scores this high (per person comparison).
+    pub fmr_estimate: f64,
+    /// Raw 1:1 score per compared finger position.
+    pub fingers: Vec<(FingerPosition, f32)>,
+}
+
+/// What a search did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchStats {
+    /// Live persons in the gallery.
+    pub persons: usize,
+    /// Persons passed to the full matcher.
+    pub shortlisted: usize,
+    /// 1:1 finger comparisons made.
+    pub comparisons: usize,
+}
+
+#[derive(Debug, Clone)]
+struct ProbeFinger {
+    position: FingerPosition,
+    template: MccTemplate,
+    sig: [u64; SIG_WORDS],
+    sig_count: u32,
+}
+
+/// A search probe: the fingers of one person, prepared once.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    fingers: Vec<ProbeFinger>,
+}
+
+impl Probe {
+    /// Prepares the probe's fingers. Plain thumbs (codes 11, 12) count as thumbs; slap codes and
+    /// repeated positions are ignored (the first one is kept).
+    pub fn new(fingers: &[(FingerPosition, &[Minutia])]) -> Self {
+        let mut out: Vec<ProbeFinger> = Vec::new();
+        for &(pos, ms) in fingers {
+            let Some(position) = normalise(pos) else { continue };
+            if out.iter().any(|f| f.position == position) {
+                continue;
+            }
+            let template = MccTemplate::new(ms);
+            let sig = signature(template.view());
+            out.push(ProbeFinger {
+                position,
+                sig_count: sig.iter().map(|w| w.count_ones()).sum(),
+                sig,
+                template,
+            });
+        }
+        Self { fingers: out }
+    }
+
+    /// Number of usable fingers.
+    pub fn len(&self) -> usize {
+        self.fingers.len()
+    }
+
+    /// True when no finger is usable.
+    pub fn is_empty(&self) -> bool {
+        self.fingers.is_empty()
+    }
+}
+
+fn normalise(pos: FingerPosition) -> Option<FingerPosition> {
+    match pos {
+        FingerPosition::PlainRightThumb => Some(FingerPosition::RightThumb),
+        FingerPosition::PlainLeftThumb => Some(FingerPosition::LeftThumb),
+        p if p.is_single_finger() => Some(p),
+        _ => None,
+    }
+}
+
+struct PairHash {
+    /// Distance bin width (px).
+    dbin: f32,
+    /// Angle bins per turn.
+    abins: f32,
+    /// Pair distance range (px).
+    rmin: f32,
+    rmax: f32,
+}
+
+const PAIR_HASH: PairHash = PairHash {
+    dbin: PAIR_DIST_BIN,
+    abins: PAIR_ANGLE_BINS,
+    rmin: PAIR_MIN_DIST,
+    rmax: PAIR_MAX_DIST,
+};
+
+/// The index signature of a template: the set of its minutia-pair keys folded into [`SIG_WORDS`] words.
+///
+/// For every ordered pair of minutiae (i, j) at distance [`PAIR_MIN_DIST`]-[`PAIR_MAX_DIST`] px, the key is
+/// the quantised distance and the two directions relative to the segment i→j (invariant to rotation and
+/// translation); two quantisation grids offset by half a bin make two keys per pair, so a value near a
+/// bin edge still collides in one of them.
+pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
+    let mut sig = [0u64; SIG_WORDS];
+    let ph = &PAIR_HASH;
+    let pts: Vec<(f32, f32, f32)> = t.pts.iter().map(|&p| mcc::unpack_point(p)).collect();
+    let (r2min, r2max) = (ph.rmin * ph.rmin, ph.rmax * ph.rmax);
+    let abin = std::f32::consts::TAU / ph.abins;
+    let nab = ph.abins as u64;
+    for (i, a) in pts.iter().enumerate() {
+        for (j, b) in pts.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+            let d2 = dx * dx + dy * dy;
+            if d2 < r2min || d2 > r2max {
+                continue;
+            }
+            let seg = dy.atan2(dx);
+            let ai = (a.2 - seg).rem_euclid(std::f32::consts::TAU);
+            let aj = (b.2 - seg).rem_euclid(std::f32::consts::TAU);
+            let d = d2.sqrt();
+            for grid in 0..2u64 {
+                let off = grid as f32 * 0.5;
+                let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
+                let qa = ((ai / abin + off) as u64) % nab;
+                let qb = ((aj / abin + off) as u64) % nab;
+                let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
+                let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
+                if let Some(w) = sig.get_mut(h / 64) {
+                    *w |= 1 << (h % 64);
+                }
+            }
+        }
+    }
+    sig
+}
+
+/// Votes of two signatures: common keys minus the common keys expected by chance.
+#[inline]
+fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64]) -> f32 {
+    let (mut common, mut bc) = (0u32, 0u32);
+    for (x, y) in a.iter().zip(b) {
+        common += (x & y).count_ones();
+        bc += y.count_ones();
+    }
+    common as f32 - (a_count as f32 * bc as f32) / (SIG_WORDS * 64) as f32
+}
+
+/// Checks a person's id and fingers and builds the finger records (person index 0, set on insertion).
+fn prepare(person: &str, fingers: &[(FingerPosition, &[Minutia])]) -> Result<Vec<u64>, GalleryError> {
+    if person.is_empty() || person.len() > MAX_ID_LEN || person.chars().any(char::is_control) {
+        return Err(GalleryError::PersonId { len: person.len() });
+    }
+    if fingers.is_empty() || fingers.len() > MAX_FINGERS {
+        return Err(GalleryError::Fingers(format!(
+            "{} fingers, expected 1-{MAX_FINGERS}",
+            fingers.len()
+        )));
+    }
+    let mut records = Vec::with_capacity(fingers.len() * FINGER_WORDS);
+    let mut seen = 0u32;
+    for &(pos, ms) in fingers {
+        let p =
+            normalise(pos).ok_or_else(|| GalleryError::Fingers(format!("{pos:?} is not a single finger")))?;
+        if seen & (1 << p.code()) != 0 {
+            return Err(GalleryError::Fingers(format!("{p:?} given twice")));
+        }
+        seen |= 1 << p.code();
+        records.extend(finger_record(0, p, &MccTemplate::new(ms)));
+    }
+    Ok(records)
+}
+
+/// Builds one finger record.
+fn finger_record(person: u32, position: FingerPosition, t: &MccTemplate) -> Vec<u64> {
+    let r = t.view();
+    let n = r.len().min(MAX_MINUTIAE);
+    let mut rec = vec![0u64; FINGER_WORDS];
+    if let Some(w) = rec.first_mut() {
+        *w = u64::from(person) | (u64::from(position.code()) << 32) | ((n as u64) << 40);
+    }
+    let sig = signature(r);
+    let put = |rec: &mut Vec<u64>, off: usize, src: &[u64]| {
+        if let Some(dst) = rec.get_mut(off..off + src.len()) {
+            dst.copy_from_slice(src);
+        }
+    };
+    put(&mut rec, SIG_OFF, &sig);
+    put(&mut rec, PTS_OFF, r.pts.get(..n).unwrap_or(&[]));
+    put(&mut rec, VALID_OFF, r.valid.get(..n).unwrap_or(&[]));
+    put(&mut rec, BITS_OFF, r.bits.get(..n * ND).unwrap_or(&[]));
+    rec
+}
+
+/// A finger record viewed in place.
+#[derive(Clone, Copy)]
+struct FingerRef<'a>(&'a [u64]);
+
+impl<'a> FingerRef<'a> {
+    fn head(self) -> u64 {
+        self.0.first().copied().unwrap_or(0)
+    }
+    fn position_code(self) -> u8 {
+        (self.head() >> 32) as u8
+    }
+    fn count(self) -> usize {
+        ((self.head() >> 40) as u8 as usize).min(MAX_MINUTIAE)
+    }
+    fn sig(self) -> &'a [u64] {
+        self.0.get(SIG_OFF..PTS_OFF).unwrap_or(&[])
+    }
+    fn template(self) -> TemplateRef<'a> {
+        let n = self.count();
+        TemplateRef {
+            pts: self.0.get(PTS_OFF..PTS_OFF + n).unwrap_or(&[]),
+            valid: self.0.get(VALID_OFF..VALID_OFF + n).unwrap_or(&[]),
+            bits: self.0.get(BITS_OFF..BITS_OFF + n * ND).unwrap_or(&[]),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Fingers {
+    /// Records `first..first + count` of the mapped file.
+    Mapped { first: usize, count: usize },
+    /// Records held in memory (inserted since the last save), concatenated.
+    Owned(Vec<u64>),
+}
+
+#[derive(Debug)]
+struct Person {
+    id: String,
+    alive: bool,
+    fingers: Fingers,
+}
+
+#[derive(Debug)]
+enum Backing {
+    None,
+    Map(memmap2::Mmap),
+    Words(Vec<u64>),
+}
+
+/// A 1:N gallery (see the module docs).
+#[derive(Debug)]
+pub struct Gallery {
+    path: PathBuf,
+    backing: Backing,
+    /// Word offset of the finger records in the map.
+    fingers_at: usize,
+    persons: Vec<Person>,
+    by_id: HashMap<String, usize>,
+    live: usize,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GalleryError + '_ {
+    move |source| GalleryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Maps a file read-only.
+#[allow(
+    unsafe_code,
+    reason = "memory-mapping a file is unsafe by contract; see SAFETY"
+)]
+fn map_file(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private to this process. Tessera writes gallery files only through
+    // `Gallery::save`, which writes a new file and renames it over the old one, so a mapped file is never
+    // truncated or rewritten in place by us. Another process modifying the file in place would be an
+    // operator error; every byte is validated by `validate` before use and all later accesses are bounds
+    // checked, so such a change could corrupt results but not memory safety of the Rust code.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, word: usize, field: &'static str, detail: impl Into<String>) -> GalleryError {
+        GalleryError::Format {
+            path: self.path.to_path_buf(),
+            offset: word * 8,
+            field,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Validates a gallery file's words; returns the persons and the word offset of the finger records.
+fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryError> {
+    let v = Validator { path };
+    let w = |i: usize, field: &'static str| {
+        words
+            .get(i)
+            .copied()
+            .ok_or_else(|| v.err(i, field, "file ends here"))
+    };
+    if w(0, "magic")? != MAGIC {
+        return Err(v.err(0, "magic", "not a Tessera gallery file (expected \"TSGALRY1\")"));
+    }
+    let params = w(1, "parameters")?;
+    if params != PARAMS {
+        return Err(v.err(
+            1,
+            "parameters",
+            format!("{params:#x}, this build expects {PARAMS:#x} (cylinder layout or signature size differ)"),
+        ));
+    }
+    let n_persons = w(2, "person count")?;
+    let n_fingers = w(3, "finger count")?;
+    for i in 4..HEADER_WORDS {
+        if w(i, "reserved header word")? != 0 {
+            return Err(v.err(i, "reserved header word", "must be 0"));
+        }
+    }
+    let too_big = |i, f| v.err(i, f, "count does not fit the file length");
+    let np = usize::try_from(n_persons).map_err(|_| too_big(2, "person count"))?;
+    let nf = usize::try_from(n_fingers).map_err(|_| too_big(3, "finger count"))?;
+    let fingers_at = np
+        .checked_mul(PERSON_WORDS)
+        .and_then(|x| x.checked_add(HEADER_WORDS))
+        .ok_or_else(|| too_big(2, "person count"))?;
+    let expected = nf
+        .checked_mul(FINGER_WORDS)
+        .and_then(|x| x.checked_add(fingers_at))
+        .ok_or_else(|| too_big(3, "finger count"))?;
+    if expected != words.len() {
+        return Err(v.err(
+            3,
+            "finger count",
+            format!(
+                "{np} persons and {nf} fingers need {} bytes, the file has {}",
+                expected.saturating_mul(8),
+                words.len() * 8
+            ),
+        ));
+    }
+    let mut persons = Vec::with_capacity(np);
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(np);
+    let mut next_finger = 0usize;
+    let mut owner = vec![0u32; nf];
+    for p in 0..np {
+        let base = HEADER_WORDS + p * PERSON_WORDS;
+        let head = w(base, "person header")?;
+        let id_len = (head & 0xFF) as usize;
+        let count = ((head >> 8) & 0xFF) as usize;
+        if head >> 16 != 0 {
+            return Err(v.err(base, "person header", "reserved bits must be 0"));
+        }
+        if !(1..=MAX_ID_LEN).contains(&id_len) {
+            return Err(v.err(
+                base,
+                "person id length",
+                format!("{id_len}, expected 1-{MAX_ID_LEN}"),
+            ));
+        }
+        if !(1..=MAX_FINGERS).contains(&count) {
+            return Err(v.err(
+                base,
+                "person finger count",
+                format!("{count}, expected 1-{MAX_FINGERS}"),
+            ));
+        }
+        let first = w(base + 1, "person first finger")?;
+        if first != next_finger as u64 {
+            return Err(v.err(
+                base + 1,
+                "person first finger",
+                format!("{first}, expected {next_finger} (records are stored in person order)"),
+            ));
+        }
+        let mut id_bytes = [0u8; MAX_ID_LEN];
+        for (k, chunk) in id_bytes.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&w(base + 2 + k, "person id")?.to_le_bytes());
+        }
+        let (id, pad) = id_bytes.split_at(id_len);
+        if pad.iter().any(|&b| b != 0) {
+            return Err(v.err(base + 2, "person id", "padding after the id must be 0"));
+        }
+        let id =
+            std::str::from_utf8(id).map_err(|e| v.err(base + 2, "person id", format!("not UTF-8: {e}")))?;
+        if id.chars().any(char::is_control) {
+            return Err(v.err(base + 2, "person id", "control characters"));
+        }
+        if seen.insert(id.to_owned(), p).is_some() {
+            return Err(v.err(base + 2, "person id", format!("person {p} repeats an earlier id")));
+        }
+        let end = next_finger
+            .checked_add(count)
+            .filter(|&e| e <= nf)
+            .ok_or_else(|| v.err(base, "person finger count", "runs past the last finger record"))?;
+        for o in owner.get_mut(next_finger..end).unwrap_or(&mut []) {
+            *o = p as u32;
+        }
+        persons.push(Person {
+            id: id.to_owned(),
+            alive: true,
+            fingers: Fingers::Mapped {
+                first: next_finger,
+                count,
+            },
+        });
+        next_finger = end;
+    }
+    if next_finger != nf {
+        return Err(v.err(
+            3,
+            "finger count",
+            format!("persons own {next_finger} fingers, header says {nf}"),
+        ));
+    }
+    // Finger records, in parallel (the bulk of the file).
+    let records = words.get(fingers_at..).unwrap_or(&[]);
+    records
+        .par_chunks_exact(FINGER_WORDS)
+        .zip(owner.par_iter())
+        .enumerate()
+        .try_for_each(|(f, (rec, &own))| check_finger(&v, fingers_at + f * FINGER_WORDS, rec, own))?;
+    // Positions must be distinct within a person.
+    for (p, person) in persons.iter().enumerate() {
+        if let Fingers::Mapped { first, count } = person.fingers {
+            let mut seen_pos = 0u32;
+            for f in first..first + count {
+                let at = fingers_at + f * FINGER_WORDS;
+                let code = FingerRef(words.get(at..at + FINGER_WORDS).unwrap_or(&[])).position_code();
+                if seen_pos & (1 << code) != 0 {
+                    return Err(v.err(
+                        at,
+                        "finger position",
+                        format!("person {p} has position {code} twice"),
+                    ));
+                }
+                seen_pos |= 1 << code;
+            }
+        }
+    }
+    Ok((persons, fingers_at))
+}
+
+fn check_finger(v: &Validator<'_>, at: usize, rec: &[u64], owner: u32) -> Result<(), GalleryError> {
+    let f = FingerRef(rec);
+    let head = f.head();
+    if head as u32 != owner {
+        return Err(v.err(
+            at,
+            "finger person index",
+            format!("{}, expected {owner}", head as u32),
+        ));
+    }
+    let code = f.position_code();
+    if !FingerPosition::from_code(code).is_some_and(FingerPosition::is_single_finger) {
+        return Err(v.err(at, "finger position", format!("{code}, expected 1-10")));
+    }
+    let n = ((head >> 40) & 0xFF) as usize;
+    if n > MAX_MINUTIAE || head >> 48 != 0 {
+        return Err(v.err(
+            at,
+            "finger cylinder count",
+            format!("{n}, expected 0-{MAX_MINUTIAE}"),
+        ));
+    }
+    let section =
+        |off: usize, len: usize, used: usize, field: &'static str| -> Result<&[u64], GalleryError> {
+            let s = rec.get(off..off + len).unwrap_or(&[]);
+            if let Some(k) = s.iter().skip(used).position(|&x| x != 0) {
+                return Err(v.err(at + off + used + k, field, "unused slot must be 0"));
+            }
+            Ok(s.get(..used).unwrap_or(&[]))
+        };
+    let pts = section(PTS_OFF, MAX_MINUTIAE, n, "finger points")?;
+    let valid = section(VALID_OFF, MAX_MINUTIAE, n, "finger validity")?;
+    let bits = section(BITS_OFF, MAX_MINUTIAE * ND, n * ND, "finger cylinder bits")?;
+    if let Some(k) = pts.iter().position(|p| p >> 48 != 0) {
+        return Err(v.err(at + PTS_OFF + k, "finger points", "reserved bits must be 0"));
+    }
+    for (k, (val, b)) in valid.iter().zip(bits.chunks_exact(ND)).enumerate() {
+        if val & !CIRCLE != 0 {
+            return Err(v.err(
+                at + VALID_OFF + k,
+                "finger validity",
+                "cells outside the cylinder",
+            ));
+        }
+        if b.iter().any(|x| x & !val != 0) {
+            return Err(v.err(
+                at + BITS_OFF + k * ND,
+                "finger cylinder bits",
+                "bits outside the valid cells",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Gallery {
+    /// Creates an empty gallery and writes its file (replacing any file at `path`).
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, GalleryError> {
+        let mut g = Self {
+            path: path.as_ref().to_path_buf(),
+            backing: Backing::None,
+            fingers_at: HEADER_WORDS,
+            persons: Vec::new(),
+            by_id: HashMap::new(),
+            live: 0,
+        };
+        g.save()?;
+        Ok(g)
+    }
+
+    /// Opens and validates a gallery file (memory-mapped; nothing is copied).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, GalleryError> {
+        let path = path.as_ref().to_path_buf();
+        if cfg!(target_endian = "big") {
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            return Self::from_bytes(&bytes, path);
+        }
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let map = map_file(&file).map_err(io_err(&path))?;
+        let words: &[u64] = bytemuck::try_cast_slice(&map[..]).map_err(|e| GalleryError::Format {
+            path: path.clone(),
+            offset: 0,
+            field: "file length",
+            detail: format!("{} bytes is not a whole number of 8-byte words ({e})", map.len()),
+        })?;
+        let (persons, fingers_at) = validate(&path, words)?;
+        let by_id = persons
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        let live = persons.len();
+        Ok(Self {
+            path,
+            backing: Backing::Map(map),
+            fingers_at,
+            persons,
+            by_id,
+            live,
+        })
+    }
+
+    /// The gallery file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of persons (including changes not yet saved).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when the gallery holds nobody.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// True when `person` is in the gallery.
+    pub fn contains(&self, person: &str) -> bool {
+        self.by_id.contains_key(person)
+    }
+
+    /// Validates gallery file bytes held in memory and copies them into an aligned buffer (for tests,
+    /// fuzzing and files received over the network). `path` is where [`Gallery::save`] will write.
+    pub fn from_bytes(bytes: &[u8], path: impl AsRef<Path>) -> Result<Self, GalleryError> {
+        let path = path.as_ref().to_path_buf();
+        if !bytes.len().is_multiple_of(8) {
+            return Err(GalleryError::Format {
+                path,
+                offset: bytes.len() - bytes.len() % 8,
+                field: "file length",
+                detail: format!("{} bytes is not a whole number of 8-byte words", bytes.len()),
+            });
+        }
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                u64::from_le_bytes(b)
+            })
+            .collect();
+        let (persons, fingers_at) = validate(&path, &words)?;
+        let by_id = persons
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        let live = persons.len();
+        Ok(Self {
+            path,
+            backing: Backing::Words(words),
+            fingers_at,
+            persons,
+            by_id,
+            live,
+        })
+    }
+
+    fn words(&self) -> &[u64] {
+        match &self.backing {
+            Backing::None => &[],
+            Backing::Map(m) => bytemuck::try_cast_slice(&m[..]).unwrap_or(&[]),
+            Backing::Words(w) => w,
+        }
+    }
+
+    fn finger_refs<'a>(&'a self, person: &'a Person) -> impl Iterator<Item = FingerRef<'a>> + 'a {
+        let slice: &[u64] = match &person.fingers {
+            Fingers::Mapped { first, count } => {
+                let a = self.fingers_at + first * FINGER_WORDS;
+                self.words().get(a..a + count * FINGER_WORDS).unwrap_or(&[])
+            }
+            Fingers::Owned(v) => v,
+        };
+        slice.chunks_exact(FINGER_WORDS).map(FingerRef)
+    }
+
+    /// Adds a person (replacing a person with the same id). Each finger is a position (1-10; plain thumbs
+    /// 11/12 count as thumbs) and its minutiae; at most ten, each position once.
+    pub fn insert(
+        &mut self,
+        person: &str,
+        fingers: &[(FingerPosition, &[Minutia])],
+    ) -> Result<(), GalleryError> {
+        let records = prepare(person, fingers)?;
+        self.push(person, records);
+        Ok(())
+    }
+
+    /// Adds many persons, preparing their templates in parallel (bulk loading). Stops at the first invalid
+    /// person, after adding the valid ones before it.
+    pub fn insert_batch(&mut self, persons: &[PersonFingers]) -> Result<(), GalleryError> {
+        let prepared: Vec<Result<Vec<u64>, GalleryError>> = persons
+            .par_iter()
+            .map(|(id, fingers)| {
+                let refs: Vec<(FingerPosition, &[Minutia])> =
+                    fingers.iter().map(|(p, m)| (*p, &m[..])).collect();
+                prepare(id, &refs)
+            })
+            .collect();
+        for ((id, _), records) in persons.iter().zip(prepared) {
+            self.push(id, records?);
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, person: &str, mut records: Vec<u64>) {
+        self.remove(person);
+        let index = self.persons.len() as u64;
+        for rec in records.chunks_exact_mut(FINGER_WORDS) {
+            if let Some(h) = rec.first_mut() {
+                *h = (*h & !0xFFFF_FFFF) | index;
+            }
+        }
+        self.by_id.insert(person.to_owned(), self.persons.len());
+        self.persons.push(Person {
+            id: person.to_owned(),
+            alive: true,
+            fingers: Fingers::Owned(records),
+        });
+        self.live += 1;
+    }
+
+    /// Removes a person; true when it was there.
+    pub fn remove(&mut self, person: &str) -> bool {
+        let Some(i) = self.by_id.remove(person) else {
+            return false;
+        };
+        if let Some(p) = self.persons.get_mut(i) {
+            p.alive = false;
+            if let Fingers::Owned(v) = &mut p.fingers {
+                *v = Vec::new();
+            }
+        }
+        self.live -= 1;
+        true
+    }
+
+    /// Writes the gallery to its file: a complete new file is written and synced next to the old one, then
+    /// renamed over it, and the new file is mapped. A crash leaves either the old or the new file.
+    pub fn save(&mut self) -> Result<(), GalleryError> {
+        let tmp = self.path.with_extension("tgal-tmp");
+        {
+            let file = File::create(&tmp).map_err(io_err(&tmp))?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+            let live: Vec<&Person> = self.persons.iter().filter(|p| p.alive).collect();
+            let counts: Vec<usize> = live.iter().map(|p| self.finger_refs(p).count()).collect();
+            let nf: usize = counts.iter().sum();
+            let mut put = |w: u64| out.write_all(&w.to_le_bytes());
+            let header = [MAGIC, PARAMS, live.len() as u64, nf as u64, 0, 0, 0, 0];
+            for w in header {
+                put(w).map_err(io_err(&tmp))?;
+            }
+            let mut first = 0u64;
+            for (p, &count) in live.iter().zip(&counts) {
+                put(p.id.len() as u64 | ((count as u64) << 8)).map_err(io_err(&tmp))?;
+                put(first).map_err(io_err(&tmp))?;
+                let mut id = [0u8; MAX_ID_LEN];
+                for (d, s) in id.iter_mut().zip(p.id.as_bytes()) {
+                    *d = *s;
+                }
+                for chunk in id.chunks_exact(8) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(chunk);
+                    put(u64::from_le_bytes(b)).map_err(io_err(&tmp))?;
+                }
+                first += count as u64;
+            }
+            for (new_index, p) in live.iter().enumerate() {
+                for f in self.finger_refs(p) {
+                    let mut head = f.head();
+                    head = (head & !0xFFFF_FFFF) | new_index as u64;
+                    put(head).map_err(io_err(&tmp))?;
+                    for &w in f.0.get(1..).unwrap_or(&[]) {
+                        put(w).map_err(io_err(&tmp))?;
+                    }
+                }
+            }
+            let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
+            file.sync_all().map_err(io_err(&tmp))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        let reopened = Self::open(&self.path)?;
+        *self = reopened;
+        Ok(())
+    }
+
+    /// Searches with the default options; best candidates first.
+    pub fn search(&self, probe: &Probe, top_k: usize) -> Vec<Candidate> {
+        self.search_with(probe, top_k, &SearchOptions::default()).0
+    }
+
+    /// Searches (see the module docs) and reports what the search did.
+    pub fn search_with(
+        &self,
+        probe: &Probe,
+        top_k: usize,
+        opts: &SearchOptions,
+    ) -> (Vec<Candidate>, SearchStats) {
+        let mut stats = SearchStats {
+            persons: self.live,
+            ..SearchStats::default()
+        };
+        if probe.is_empty() || self.live == 0 || top_k == 0 {
+            return (Vec::new(), stats);
+        }
+        let mut slot_of = [usize::MAX; 16];
+        for (i, f) in probe.fingers.iter().enumerate() {
+            if let Some(s) = slot_of.get_mut(usize::from(f.position.code())) {
+                *s = i;
+            }
+        }
+        let probe_slot = |f: FingerRef<'_>| {
+            slot_of
+                .get(usize::from(f.position_code()))
+                .copied()
+                .filter(|&s| s != usize::MAX)
+        };
+        // Index stage.
+        let shortlist_len = ((opts.penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
+            .max(opts.min_shortlist)
+            .max(top_k)
+            .min(self.live);
+        let shortlist: Vec<(f32, u32)> = if shortlist_len >= self.live {
+            self.persons
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.alive)
+                .map(|(i, _)| (0.0, i as u32))
+                .collect()
+        } else {
+            let mut all: Vec<(f32, u32)> = self
+                .persons
+                .par_iter()
+                .enumerate()
+                .filter(|(_, p)| p.alive)
+                .map(|(i, p)| {
+                    let mut v = 0.0;
+                    for f in self.finger_refs(p) {
+                        if let Some(pf) = probe_slot(f).and_then(|s| probe.fingers.get(s)) {
+                            v += votes(&pf.sig, pf.sig_count, f.sig());
+                        }
+                    }
+                    (v, i as u32)
+                })
+                .collect();
+            all.select_nth_unstable_by(shortlist_len - 1, |a, b| b.0.total_cmp(&a.0));
+            all.truncate(shortlist_len);
+            all
+        };
+        stats.shortlisted = shortlist.len();
+        // Match stage.
+        let matchers: Vec<mcc::Matcher> = probe
+            .fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect();
+        let results: Vec<(Candidate, usize)> = shortlist
+            .into_par_iter()
+            .map_init(
+                || matchers.clone(),
+                |ms, (_, i)| {
+                    let p = self.persons.get(i as usize)?;
+                    let mut fingers = Vec::new();
+                    let mut fmrs = Vec::new();
+                    for f in self.finger_refs(p) {
+                        let Some(m) = probe_slot(f).and_then(|s| ms.get_mut(s)) else {
+                            continue;
+                        };
+                        let s = m.compare_ref(f.template());
+                        fmrs.push(calibration::fmr_for_score(s));
+                        if let Some(pos) = FingerPosition::from_code(f.position_code()) {
+                            fingers.push((pos, s));
+                        }
+                    }
+                    if fingers.is_empty() {
+                        return None;
+                    }
+                    let fmr = calibration::fuse(&fmrs);
+                    let n = fingers.len();
+                    Some((
+                        Candidate {
+                            person: p.id.clone(),
+                            score: (-fmr.log10()) as f32,
+                            fmr_estimate: fmr,
+                            fingers,
+                        },
+                        n,
+                    ))
+                },
+            )
+            .flatten()
+            .collect();
+        stats.comparisons = results.iter().map(|r| r.1).sum();
+        let mut cands: Vec<Candidate> = results.into_iter().map(|r| r.0).collect();
+        cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.person.cmp(&b.person)));
+        cands.truncate(top_k);
+        (cands, stats)
+    }
+}

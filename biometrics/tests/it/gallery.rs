@@ -1,0 +1,238 @@
+//! 1:N gallery: search, fusion, insert/remove, persistence, strict file validation; cross-checks.
+
+use proptest::prelude::*;
+use tessera_biometrics::cross_check;
+use tessera_biometrics::gallery::{Gallery, GalleryError, Probe, SearchOptions};
+use tessera_biometrics::iso19794_4::FingerPosition;
+use tessera_biometrics::minutiae::Minutia;
+use tessera_biometrics::synth::{Profile, SyntheticPerson};
+
+type Fingers = Vec<(FingerPosition, Vec<Minutia>)>;
+
+fn fingers(id: u64, impression: u32, n: usize) -> Fingers {
+    let p = SyntheticPerson::with_profile(id, Profile::Standard);
+    FingerPosition::TEN
+        .iter()
+        .take(n)
+        .map(|&f| (f, p.finger_minutiae(f, impression)))
+        .collect()
+}
+
+fn refs(f: &Fingers) -> Vec<(FingerPosition, &[Minutia])> {
+    f.iter().map(|(p, m)| (*p, &m[..])).collect()
+}
+
+fn person_id(i: u64) -> String {
+    format!("RID-{i:06}")
+}
+
+fn build(dir: &std::path::Path, n: u64) -> Gallery {
+    let mut g = Gallery::create(dir.join("g.tgal")).unwrap();
+    let batch: Vec<(String, Fingers)> = (0..n).map(|i| (person_id(i), fingers(7000 + i, 0, 10))).collect();
+    g.insert_batch(&batch).unwrap();
+    g
+}
+
+#[test]
+fn mated_probes_find_their_person_first_after_save_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = build(dir.path(), 40);
+    assert_eq!(g.len(), 40);
+    g.save().unwrap();
+    let g = Gallery::open(dir.path().join("g.tgal")).unwrap();
+    assert_eq!(g.len(), 40);
+    for i in [0u64, 13, 39] {
+        let probe_f = fingers(7000 + i, 1, 10);
+        let probe = Probe::new(&refs(&probe_f));
+        let hits = g.search(&probe, 5);
+        assert_eq!(hits[0].person, person_id(i), "{hits:?}");
+        assert!(hits[0].fmr_estimate < 1e-12, "{:?}", hits[0]);
+        assert_eq!(hits[0].fingers.len(), 10);
+        assert!(hits.len() == 5 && hits[1].score < hits[0].score);
+    }
+    // A person outside the gallery: nobody looks like a match.
+    let probe_f = fingers(99_999, 1, 10);
+    let hits = g.search(&Probe::new(&refs(&probe_f)), 3);
+    assert!(hits[0].fmr_estimate > 1e-6, "{:?}", hits[0]);
+}
+
+#[test]
+fn index_stage_keeps_the_mate_at_low_penetration() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = build(dir.path(), 200);
+    let opts = SearchOptions {
+        penetration: 0.02,
+        min_shortlist: 1,
+    };
+    for i in [3u64, 77, 150] {
+        // Two fingers only: the index must still rank the mate in the top 2 % (4 persons).
+        let probe_f = fingers(7000 + i, 1, 2);
+        let (hits, stats) = g.search_with(&Probe::new(&refs(&probe_f)), 1, &opts);
+        assert_eq!(stats.shortlisted, 4);
+        assert_eq!(stats.comparisons, 8);
+        assert_eq!(hits[0].person, person_id(i));
+    }
+}
+
+#[test]
+fn insert_replace_remove_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.tgal");
+    let mut g = build(dir.path(), 5);
+    g.save().unwrap();
+    let mut g = Gallery::open(&path).unwrap();
+    assert!(g.remove(&person_id(2)));
+    assert!(!g.remove(&person_id(2)));
+    assert!(!g.contains(&person_id(2)));
+    // Replace person 3 with other fingers.
+    let other = fingers(8000, 0, 10);
+    g.insert(&person_id(3), &refs(&other)).unwrap();
+    assert_eq!(g.len(), 4);
+    let probe_f = fingers(7002, 1, 10);
+    let hits = g.search(&Probe::new(&refs(&probe_f)), 4);
+    assert!(hits.iter().all(|h| h.person != person_id(2)));
+    g.save().unwrap();
+    let g = Gallery::open(&path).unwrap();
+    assert_eq!(g.len(), 4);
+    let probe_f = fingers(8000, 1, 10);
+    let hits = g.search(&Probe::new(&refs(&probe_f)), 1);
+    assert_eq!(hits[0].person, person_id(3));
+    assert!(!dir.path().join("g.tgal-tmp").exists());
+}
+
+#[test]
+fn invalid_inserts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = Gallery::create(dir.path().join("g.tgal")).unwrap();
+    let f = fingers(1, 0, 2);
+    assert!(matches!(
+        g.insert("", &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
+    assert!(matches!(
+        g.insert(&"x".repeat(65), &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
+    assert!(matches!(
+        g.insert("a\nb", &refs(&f)),
+        Err(GalleryError::PersonId { .. })
+    ));
+    assert!(matches!(g.insert("p", &[]), Err(GalleryError::Fingers(_))));
+    let twice = vec![
+        (FingerPosition::RightIndex, &f[0].1[..]),
+        (FingerPosition::RightIndex, &f[1].1[..]),
+    ];
+    assert!(matches!(g.insert("p", &twice), Err(GalleryError::Fingers(_))));
+    let slap = vec![(FingerPosition::RightFourFingers, &f[0].1[..])];
+    assert!(matches!(g.insert("p", &slap), Err(GalleryError::Fingers(_))));
+    assert!(g.is_empty());
+}
+
+#[test]
+fn damaged_files_are_refused_with_offset_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.tgal");
+    let mut g = build(dir.path(), 3);
+    g.save().unwrap();
+    let good = std::fs::read(&path).unwrap();
+    assert!(Gallery::from_bytes(&good, &path).is_ok());
+    let check = |bytes: &[u8], field: &str, offset: usize| {
+        std::fs::write(&path, bytes).unwrap();
+        let e = Gallery::open(&path).unwrap_err();
+        match &e {
+            GalleryError::Format {
+                field: f, offset: o, ..
+            } => {
+                assert_eq!((*f, *o), (field, offset), "{e}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains(field));
+    };
+    check(&good[..good.len() - 8], "finger count", 24);
+    let mut b = good.clone();
+    b[0] ^= 1;
+    check(&b, "magic", 0);
+    let mut b = good.clone();
+    b[8] ^= 1;
+    check(&b, "parameters", 8);
+    let mut b = good.clone();
+    b[64] = 0; // id length of person 0
+    check(&b, "person id length", 64);
+    let mut b = good.clone();
+    b[64 + 16 + 5] = 0xFF; // inside person 0's id: invalid UTF-8
+    check(&b, "person id", 80);
+    // Finger records start after the header (64 bytes) and three persons (80 bytes each).
+    let f0 = 64 + 3 * 80;
+    let mut b = good.clone();
+    b[f0 + 4] = 13; // position code: a slap
+    check(&b, "finger position", f0);
+    let mut b = good;
+    b[f0] = 2; // person index
+    check(&b, "finger person index", f0);
+    let odd = vec![0u8; 13];
+    assert!(matches!(
+        Gallery::from_bytes(&odd, &path),
+        Err(GalleryError::Format { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn corrupted_gallery_bytes_never_panic(pos in 0usize..20_000, val in any::<u8>(), cut in 0usize..20_000) {
+        static GOOD: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let good = GOOD.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut g = build(dir.path(), 2);
+            g.save().unwrap();
+            std::fs::read(dir.path().join("g.tgal")).unwrap()
+        });
+        let mut b = good.clone();
+        let i = pos % b.len();
+        b[i] = val;
+        let probe_f = fingers(7000, 1, 10);
+        let probe = Probe::new(&refs(&probe_f));
+        if let Ok(g) = Gallery::from_bytes(&b, "/nonexistent/x.tgal") {
+            let _ = g.search(&probe, 3);
+        }
+        b.truncate(cut % (b.len() + 1));
+        let _ = Gallery::from_bytes(&b, "/nonexistent/x.tgal");
+    }
+}
+
+#[test]
+fn duplicate_fingers_in_one_enrolment_are_flagged() {
+    let p = SyntheticPerson::new(4242);
+    let mut set: Fingers = FingerPosition::TEN
+        .iter()
+        .map(|&f| (f, p.finger_minutiae(f, 0)))
+        .collect();
+    assert!(cross_check::duplicate_fingers(&refs(&set)).is_empty());
+    // The left index is presented again in place of the left middle finger.
+    set[7].1 = p.finger_minutiae(FingerPosition::LeftIndex, 3);
+    let d = cross_check::duplicate_fingers(&refs(&set));
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (d[0].first, d[0].second),
+        (FingerPosition::LeftIndex, FingerPosition::LeftMiddle)
+    );
+    assert!(d[0].fmr_estimate <= cross_check::DUPLICATE_FMR);
+}
+
+#[test]
+fn applicant_matching_the_operator_is_detected() {
+    let applicant = fingers(5100, 0, 10);
+    // The operator logged in with two fingers; an honest applicant is someone else.
+    let op = SyntheticPerson::new(5200);
+    let operator: Fingers = [FingerPosition::RightIndex, FingerPosition::LeftThumb]
+        .iter()
+        .map(|&f| (f, op.finger_minutiae(f, 1)))
+        .collect();
+    assert!(cross_check::matches_person(&refs(&applicant), &refs(&operator)).is_none());
+    // The operator enrols themself.
+    let own = fingers(5200, 0, 10);
+    let m = cross_check::matches_person(&refs(&own), &refs(&operator)).unwrap();
+    assert!(m.fmr_estimate < 1e-6, "{m:?}");
+    assert_eq!(m.pairs[0].0, m.pairs[0].1);
+}
