@@ -234,10 +234,10 @@ impl StationWorker {
     pub fn close(&self) {
         let (tx, rx) = mpsc::channel();
         let job: Job = Box::new(move |slot| {
-            if let Some(mut st) = slot.take() {
-                if let Err(e) = st.execute(Command::Logout) {
-                    tracing::warn!(code = ?e.code, "logout at exit failed");
-                }
+            if let Some(mut st) = slot.take()
+                && let Err(e) = st.execute(Command::Logout)
+            {
+                tracing::warn!(code = ?e.code, "logout at exit failed");
             }
             let _ = tx.send(());
         });

@@ -55,6 +55,10 @@ struct Proc {
 }
 
 impl Drop for Proc {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "Drop cannot await; a bounded wait for a child process to exit"
+    )]
     fn drop(&mut self) {
         // tauri-driver stops its WebKitWebDriver only on SIGTERM/SIGINT; SIGKILL would orphan it.
         let _ = Command::new("kill")
