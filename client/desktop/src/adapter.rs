@@ -31,7 +31,12 @@ use tessera_station::{CommandError, ErrorCode};
 
 /// One call from the front end.
 #[derive(Deserialize)]
-#[serde(tag = "call", content = "input", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(
+    tag = "call",
+    content = "input",
+    rename_all = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Request {
     /// Log an operator in (replaces whoever was logged in).
     Login(LoginRequest),
@@ -58,7 +63,9 @@ impl Request {
 // Inputs carry passwords and personal data: Debug shows the call only.
 impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Request").field("call", &self.call()).finish_non_exhaustive()
+        f.debug_struct("Request")
+            .field("call", &self.call())
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,7 +121,9 @@ pub struct StationWorker {
 
 impl fmt::Debug for StationWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StationWorker").field("home", &self.home).finish_non_exhaustive()
+        f.debug_struct("StationWorker")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
     }
 }
 
@@ -388,14 +397,22 @@ mod tests {
         let e = refused(&w, json!({"call": "formSpec", "input": {"process": "NOPE"}})).await;
         assert_eq!(e.code, ErrorCode::NotFound);
 
-        let out = ok(&w, command(json!({"op": "startDraft", "input": {"process": "NEW"}}))).await;
+        let out = ok(
+            &w,
+            command(json!({"op": "startDraft", "input": {"process": "NEW"}})),
+        )
+        .await;
         assert_eq!(out["kind"], "draftStarted");
         let draft = out["output"]["draft"].as_i64().unwrap();
         let out = ok(&w, command(json!({"op": "myDrafts"}))).await;
         assert_eq!(out["output"][0]["id"], draft);
 
         // Core errors keep their code and field problems.
-        let e = refused(&w, command(json!({"op": "startDraft", "input": {"process": "MOVE"}}))).await;
+        let e = refused(
+            &w,
+            command(json!({"op": "startDraft", "input": {"process": "MOVE"}})),
+        )
+        .await;
         assert_ne!(e.code, ErrorCode::InvalidInput, "{e:?}");
 
         let out = ok(&w, command(json!({"op": "logout"}))).await;

@@ -178,13 +178,19 @@ mod tests {
 
         let e = Settings::from_sources(
             Some(file),
-            &env(&[("TESSERA_STATION_HOME", "/from/env"), ("TESSERA_LOG_FORMAT", "text")]),
+            &env(&[
+                ("TESSERA_STATION_HOME", "/from/env"),
+                ("TESSERA_LOG_FORMAT", "text"),
+            ]),
             &none,
         )
         .unwrap();
         assert_eq!(e.home, Path::new("/from/env"));
         assert_eq!(e.log_format, LogFormat::Text);
-        assert_eq!(e.log, "debug", "the file's value stays where the environment is silent");
+        assert_eq!(
+            e.log, "debug",
+            "the file's value stays where the environment is silent"
+        );
 
         let o = Settings::from_sources(
             Some(file),
@@ -204,8 +210,8 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("hoem"), "{e}");
 
-        let e = Settings::from_sources(Some((Path::new("d.toml"), "home = [")), &env(&[]), &none)
-            .unwrap_err();
+        let e =
+            Settings::from_sources(Some((Path::new("d.toml"), "home = [")), &env(&[]), &none).unwrap_err();
         assert!(matches!(e, SettingsError::ParseFile { .. }), "{e}");
         assert!(e.to_string().contains("d.toml"), "{e}");
 

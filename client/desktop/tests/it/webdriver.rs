@@ -28,10 +28,7 @@ impl std::fmt::Display for WdError {
 pub type WdResult<T> = Result<T, WdError>;
 
 async fn send(req: reqwest::RequestBuilder, what: &str) -> WdResult<Value> {
-    let res = req
-        .send()
-        .await
-        .map_err(|e| WdError(format!("{what}: {e}")))?;
+    let res = req.send().await.map_err(|e| WdError(format!("{what}: {e}")))?;
     let status = res.status();
     let body: Value = res
         .json()
@@ -61,7 +58,9 @@ pub async fn wait_ready(base: &str, timeout: Duration) -> WdResult<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(WdError(format!("the WebDriver at {base} is not ready after {timeout:?}: {last}")))
+    Err(WdError(format!(
+        "the WebDriver at {base} is not ready after {timeout:?}: {last}"
+    )))
 }
 
 impl Session {

@@ -89,7 +89,15 @@ fn free_port() -> u16 {
 /// Starts Xvfb on a free display (it picks the number and writes it to stdout with `-displayfd`).
 fn start_xvfb(xvfb: &Path) -> (Proc, String) {
     let mut child = Command::new(xvfb)
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -195,9 +203,12 @@ async fn desktop_app_logs_in_and_shows_the_dashboard() {
     };
     let base = format!("http://127.0.0.1:{port}");
     let driver_output = || std::fs::read_to_string(&driver_log).unwrap_or_default();
-    webdriver::wait_ready(&base, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}", driver_output()));
+    webdriver::wait_ready(&base, WAIT).await.unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}",
+            driver_output()
+        )
+    });
 
     let launched = Instant::now();
     let session = Session::new(
@@ -211,11 +222,19 @@ async fn desktop_app_logs_in_and_shows_the_dashboard() {
         }),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}", driver_output()));
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}",
+            driver_output()
+        )
+    });
     let outcome = drive(&session, launched, &display).await;
     let deleted = session.delete().await;
     if let Err(e) = outcome {
-        panic!("{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}", driver_output());
+        panic!(
+            "{e}\n--- tauri-driver/WebKitWebDriver/app log:\n{}",
+            driver_output()
+        );
     }
     deleted.unwrap();
     // The app logged the calls by name and outcome only: no password, no personal data.
@@ -261,7 +280,9 @@ async fn drive(s: &Session, launched: Instant, display: &str) -> WdResult<()> {
         .wait_text("[data-testid=login-error]", "wrong password", WAIT)
         .await?;
     if !alert.contains("officer1") {
-        return Err(WdError(format!("the error does not name the operator: {alert:?}")));
+        return Err(WdError(format!(
+            "the error does not name the operator: {alert:?}"
+        )));
     }
 
     // The right one reaches the dashboard with the station's real counts.
