@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { StationError, bridgeToken, detectTransport, httpTransport } from './api';
+import { StationError, bridgeToken, detectTransport, httpTransport, tauriTransport } from './api';
 
 function fakeFetch(status: number, body: unknown) {
   return vi.fn(async (_url: string, _init?: RequestInit) => new Response(JSON.stringify(body), { status }));
@@ -66,7 +66,26 @@ describe('transport detection', () => {
     const invoke = vi.fn(async () => ({ kind: 'done' }));
     const t = detectTransport({ __TAURI_INTERNALS__: { invoke }, location: { hash: '' }, sessionStorage: window.sessionStorage });
     await t.command({ op: 'logout' });
-    expect(invoke).toHaveBeenCalledWith('command', { cmd: { op: 'logout' } });
+    expect(invoke).toHaveBeenCalledWith('station', { request: { call: 'command', input: { op: 'logout' } } });
+  });
+
+  it('sends login and form requests through the one station command', async () => {
+    const invoke = vi.fn(async (_cmd: string, _args?: Record<string, unknown>) => ({}));
+    const t = tauriTransport(invoke);
+    await t.login('officer1', 'pw');
+    await t.form('NEW');
+    expect(invoke.mock.calls).toEqual([
+      ['station', { request: { call: 'login', input: { operator: 'officer1', password: 'pw' } } }],
+      ['station', { request: { call: 'formSpec', input: { process: 'NEW' } } }],
+    ]);
+  });
+
+  it('a rejection without a typed error is an IO error', async () => {
+    const invoke = vi.fn(async () => { throw 'window closed'; });
+    const e = await tauriTransport(invoke).command({ op: 'status' }).catch((x) => x);
+    expect(e).toBeInstanceOf(StationError);
+    expect(e.code).toBe('IO');
+    expect(e.message).toContain('window closed');
   });
 
   it('Tauri errors become StationErrors', async () => {

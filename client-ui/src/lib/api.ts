@@ -24,19 +24,23 @@ export interface Transport {
 
 type Invoke = (cmd: string, args?: Record<string, unknown>) => Promise<unknown>;
 
-/** Tauri shell: commands `login`, `command`, `form_spec` (to be provided by client/desktop). */
+/**
+ * Tauri shell (`client/desktop`): one command, `station`, carrying `{ call, input }` where call is `login`,
+ * `command` (a command of the station's table) or `formSpec`. It answers exactly what the HTTP bridge answers
+ * for the same call, and rejects with the core's typed `CommandError`.
+ */
 export function tauriTransport(invoke: Invoke): Transport {
-  const call = async <T>(name: string, args: Record<string, unknown>): Promise<T> => {
+  const call = async <T>(name: 'login' | 'command' | 'formSpec', input: unknown): Promise<T> => {
     try {
-      return (await invoke(name, args)) as T;
+      return (await invoke('station', { request: { call: name, input } })) as T;
     } catch (e) {
       throw new StationError(asCommandError(e));
     }
   };
   return {
     login: (operator, password) => call('login', { operator, password }),
-    command: (cmd) => call('command', { cmd }),
-    form: (process) => call('form_spec', { process }),
+    command: (cmd) => call('command', cmd),
+    form: (process) => call('formSpec', { process }),
   };
 }
 

@@ -142,8 +142,9 @@ pub fn measured_iris_quality(img: &image::GrayImage) -> u8 {
             -q * q.log2()
         })
         .sum();
-    // In 0..=100 by construction (entropy of 256 levels is at most 8 bits).
-    (bits * 12.5).round().clamp(0.0, 100.0) as u8
+    // Entropy of 256 levels is at most 8 bits, so this is 0..=100.
+    let score = (bits * 12.5).round().clamp(0.0, 100.0);
+    (0..=100u8).find(|&q| f64::from(q) >= score).unwrap_or(100)
 }
 
 impl ImageSource for SyntheticImages {
