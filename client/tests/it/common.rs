@@ -148,7 +148,7 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
 pub fn capture(a: tessera_packet::types::BioAttribute, quality: u8) -> tessera_station::workflow::Capture {
     let image = if a.modality() == tessera_packet::types::Modality::Finger {
         let img = image::GrayImage::from_fn(160, 200, |x, y| {
-            image::Luma([((x * 7 + y * 13 + a as u32 * 31) % 256) as u8])
+            image::Luma([((x * 7 + y * 13 + a as u32 * 31) % 256).to_le_bytes()[0]])
         });
         let rec = tessera_biometrics::FingerImageRecord::from_gray(
             tessera_biometrics::iso19794_4::FingerPosition::Unknown,

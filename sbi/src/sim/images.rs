@@ -263,7 +263,7 @@ mod quality_tests {
         let flat = image::GrayImage::from_pixel(64, 64, image::Luma([120]));
         assert_eq!(measured_iris_quality(&flat), 0);
         // Four grey levels: 2 bits of utilisation.
-        let four = image::GrayImage::from_fn(64, 64, |x, _| image::Luma([(x % 4 * 60) as u8]));
+        let four = image::GrayImage::from_fn(64, 64, |x, _| image::Luma([u8::try_from(x % 4 * 60).unwrap()]));
         assert_eq!(measured_iris_quality(&four), 25);
     }
 }
