@@ -55,6 +55,9 @@ fn the_end_to_end_demo_registers_a_resident_and_the_server_issues_a_uin() {
         "supervisor super1 approved it",
         "signed receipt verified and stored",
         "status PROCESSED",
+        "status ON_HOLD (adjudication:demographic+biometric)",
+        "adjudicator decided DUPLICATE",
+        "status DUPLICATE",
         "8. The same person registers again at station B",
         "9. Server decision for the second registration",
     ] {

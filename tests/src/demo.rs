@@ -36,6 +36,8 @@ pub struct Outcome {
     pub second_rid: String,
     /// What the server decided for it (last status seen).
     pub second_status: String,
+    /// The status after the adjudicator's decision, when the second packet was held.
+    pub adjudicated: Option<String>,
 }
 
 /// Where the project's sample files are.
@@ -288,6 +290,81 @@ impl Demo<'_> {
         }
     }
 
+    /// The adjudicator reviews the held case over the server's adjudication API (adjudicator token), confirms the
+    /// candidate is the first registration's UIN and decides DUPLICATE; station B then syncs the final status.
+    async fn adjudicate(&mut self, st: &mut Station, rid: &str, first_uin: Option<&str>) -> Result<String> {
+        say!(
+            self.out,
+            "10. Adjudication: the held case is reviewed over the server's adjudication API"
+        );
+        let token_path = self.dir.join("server").join("adjudicator.token");
+        let token = std::fs::read_to_string(&token_path)?;
+        let token = token.trim();
+        let http = reqwest::Client::new();
+        let case: serde_json::Value = http
+            .get(format!("{}/api/v1/admin/adjudication/{rid}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let candidates = case["candidates"].as_array().cloned().unwrap_or_default();
+        for c in &candidates {
+            say!(
+                self.out,
+                "         candidate UIN {} ({} match, score {:.2})",
+                c["uin"].as_str().unwrap_or("?"),
+                c["kind"].as_str().unwrap_or("?"),
+                c["score"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        let Some(dup) = candidates
+            .iter()
+            .filter_map(|c| c["uin"].as_str())
+            .find(|u| Some(*u) == first_uin)
+        else {
+            bail!("the held case does not list the first registration's UIN among its candidates");
+        };
+        let decided: serde_json::Value = http
+            .post(format!("{}/api/v1/admin/adjudication/{rid}/decision", self.url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"decision": "DUPLICATE", "duplicate_of": dup}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        say!(
+            self.out,
+            "         adjudicator decided {} (duplicate of UIN {dup}): one person, one ID",
+            decided["status"].as_str().unwrap_or("?")
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let opts = SyncOptions {
+            master_data: false,
+            ..SyncOptions::default()
+        };
+        loop {
+            st.sync(&opts).await?;
+            let now = st
+                .uploads()?
+                .into_iter()
+                .find(|u| u.rid == rid)
+                .and_then(|u| u.server_status);
+            let is_final =
+                |s: &String| ["DUPLICATE", "PROCESSED", "REJECTED", "QUARANTINED"].contains(&s.as_str());
+            if let Some(status) = now.filter(is_final) {
+                say!(self.out, "{}    station-b: {rid} status {status}", self.elapsed());
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("{rid} reached no final status within 30 s of the decision");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn uin_of(&self, rid: &str) -> Result<Option<String>> {
         // The sync API does not return UINs to stations; the demo reads the server's record.
         let rid: tessera_packet::ids::Rid = rid.parse()?;
@@ -420,6 +497,11 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
             ))
             .unwrap_or_default()
     );
+    let adjudicated = if second_status == "ON_HOLD" {
+        Some(demo.adjudicate(&mut b, &second_rid, uin.as_deref()).await?)
+    } else {
+        None
+    };
     a.logout()?;
     b.logout()?;
     let Demo { server, out, .. } = demo;
@@ -432,5 +514,6 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
         uin,
         second_rid,
         second_status,
+        adjudicated,
     })
 }
