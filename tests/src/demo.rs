@@ -309,19 +309,24 @@ impl Demo<'_> {
             .error_for_status()?
             .json()
             .await?;
-        let candidates = case["candidates"].as_array().cloned().unwrap_or_default();
+        let candidates = case
+            .get("candidates")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let field = |c: &serde_json::Value, k: &str| c.get(k).cloned().unwrap_or_default();
         for c in &candidates {
             say!(
                 self.out,
                 "         candidate UIN {} ({} match, score {:.2})",
-                c["uin"].as_str().unwrap_or("?"),
-                c["kind"].as_str().unwrap_or("?"),
-                c["score"].as_f64().unwrap_or(f64::NAN)
+                field(c, "uin").as_str().unwrap_or("?"),
+                field(c, "kind").as_str().unwrap_or("?"),
+                field(c, "score").as_f64().unwrap_or(f64::NAN)
             );
         }
         let Some(dup) = candidates
             .iter()
-            .filter_map(|c| c["uin"].as_str())
+            .filter_map(|c| c.get("uin").and_then(|u| u.as_str()))
             .find(|u| Some(*u) == first_uin)
         else {
             bail!("the held case does not list the first registration's UIN among its candidates");
@@ -338,7 +343,7 @@ impl Demo<'_> {
         say!(
             self.out,
             "         adjudicator decided {} (duplicate of UIN {dup}): one person, one ID",
-            decided["status"].as_str().unwrap_or("?")
+            decided.get("status").and_then(|v| v.as_str()).unwrap_or("?")
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         let opts = SyncOptions {
