@@ -93,21 +93,27 @@ pub fn measured_finger_quality(img: &image::GrayImage) -> u8 {
     tessera_biometrics::quality::assess(img).score.min(100)
 }
 
-/// The quality reported for face images, which the biometrics crate has no scorer for yet:
-/// the share of the grey range the image uses (5th to 95th percentile), measured on the returned image.
-pub fn measured_contrast_quality(img: &image::GrayImage) -> u8 {
-    let mut hist = [0u32; 256];
+/// How many pixels of each grey level `img` has.
+fn grey_histogram(img: &image::GrayImage) -> [u64; 256] {
+    let mut hist = [0u64; 256];
     for p in img.pixels() {
         if let Some(h) = hist.get_mut(usize::from(p.0[0])) {
             *h += 1;
         }
     }
-    let total: u32 = hist.iter().sum();
+    hist
+}
+
+/// The quality reported for face images, which the biometrics crate has no scorer for yet:
+/// the share of the grey range the image uses (5th to 95th percentile), measured on the returned image.
+pub fn measured_contrast_quality(img: &image::GrayImage) -> u8 {
+    let hist = grey_histogram(img);
+    let total: u64 = hist.iter().sum();
     if total == 0 {
         return 0;
     }
-    let pick = |frac: u32| -> usize {
-        let mut acc = 0u32;
+    let pick = |frac: u64| -> usize {
+        let mut acc = 0u64;
         for (i, h) in hist.iter().enumerate() {
             acc += h;
             if acc.saturating_mul(100) >= total.saturating_mul(frac) {
@@ -124,12 +130,7 @@ pub fn measured_contrast_quality(img: &image::GrayImage) -> u8 {
 /// of the grey-level histogram, in bits), scaled so that 8 bits give 100. An under-exposed, blurred or
 /// saturated eye uses few grey levels and scores low; the synthetic irises score about 67-75.
 pub fn measured_iris_quality(img: &image::GrayImage) -> u8 {
-    let mut hist = [0u64; 256];
-    for p in img.pixels() {
-        if let Some(h) = hist.get_mut(usize::from(p.0[0])) {
-            *h += 1;
-        }
-    }
+    let hist = grey_histogram(img);
     let total: u64 = hist.iter().sum();
     if total == 0 {
         return 0;
