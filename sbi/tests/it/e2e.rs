@@ -622,11 +622,19 @@ async fn stream_yields_jpeg_frames() {
 }
 
 /// Binds `n` consecutive free ports in a high range and returns the first.
+/// A block of `n` consecutive free ports. Blocks are drawn below Linux's ephemeral range (32768 and up), so
+/// sockets the OS numbers itself never land in them, and never overlap a block handed to another test of this
+/// process (tests run concurrently and bind their blocks after this returns).
 async fn free_block(n: u16) -> u16 {
+    static TAKEN: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
     for _ in 0..200 {
         let mut seed = [0u8; 2];
         getrandom::fill(&mut seed).unwrap();
-        let first = 20000 + u16::from_le_bytes(seed) % 30000;
+        let first = 20000 + u16::from_le_bytes(seed) % (32768 - 20000 - n);
+        let mut taken = TAKEN.lock().unwrap();
+        if taken.iter().any(|&(a, m)| first < a + m && a < first + n) {
+            continue;
+        }
         let mut held = Vec::new();
         for p in first..first + n {
             match std::net::TcpListener::bind(("127.0.0.1", p)) {
@@ -635,6 +643,7 @@ async fn free_block(n: u16) -> u16 {
             }
         }
         if held.len() == usize::from(n) {
+            taken.push((first, n));
             return first;
         }
     }
