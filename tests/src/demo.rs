@@ -17,7 +17,7 @@ use tessera_station::crypto::KdfParams;
 use tessera_station::forms::Answers;
 use tessera_station::operators::OperatorBundle;
 use tessera_station::station::{InitParams, Station};
-use tessera_station::sync::{PROCESSED, Progress, SyncOptions};
+use tessera_station::sync::{PROCESSED, Progress, SyncOptions, SyncReport};
 
 /// Demo passwords of `client/demo/operators.json` (test vectors only).
 const OFFICER_PW: &str = "demo-officer-pass";
@@ -254,19 +254,13 @@ impl Demo<'_> {
         }
         let mut statuses = vec!["RECEIVED".to_owned()];
         say!(self.out, "{}    {name}: {rid} status RECEIVED", self.elapsed());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let opts = SyncOptions {
-            master_data: false,
-            ..SyncOptions::default()
-        };
-        loop {
-            let r = st.sync(&opts).await?;
+        self.follow(st, rid, |demo, r, st| {
             for s in r.statuses.iter().filter(|s| s.rid == rid) {
                 if statuses.last() != Some(&s.to) {
                     say!(
-                        self.out,
+                        demo.out,
                         "{}    {name}: {rid} status {}{}",
-                        self.elapsed(),
+                        demo.elapsed(),
                         s.to,
                         s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
                     );
@@ -277,14 +271,31 @@ impl Demo<'_> {
                 u.rid == rid && (u.state == PROCESSED || u.server_status.as_deref() == Some("ON_HOLD"))
             });
             let quarantined = statuses.last().is_some_and(|s| s == "QUARANTINED");
-            if done || quarantined {
-                return Ok(statuses);
+            Ok((done || quarantined).then(|| statuses.clone()))
+        })
+        .await
+    }
+
+    /// Syncs statuses (no master data) every 200 ms and calls `step` after each round, until it returns a value
+    /// or 30 s pass.
+    async fn follow<T>(
+        &mut self,
+        st: &mut Station,
+        rid: &str,
+        mut step: impl FnMut(&mut Self, &SyncReport, &Station) -> Result<Option<T>>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let opts = SyncOptions {
+            master_data: false,
+            ..SyncOptions::default()
+        };
+        loop {
+            let r = st.sync(&opts).await?;
+            if let Some(v) = step(self, &r, st)? {
+                return Ok(v);
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{rid} did not reach a final status in 30 s (last {:?})",
-                    statuses.last()
-                );
+                bail!("{rid} reached no final status within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -345,13 +356,7 @@ impl Demo<'_> {
             "         adjudicator decided {} (duplicate of UIN {dup}): one person, one ID",
             decided.get("status").and_then(|v| v.as_str()).unwrap_or("?")
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let opts = SyncOptions {
-            master_data: false,
-            ..SyncOptions::default()
-        };
-        loop {
-            st.sync(&opts).await?;
+        self.follow(st, rid, |demo, _, st| {
             let now = st
                 .uploads()?
                 .into_iter()
@@ -359,15 +364,15 @@ impl Demo<'_> {
                 .and_then(|u| u.server_status);
             let is_final =
                 |s: &String| ["DUPLICATE", "PROCESSED", "REJECTED", "QUARANTINED"].contains(&s.as_str());
-            if let Some(status) = now.filter(is_final) {
-                say!(self.out, "{}    station-b: {rid} status {status}", self.elapsed());
-                return Ok(status);
+            match now.filter(is_final) {
+                Some(status) => {
+                    say!(demo.out, "{}    station-b: {rid} status {status}", demo.elapsed());
+                    Ok(Some(status))
+                }
+                None => Ok(None),
             }
-            if Instant::now() > deadline {
-                bail!("{rid} reached no final status within 30 s of the decision");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await
     }
 
     async fn uin_of(&self, rid: &str) -> Result<Option<String>> {

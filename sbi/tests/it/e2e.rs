@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tessera_packet::clock::{FixedClock, SystemClock};
-use tessera_sbi::client::{ClientConfig, ClientError, SbiClient, capture_spec_for, validate};
+use tessera_sbi::client::{
+    CaptureSpec, ClientConfig, ClientError, FoundDevice, SbiClient, capture_spec_for, validate,
+};
 use tessera_sbi::jws::{Alg, JwsError, TrustStore};
 use tessera_sbi::protocol::{
     BioSubType, CaptureResponse, DeviceStatus, DeviceSubId, HashChain, SbiErrorCode, TransactionId, parse,
@@ -16,6 +18,22 @@ use crate::support::{TestdataImages, harness, harness_with};
 
 fn txn() -> TransactionId {
     TransactionId::random().unwrap()
+}
+
+/// An RCAPTURE spec for `dev` with a fresh transaction, no exceptions and a 10 s timeout.
+fn spec_for(dev: &FoundDevice, sub: DeviceSubId, quality: u8) -> CaptureSpec {
+    capture_spec_for(dev, sub, txn(), vec![], quality, Duration::from_secs(10))
+}
+
+/// Sets the simulator's state through its admin API (`POST /admin/<path>` on the device's port).
+async fn admin(dev: &FoundDevice, path: &str, body: serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/admin/{path}", dev.port))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "admin/{path}: {}", resp.status());
 }
 
 #[tokio::test]
@@ -62,14 +80,7 @@ async fn rs256_devices_work_end_to_end() {
     let h = harness_with(Alg::Rs256, Arc::new(SystemClock)).await;
     let dev = h.found(DeviceKind::FingerSlap).await;
     h.client.device_info(dev.port).await.unwrap();
-    let spec = capture_spec_for(
-        &dev,
-        DeviceSubId::Left,
-        txn(),
-        vec![],
-        40,
-        Duration::from_secs(10),
-    );
+    let spec = spec_for(&dev, DeviceSubId::Left, 40);
     let cap = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
     assert_eq!(cap.segments.len(), 4);
     assert!(
@@ -82,24 +93,11 @@ async fn rs256_devices_work_end_to_end() {
 async fn same_person_gives_same_images_and_person_switch_changes_them() {
     let h = harness().await;
     let dev = h.found(DeviceKind::FingerSlap).await;
-    let spec = capture_spec_for(
-        &dev,
-        DeviceSubId::Right,
-        txn(),
-        vec![],
-        1,
-        Duration::from_secs(10),
-    );
+    let spec = spec_for(&dev, DeviceSubId::Right, 1);
     let a = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
     let b = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
     assert_eq!(a.segments[0].iso, b.segments[0].iso);
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/admin/person", dev.port))
-        .json(&serde_json::json!({"personId": 8}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    admin(&dev, "person", serde_json::json!({"personId": 8})).await;
     let c = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
     assert_ne!(a.segments[0].iso, c.segments[0].iso);
 }
@@ -108,21 +106,13 @@ async fn same_person_gives_same_images_and_person_switch_changes_them() {
 async fn missing_finger_is_a_typed_explained_error_and_exceptions_are_honoured() {
     let h = harness().await;
     let dev = h.found(DeviceKind::FingerSlap).await;
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/admin/missing", dev.port))
-        .json(&serde_json::json!({"missing": ["Right IndexFinger"]}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let spec = capture_spec_for(
+    admin(
         &dev,
-        DeviceSubId::Right,
-        txn(),
-        vec![],
-        40,
-        Duration::from_secs(10),
-    );
+        "missing",
+        serde_json::json!({"missing": ["Right IndexFinger"]}),
+    )
+    .await;
+    let spec = spec_for(&dev, DeviceSubId::Right, 40);
     let err = h
         .client
         .rcapture(&dev, &spec, &HashChain::new())
@@ -163,14 +153,7 @@ async fn busy_device_and_concurrent_capture() {
     let dev = h.found(DeviceKind::FingerSlap).await;
     h.sim
         .control(DeviceKind::FingerSlap, |c| c.failure = FailureMode::Busy);
-    let spec = capture_spec_for(
-        &dev,
-        DeviceSubId::Left,
-        txn(),
-        vec![],
-        40,
-        Duration::from_secs(10),
-    );
+    let spec = spec_for(&dev, DeviceSubId::Left, 40);
     let err = h
         .client
         .rcapture(&dev, &spec, &HashChain::new())
@@ -200,21 +183,13 @@ async fn busy_device_and_concurrent_capture() {
 async fn not_ready_and_not_registered_are_reported() {
     let h = harness().await;
     let dev = h.found(DeviceKind::Face).await;
-    let spec = capture_spec_for(
+    let spec = spec_for(&dev, DeviceSubId::Unknown, 9);
+    admin(
         &dev,
-        DeviceSubId::Unknown,
-        txn(),
-        vec![],
-        9,
-        Duration::from_secs(10),
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/admin/status", dev.port))
-        .json(&serde_json::json!({"type": "Face", "deviceStatus": "Not Ready"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+        "status",
+        serde_json::json!({"type": "Face", "deviceStatus": "Not Ready"}),
+    )
+    .await;
     let err = h
         .client
         .rcapture(&dev, &spec, &HashChain::new())
@@ -261,14 +236,7 @@ async fn capture_timeout_is_typed() {
 async fn bad_signature_untrusted_and_expired_are_rejected() {
     let h = harness().await;
     let dev = h.found(DeviceKind::FingerSlap).await;
-    let spec = capture_spec_for(
-        &dev,
-        DeviceSubId::Both,
-        txn(),
-        vec![],
-        40,
-        Duration::from_secs(10),
-    );
+    let spec = spec_for(&dev, DeviceSubId::Both, 40);
     h.sim
         .control(DeviceKind::FingerSlap, |c| c.failure = FailureMode::BadSignature);
     let err = h
@@ -317,21 +285,13 @@ async fn bad_signature_untrusted_and_expired_are_rejected() {
 async fn quality_below_threshold_returns_the_capture_for_force_capture() {
     let h = harness().await;
     let dev = h.found(DeviceKind::FingerSlap).await;
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/admin/score", dev.port))
-        .json(&serde_json::json!({"type": "Finger", "qualityScore": "35", "fromIso": false}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let spec = capture_spec_for(
+    admin(
         &dev,
-        DeviceSubId::Left,
-        txn(),
-        vec![],
-        40,
-        Duration::from_secs(10),
-    );
+        "score",
+        serde_json::json!({"type": "Finger", "qualityScore": "35", "fromIso": false}),
+    )
+    .await;
+    let spec = spec_for(&dev, DeviceSubId::Left, 40);
     let err = h
         .client
         .rcapture(&dev, &spec, &HashChain::new())
@@ -350,14 +310,13 @@ async fn quality_below_threshold_returns_the_capture_for_force_capture() {
     assert_eq!(capture.segments.len(), 4);
     assert!(err.to_string().contains("average 35, required 40"), "{err}");
     // The forced score wins over the measured one only until it is cleared with null.
-    let resp = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/admin/score", dev.port))
-        .json(&serde_json::json!({"type": "Finger", "qualityScore": null}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let spec = capture_spec_for(&dev, DeviceSubId::Left, txn(), vec![], 1, Duration::from_secs(10));
+    admin(
+        &dev,
+        "score",
+        serde_json::json!({"type": "Finger", "qualityScore": null}),
+    )
+    .await;
+    let spec = spec_for(&dev, DeviceSubId::Left, 1);
     let cap = h.client.rcapture(&dev, &spec, &HashChain::new()).await.unwrap();
     for s in &cap.segments {
         let recs = tessera_biometrics::iso19794_4::decode(&s.iso).unwrap();
@@ -375,14 +334,7 @@ async fn auth_capture_is_encrypted_to_the_ida_certificate_and_verified() {
     use tessera_sbi::session::{SessionKeyDecryptor, thumbprint};
     let h = harness().await;
     let dev = h.found(DeviceKind::FingerSlap).await;
-    let mut spec = capture_spec_for(
-        &dev,
-        DeviceSubId::Unknown,
-        txn(),
-        vec![],
-        1,
-        Duration::from_secs(10),
-    );
+    let mut spec = spec_for(&dev, DeviceSubId::Unknown, 1);
     spec.bio_sub_type = vec![BioSubType::RightIndex, BioSubType::LeftThumb];
     spec.count = 2;
     let decryptor = Arc::new(SessionKeyDecryptor::from_pkcs8_der(&h.ida_key, &h.ida_cert).unwrap());

@@ -65,6 +65,17 @@ fn decode_jws(token: &str) -> Value {
     serde_json::from_slice(&decode_unverified("t", token).unwrap().payload).unwrap()
 }
 
+/// Puts the decoded payload of each capture's `data` JWS (and its `digitalId` JWS) beside it, so the schema
+/// can check what is inside the signatures.
+fn decode_biometrics(resp: &mut Value) {
+    for e in resp["biometrics"].as_array_mut().unwrap() {
+        let mut data = decode_jws(e["data"].as_str().unwrap());
+        let did = decode_jws(data["digitalId"].as_str().unwrap());
+        data["digitalIdDecoded"] = did;
+        e["dataDecoded"] = data;
+    }
+}
+
 fn decode_plain(b64: &str) -> Value {
     serde_json::from_slice(&b64url_decode("t", b64).unwrap()).unwrap()
 }
@@ -211,12 +222,7 @@ async fn rcapture_responses_match_the_schema_for_every_modality() {
         let device_id = h.found(kind).await.entry.device_id;
         req["bio"][0]["deviceId"] = Value::String(device_id);
         let mut resp = raw(port, "RCAPTURE", "/capture", Some(req)).await;
-        for e in resp["biometrics"].as_array_mut().unwrap() {
-            let mut data = decode_jws(e["data"].as_str().unwrap());
-            let did = decode_jws(data["digitalId"].as_str().unwrap());
-            data["digitalIdDecoded"] = did;
-            e["dataDecoded"] = data;
-        }
+        decode_biometrics(&mut resp);
         assert_eq!(
             resp["biometrics"].as_array().unwrap().len(),
             count.parse::<usize>().unwrap(),
@@ -281,12 +287,7 @@ async fn auth_capture_requests_and_responses_match_the_schemas() {
         assert_valid("auth_capture_request.json", &req);
         // What the simulator answers.
         let mut resp = raw(dev.port, "CAPTURE", "/capture", Some(req)).await;
-        for e in resp["biometrics"].as_array_mut().unwrap() {
-            let mut data = decode_jws(e["data"].as_str().unwrap());
-            let did = decode_jws(data["digitalId"].as_str().unwrap());
-            data["digitalIdDecoded"] = did;
-            e["dataDecoded"] = data;
-        }
+        decode_biometrics(&mut resp);
         assert_eq!(
             resp["biometrics"].as_array().unwrap().len(),
             count.parse::<usize>().unwrap(),

@@ -92,39 +92,21 @@ fn sensor_faults_give_typed_errors() {
     assert!(err.to_string().contains("place the finger"), "{err}");
     drop(r);
 
-    let mut r = rig(EmulatorConfig {
-        fault: Fault::BadChecksum,
-        ..EmulatorConfig::default()
-    });
-    let err = r.driver.verify_password(0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SerialError::Frame {
-                source: tessera_sbi::r30x::FrameError::BadChecksum { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
-    drop(r);
-
-    let mut r = rig(EmulatorConfig {
-        fault: Fault::BadLength,
-        ..EmulatorConfig::default()
-    });
-    let err = r.driver.verify_password(0).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            SerialError::Frame {
-                source: tessera_sbi::r30x::FrameError::BadLength { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
-    drop(r);
+    use tessera_sbi::r30x::FrameError;
+    for fault in [Fault::BadChecksum, Fault::BadLength] {
+        let mut r = rig(EmulatorConfig {
+            fault,
+            ..EmulatorConfig::default()
+        });
+        let err = r.driver.verify_password(0).unwrap_err();
+        let SerialError::Frame { source, .. } = &err else {
+            panic!("{fault:?}: {err}")
+        };
+        match fault {
+            Fault::BadChecksum => assert!(matches!(source, FrameError::BadChecksum { .. }), "{err}"),
+            _ => assert!(matches!(source, FrameError::BadLength { .. }), "{err}"),
+        }
+    }
 
     let mut r = rig(EmulatorConfig {
         fault: Fault::UnplugDuringUpload,
