@@ -60,6 +60,8 @@ fn main() {
             uin_pool_low_water: 100,
             pipeline_workers: 0,
             country_config: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country")),
+            // Synthetic packets from no device: no SBI data blocks.
+            device_signatures: tessera_server::device_check::DeviceSignatures::WhenPresent,
             ..Settings::default()
         };
         let state = tessera_server::prepare(settings, Arc::new(SystemClock)).await.unwrap();

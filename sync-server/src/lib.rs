@@ -31,6 +31,7 @@ pub mod adjudication;
 pub mod auth;
 pub mod credential;
 pub mod dedupe;
+pub mod device_check;
 pub mod error;
 pub mod http;
 pub mod idrepo;

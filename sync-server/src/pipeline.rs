@@ -39,6 +39,7 @@ use tessera_packet::wire::PacketStatus;
 use crate::AppState;
 use crate::credential;
 use crate::dedupe;
+use crate::device_check;
 use crate::idrepo::{self, IdentityDoc, StoredDocument};
 use crate::notify::{self, Notification};
 use crate::store::{Candidate, IdentityLookup, NewIdentity, StoreError, case_status};
@@ -203,6 +204,9 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         return reject(state, &content, "id_schema_unknown".into()).await;
     }
     if let Err(r) = validate::check_content(&rules, &content) {
+        return reject(state, &content, r.0).await;
+    }
+    if let Err(r) = device_check::check(&rules.devices, state.settings.device_signatures, &content) {
         return reject(state, &content, r.0).await;
     }
     let mut known: HashMap<String, Vec<[u8; 32]>> = HashMap::new();

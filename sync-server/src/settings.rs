@@ -90,6 +90,9 @@ pub struct Settings {
     /// Fused finger score (in thousandths, 0-1000) from which a gallery person is a biometric duplicate
     /// candidate.
     pub bio_match_threshold: u32,
+    /// Device signatures on captured biometrics (`TESSERA_DEVICE_SIGNATURES`: `require`, the default,
+    /// `when-present` or `off`); see [`crate::device_check`].
+    pub device_signatures: crate::device_check::DeviceSignatures,
 }
 
 impl Default for Settings {
@@ -112,6 +115,7 @@ impl Default for Settings {
             pipeline_workers: 1,
             job_lease_secs: 300,
             bio_match_threshold: BIO_MATCH_THRESHOLD_DEFAULT,
+            device_signatures: crate::device_check::DeviceSignatures::Require,
         }
     }
 }
@@ -188,6 +192,7 @@ const FIELDS: &[(&str, Kind)] = &[
     ("pipeline_workers", Kind::Int),
     ("job_lease_secs", Kind::Int),
     ("bio_match_threshold", Kind::Int),
+    ("device_signatures", Kind::Str),
 ];
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];

@@ -25,10 +25,10 @@ use crate::store::{Store, StoreError};
 pub struct Rejection(pub String);
 
 impl Rejection {
-    fn new(code: &str) -> Self {
+    pub(crate) fn new(code: &str) -> Self {
         Self(code.to_owned())
     }
-    fn field(code: &str, field: &str) -> Self {
+    pub(crate) fn field(code: &str, field: &str) -> Self {
         Self(format!("{code}:{field}"))
     }
 }
@@ -95,6 +95,8 @@ pub struct Rules {
     /// location code -> level name
     locations: HashMap<String, String>,
     age_groups: Vec<AgeGroup>,
+    /// The device-provider CA certificates (sync kind `certificates`), for [`crate::device_check`].
+    pub devices: tessera_sbi::jws::TrustStore,
 }
 
 fn rule_error(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -180,7 +182,17 @@ impl Rules {
             .filter(|i| !i.deleted)
             .map(|i| (i.key, i.body))
             .collect::<BTreeMap<_, _>>();
-        Self::from_items(&schemas, &master)
+        let mut rules = Self::from_items(&schemas, &master)?;
+        let certificates = store
+            .sync_items(SyncKind::Certificates, "", 0, 10_000)
+            .await?
+            .into_iter()
+            .filter(|i| !i.deleted)
+            .collect::<Vec<_>>();
+        rules.devices =
+            crate::device_check::trust_from_items(certificates.iter().map(|i| (i.key.as_str(), &i.body)))
+                .map_err(|e| rule_error("device-provider certificates", e))?;
+        Ok(rules)
     }
 
     /// Whether any ID schema is configured.

@@ -13,6 +13,7 @@ mod numstr;
 mod txn;
 
 use serde::{Deserialize, Serialize};
+use tessera_packet::types::BioAttribute;
 
 pub use codes::{ErrorInfo, SbiErrorCode};
 pub use hash::{HashChain, chain_hash, empty_hash, parse_hash};
@@ -408,6 +409,48 @@ impl BioSubType {
         }
     }
 
+    /// The packet's biometric attribute for this segment of a `bio_type` capture (a face segment is
+    /// `UNKNOWN`); `None` for an `UNKNOWN` finger or iris.
+    pub fn attribute(self, bio_type: BioType) -> Option<BioAttribute> {
+        use BioSubType as S;
+        Some(match self {
+            S::LeftIndex => BioAttribute::LeftIndex,
+            S::LeftMiddle => BioAttribute::LeftMiddle,
+            S::LeftRing => BioAttribute::LeftRing,
+            S::LeftLittle => BioAttribute::LeftLittle,
+            S::LeftThumb => BioAttribute::LeftThumb,
+            S::RightIndex => BioAttribute::RightIndex,
+            S::RightMiddle => BioAttribute::RightMiddle,
+            S::RightRing => BioAttribute::RightRing,
+            S::RightLittle => BioAttribute::RightLittle,
+            S::RightThumb => BioAttribute::RightThumb,
+            S::Left => BioAttribute::LeftEye,
+            S::Right => BioAttribute::RightEye,
+            S::Unknown if bio_type == BioType::Face => BioAttribute::Face,
+            S::Unknown => return None,
+        })
+    }
+
+    /// The segment that captures the packet attribute `a` (`UNKNOWN` for the face).
+    pub fn of_attribute(a: BioAttribute) -> Self {
+        use BioSubType as S;
+        match a {
+            BioAttribute::LeftIndex => S::LeftIndex,
+            BioAttribute::LeftMiddle => S::LeftMiddle,
+            BioAttribute::LeftRing => S::LeftRing,
+            BioAttribute::LeftLittle => S::LeftLittle,
+            BioAttribute::LeftThumb => S::LeftThumb,
+            BioAttribute::RightIndex => S::RightIndex,
+            BioAttribute::RightMiddle => S::RightMiddle,
+            BioAttribute::RightRing => S::RightRing,
+            BioAttribute::RightLittle => S::RightLittle,
+            BioAttribute::RightThumb => S::RightThumb,
+            BioAttribute::LeftEye => S::Left,
+            BioAttribute::RightEye => S::Right,
+            BioAttribute::Face => S::Unknown,
+        }
+    }
+
     /// Whether this sub-type belongs to `bio_type` (UNKNOWN belongs to finger and iris).
     pub fn belongs_to(self, bio_type: BioType) -> bool {
         match bio_type {
@@ -717,6 +760,19 @@ pub fn sbi_time(t: chrono::DateTime<chrono::Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_packet_attribute_round_trips_through_its_segment() {
+        for a in BioAttribute::ALL {
+            let bio_type = match a.modality() {
+                tessera_packet::types::Modality::Finger => BioType::Finger,
+                tessera_packet::types::Modality::Iris => BioType::Iris,
+                tessera_packet::types::Modality::Face => BioType::Face,
+            };
+            assert_eq!(BioSubType::of_attribute(a).attribute(bio_type), Some(a), "{a:?}");
+        }
+        assert_eq!(BioSubType::Unknown.attribute(BioType::Finger), None);
+    }
 
     #[test]
     fn device_sub_id_travels_as_string() {

@@ -98,6 +98,8 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().unwrap(),
             uin_pool_target: 200,
             uin_pool_low_water: 50,
+            // Synthetic packets from no device: no SBI data blocks (the demo checks real ones).
+            device_signatures: tessera_server::device_check::DeviceSignatures::WhenPresent,
             ..Settings::default()
         };
         let mut schema = None;

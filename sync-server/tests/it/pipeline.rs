@@ -429,6 +429,8 @@ async fn jobs_survive_a_restart_of_the_server() {
         uin_pool_low_water: 10,
         pipeline_workers: workers,
         country_config: Some(sample_country()),
+        // Synthetic packets from no device: no SBI data blocks.
+        device_signatures: tessera_server::device_check::DeviceSignatures::WhenPresent,
         ..Settings::default()
     };
     // First run: receive only (no workers), as if the process died before processing.
@@ -595,6 +597,7 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
             .env("TESSERA_COUNTRY_CONFIG", sample_country())
             .env("TESSERA_PIPELINE_WORKERS", workers)
             .env("TESSERA_JOB_LEASE_SECS", "3")
+            .env("TESSERA_DEVICE_SIGNATURES", "when-present")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -761,6 +764,7 @@ async fn kill_dash_nine_mid_processing_then_restart_issues_each_uin_once() {
         data_dir: data.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
         pipeline_workers: 0,
+        device_signatures: tessera_server::device_check::DeviceSignatures::WhenPresent,
         ..tessera_server::settings::Settings::default()
     };
     let state = tessera_server::prepare(settings, std::sync::Arc::new(tessera_packet::clock::SystemClock))
