@@ -336,29 +336,132 @@ fn cyl_bits(bits: &[u64], i: usize) -> [u64; ND] {
     out
 }
 
-/// Local similarity of two cylinders (0 when too few cells are valid in both).
-#[inline]
-fn local_similarity(a: &[u64; ND], va: u64, na: f32, b: &[u64; ND], vb: u64, nb: f32, sq: &[f32]) -> f32 {
-    let sqrt = |n: u32| sq.get(n as usize).copied().unwrap_or(0.0);
-    if va == CIRCLE && vb == CIRCLE {
-        let x: u32 = a.iter().zip(b).map(|(p, q)| (p ^ q).count_ones()).sum();
-        let den = na + nb;
-        return if den > 0.0 { 1.0 - sqrt(x) / den } else { 0.0 };
+/// Length of the square-root table: every popcount of a cylinder.
+const SQRT_LEN: usize = NS * NS * ND + 1;
+
+/// Square roots of 0..[`SQRT_LEN`].
+type SqrtTable = [f32; SQRT_LEN];
+
+fn sqrt_table() -> &'static SqrtTable {
+    static T: std::sync::OnceLock<SqrtTable> = std::sync::OnceLock::new();
+    T.get_or_init(|| std::array::from_fn(|k| (k as f32).sqrt()))
+}
+
+#[inline(always)]
+fn sqrt_of(t: &SqrtTable, n: u32) -> f32 {
+    t.get((n as usize).min(SQRT_LEN - 1)).copied().unwrap_or(0.0)
+}
+
+/// A cylinder prepared for the comparison loop.
+#[derive(Debug, Clone, Copy)]
+struct Cyl {
+    bits: [u64; ND],
+    /// Per spatial cell, how many direction slices have the bit set, as three bit planes (1, 2, 4).
+    planes: [u64; 3],
+    valid: u64,
+    vcount: u32,
+    ones: u32,
+    norm: f32,
+    idx: u32,
+}
+
+impl Cyl {
+    fn new(bits: [u64; ND], valid: u64, idx: u32) -> Self {
+        let mut planes = [0u64; 3];
+        for w in bits {
+            let c0 = planes[0] & w;
+            planes[0] ^= w;
+            let c1 = planes[1] & c0;
+            planes[1] ^= c0;
+            planes[2] ^= c1;
+        }
+        let ones = bits.iter().map(|w| w.count_ones()).sum();
+        Self {
+            bits,
+            planes,
+            valid,
+            vcount: valid.count_ones(),
+            ones,
+            norm: sqrt_of(sqrt_table(), ones),
+            idx,
+        }
     }
-    let v = va & vb;
-    let common = v.count_ones();
-    if (common as f32) < MIN_COMMON * (va.count_ones().max(vb.count_ones()) as f32) {
+
+    /// Set bits in the cells of `mask`.
+    #[inline(always)]
+    fn ones_in(&self, mask: u64) -> u32 {
+        (self.planes[0] & mask).count_ones()
+            + 2 * (self.planes[1] & mask).count_ones()
+            + 4 * (self.planes[2] & mask).count_ones()
+    }
+}
+
+/// Local similarity of two prepared cylinders (0 when too few cells are valid in both) (the same value, fewer popcounts: the masked counts
+/// come from the bit planes and |x ^ y| = |x| + |y| - 2 |x & y|).
+#[inline(always)]
+fn cyl_similarity(a: &Cyl, b: &Cyl, sq: &SqrtTable) -> f32 {
+    if a.valid == CIRCLE && b.valid == CIRCLE {
+        let both: u32 = a
+            .bits
+            .iter()
+            .zip(&b.bits)
+            .map(|(p, q)| (p & q).count_ones())
+            .sum();
+        let x = (a.ones + b.ones).saturating_sub(2 * both);
+        let den = a.norm + b.norm;
+        return if den > 0.0 {
+            1.0 - sqrt_of(sq, x) / den
+        } else {
+            0.0
+        };
+    }
+    let v = a.valid & b.valid;
+    if (v.count_ones() as f32) < MIN_COMMON * (a.vcount.max(b.vcount) as f32) {
         return 0.0;
     }
-    let (mut pa, mut pb, mut px) = (0u32, 0u32, 0u32);
-    for (p, q) in a.iter().zip(b) {
-        let (ca, cb) = (p & vb, q & va);
-        pa += ca.count_ones();
-        pb += cb.count_ones();
-        px += (ca ^ cb).count_ones();
+    let both: u32 = a
+        .bits
+        .iter()
+        .zip(&b.bits)
+        .map(|(p, q)| (p & q & v).count_ones())
+        .sum();
+    let (pa, pb) = (a.ones_in(b.valid), b.ones_in(a.valid));
+    let px = (pa + pb).saturating_sub(2 * both);
+    let den = sqrt_of(sq, pa) + sqrt_of(sq, pb);
+    if den > 0.0 {
+        1.0 - sqrt_of(sq, px) / den
+    } else {
+        0.0
     }
-    let den = sqrt(pa) + sqrt(pb);
-    if den > 0.0 { 1.0 - sqrt(px) / den } else { 0.0 }
+}
+
+/// Keeps the `keep` largest values of `v`, sorted in descending order (the values are distinct packed
+/// similarities). A 256-bin histogram of the top byte finds the cut, so only the survivors are sorted.
+fn top_descending(v: &mut Vec<u32>, keep: usize) {
+    if keep == 0 {
+        v.clear();
+        return;
+    }
+    if keep < v.len() {
+        let mut hist = [0u32; 256];
+        for &x in v.iter() {
+            if let Some(h) = hist.get_mut((x >> 24) as usize) {
+                *h += 1;
+            }
+        }
+        let mut total = 0usize;
+        let mut cut = 0u32;
+        for bin in (0..256u32).rev() {
+            total += hist.get(bin as usize).copied().unwrap_or(0) as usize;
+            if total >= keep {
+                cut = bin << 24;
+                break;
+            }
+        }
+        v.retain(|&x| x >= cut);
+    }
+    v.sort_unstable_by(|x, y| y.cmp(x));
+    v.truncate(keep);
 }
 
 /// Wraps an angle in (-4π, 4π) to (-π, π].
@@ -397,13 +500,60 @@ fn z(v: f32, mu: f32, tau: f32) -> f32 {
     1.0 / (1.0 + (-tau * (v - mu)).exp())
 }
 
+/// Steps of the sigmoid tables of the relaxation.
+const Z_STEPS: usize = 1024;
+/// Largest distance difference in the distance table (px); beyond it the sigmoid is below 1e-38.
+const Z_DIST_MAX: f32 = 64.0;
+
+/// The relaxation's three sigmoids, tabulated (linear interpolation, error < 2e-4): distance
+/// difference over [0, [`Z_DIST_MAX`]] px and angle difference over [0, π].
+struct ZTables {
+    dist: Vec<f32>,
+    angle: Vec<f32>,
+}
+
+fn z_tables() -> &'static ZTables {
+    static T: std::sync::OnceLock<ZTables> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let grid = |max: f32, f: &dyn Fn(f32) -> f32| -> Vec<f32> {
+            (0..=Z_STEPS + 1)
+                .map(|k| f(k as f32 * max / Z_STEPS as f32))
+                .collect()
+        };
+        ZTables {
+            dist: grid(Z_DIST_MAX, &|v| z(v, 5.0, -8.0 / 5.0)),
+            angle: grid(PI, &|v| z(v, PI / 12.0, -30.0)),
+        }
+    })
+}
+
+/// Linear interpolation in a table of `Z_STEPS + 2` samples over [0, max]; 0 beyond.
+#[inline]
+fn z_lookup(table: &[f32], max: f32, v: f32) -> f32 {
+    let t = (v.max(0.0) * (Z_STEPS as f32 / max)).min(Z_STEPS as f32 + 0.5);
+    let k = t as usize;
+    let frac = t - k as f32;
+    match (table.get(k), table.get(k + 1)) {
+        (Some(&a), Some(&b)) => a + (b - a) * frac,
+        _ => 0.0,
+    }
+}
+
 /// A probe prepared for many comparisons; reuses its buffers. Clone it per thread.
+///
+/// The probe's cylinders are kept sorted by minutia direction and stored twice in a row, so that the
+/// probe cylinders within the pairing bound ([`MAX_ROTATION_U16`]) of a candidate cylinder form one
+/// contiguous run, found by binary search: the comparison loop has no per-pair direction test.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     probe: MccTemplate,
-    probe_bits: Vec<[u64; ND]>,
-    probe_norm: Vec<f32>,
     probe_pts: Vec<(f32, f32, f32)>,
+    /// Sorted-by-direction probe cylinders, twice (`2 n` entries): bits, validity, norm, direction
+    /// (+65536 in the second copy), original index.
+    ext: Vec<Cyl>,
+    ext_dir: Vec<u32>,
+    /// Local similarities of one comparison (fixed size: every pair fits).
+    buf: Vec<u32>,
     sims: Vec<u32>,
     used_a: Vec<bool>,
     used_b: Vec<bool>,
@@ -411,24 +561,20 @@ pub struct Matcher {
     lambda: Vec<f32>,
     next: Vec<f32>,
     rho: Vec<f32>,
-    sqrt_table: Vec<f32>,
 }
 
 impl Matcher {
     /// Prepares a probe.
     pub fn new(probe: MccTemplate) -> Self {
         let n = probe.len();
-        let probe_bits: Vec<[u64; ND]> = (0..n).map(|i| cyl_bits(&probe.bits, i)).collect();
-        let probe_norm = probe_bits
-            .iter()
-            .map(|b| (b.iter().map(|w| w.count_ones()).sum::<u32>() as f32).sqrt())
-            .collect();
         let probe_pts = probe.pts.iter().map(|&p| unpack_point(p)).collect();
-        Self {
-            probe,
-            probe_bits,
-            probe_norm,
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (probe.pts.get(i).map_or(0, |&p| point_dir(p)), i));
+        let mut m = Self {
             probe_pts,
+            ext: Vec::with_capacity(2 * n),
+            ext_dir: Vec::with_capacity(2 * n),
+            buf: vec![0; MAX_MINUTIAE * MAX_MINUTIAE],
             sims: Vec::with_capacity(MAX_MINUTIAE * MAX_MINUTIAE),
             used_a: Vec::with_capacity(MAX_MINUTIAE),
             used_b: Vec::with_capacity(MAX_MINUTIAE),
@@ -436,8 +582,18 @@ impl Matcher {
             lambda: Vec::with_capacity(MAX_RELAX_PAIRS),
             next: Vec::with_capacity(MAX_RELAX_PAIRS),
             rho: Vec::with_capacity(MAX_RELAX_PAIRS * MAX_RELAX_PAIRS),
-            sqrt_table: (0..=(NS * NS * ND)).map(|n| (n as f32).sqrt()).collect(),
+            probe,
+        };
+        for copy in 0..2u32 {
+            for &i in &order {
+                let b = cyl_bits(&m.probe.bits, i);
+                let v = m.probe.valid.get(i).copied().unwrap_or(0);
+                m.ext.push(Cyl::new(b, v, i as u32));
+                m.ext_dir
+                    .push(u32::from(m.probe.pts.get(i).map_or(0, |&p| point_dir(p))) + copy * 65536);
+            }
         }
+        m
     }
 
     /// The prepared probe.
@@ -452,58 +608,55 @@ impl Matcher {
 
     /// [`Matcher::compare`] on a borrowed template (for example a gallery record).
     pub fn compare_ref(&mut self, cand: TemplateRef<'_>) -> f32 {
-        let (na, nb) = (self.probe_bits.len(), cand.len());
+        let na = self.probe.len();
+        let nb = cand.len().min(MAX_MINUTIAE);
         if na < 2 || nb < 2 {
             return 0.0;
         }
         self.sims.clear();
-        let mut cand_norm = [0f32; MAX_MINUTIAE];
-        for (j, slot) in cand_norm.iter_mut().enumerate().take(nb) {
-            let b = cyl_bits(cand.bits, j);
-            *slot = self
-                .sqrt_table
-                .get(b.iter().map(|w| w.count_ones()).sum::<u32>() as usize)
-                .copied()
-                .unwrap_or(0.0);
-        }
-        for (i, ((ba, &norm_a), &pa)) in self
-            .probe_bits
+        let half = self.ext_dir.get(..na).unwrap_or(&[]);
+        let m = u32::from(MAX_ROTATION_U16);
+        let mut count = 0usize;
+        let sq = sqrt_table();
+        for (j, ((&pb, &vb), bb)) in cand
+            .pts
             .iter()
-            .zip(&self.probe_norm)
-            .zip(&self.probe.pts)
+            .zip(cand.valid)
+            .zip(cand.bits.chunks_exact(ND))
             .enumerate()
+            .take(nb)
         {
-            let va = self.probe.valid.get(i).copied().unwrap_or(0);
-            let da = point_dir(pa);
-            for (j, ((&pb, &vb), bb)) in cand
-                .pts
-                .iter()
-                .zip(cand.valid)
-                .zip(cand.bits.chunks_exact(ND))
-                .enumerate()
-                .take(MAX_MINUTIAE)
-            {
-                if (da.wrapping_sub(point_dir(pb)) as i16).unsigned_abs() > MAX_ROTATION_U16 {
-                    continue;
+            let mut b = [0u64; ND];
+            b.copy_from_slice(bb);
+            let c = Cyl::new(b, vb, j as u32);
+            // Probe cylinders whose direction is within +-m of this one: one run of the doubled array.
+            let lo_val = (u32::from(point_dir(pb)) + 65536 - m) % 65536;
+            let hi_val = lo_val + 2 * m;
+            let lo = half.partition_point(|&d| d < lo_val);
+            let hi = self.ext_dir.partition_point(|&d| d <= hi_val);
+            let Some(run) = self.ext.get(lo..hi) else {
+                continue;
+            };
+            for a in run {
+                let s = cyl_similarity(a, &c, sq);
+                let q = (s.clamp(0.0, 1.0) * 65535.0) as u32;
+                if let Some(slot) = self.buf.get_mut(count) {
+                    *slot = (q << 16) | (a.idx << 8) | c.idx;
                 }
-                let mut b = [0u64; ND];
-                b.copy_from_slice(bb);
-                let nb_norm = cand_norm.get(j).copied().unwrap_or(0.0);
-                let s = local_similarity(ba, va, norm_a, &b, vb, nb_norm, &self.sqrt_table);
-                if s > 0.0 {
-                    let q = (s.min(1.0) * 65535.0) as u32;
-                    self.sims.push((q << 16) | ((i as u32) << 8) | j as u32);
-                }
+                count += usize::from(s > 0.0);
             }
         }
+        self.sims.clear();
+        self.sims.extend_from_slice(self.buf.get(..count).unwrap_or(&[]));
+        self.pair_and_relax(na, nb, cand)
+    }
+
+    /// Global score from the local similarities in `self.sims`: one-to-one pairs, relaxation, selection.
+    fn pair_and_relax(&mut self, na: usize, nb: usize, cand: TemplateRef<'_>) -> f32 {
         // One-to-one pairs, best first, from the top candidates only.
         let nr = na.min(nb).min(MAX_RELAX_PAIRS);
         let keep = (nr * 6).min(self.sims.len());
-        if keep > 0 && keep < self.sims.len() {
-            self.sims.select_nth_unstable_by(keep - 1, |x, y| y.cmp(x));
-            self.sims.truncate(keep);
-        }
-        self.sims.sort_unstable_by(|x, y| y.cmp(x));
+        top_descending(&mut self.sims, keep);
         self.used_a.clear();
         self.used_a.resize(na, false);
         self.used_b.clear();
@@ -540,6 +693,7 @@ impl Matcher {
         }
         self.rho.clear();
         self.rho.resize(n * n, 0.0);
+        let zt = z_tables();
         for x in 0..n {
             for y in (x + 1)..n {
                 let (Some(&(i1, _, _)), Some(&(i2, _, _))) = (self.pairs.get(x), self.pairs.get(y)) else {
@@ -560,7 +714,13 @@ impl Matcher {
                 let ra = wrap_pi(a1.2 - fast_atan2(ay, ax));
                 let rb = wrap_pi(b1.2 - fast_atan2(by, bx));
                 let d3 = wrap_pi(ra - rb).abs();
-                let r = z(d1, 5.0, -8.0 / 5.0) * z(d2, PI / 12.0, -30.0) * z(d3, PI / 12.0, -30.0);
+                let r = if d1 >= Z_DIST_MAX {
+                    0.0
+                } else {
+                    z_lookup(&zt.dist, Z_DIST_MAX, d1)
+                        * z_lookup(&zt.angle, PI, d2)
+                        * z_lookup(&zt.angle, PI, d3)
+                };
                 if let Some(slot) = self.rho.get_mut(x * n + y) {
                     *slot = r;
                 }
@@ -622,6 +782,141 @@ pub fn score(a: &[Minutia], b: &[Minutia]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Local similarity of two cylinders (0 when too few cells are valid in both).
+    #[inline]
+    fn local_similarity(a: &[u64; ND], va: u64, na: f32, b: &[u64; ND], vb: u64, nb: f32, sq: &[f32]) -> f32 {
+        let sqrt = |n: u32| sq.get(n as usize).copied().unwrap_or(0.0);
+        if va == CIRCLE && vb == CIRCLE {
+            let x: u32 = a.iter().zip(b).map(|(p, q)| (p ^ q).count_ones()).sum();
+            let den = na + nb;
+            return if den > 0.0 { 1.0 - sqrt(x) / den } else { 0.0 };
+        }
+        let v = va & vb;
+        let common = v.count_ones();
+        if (common as f32) < MIN_COMMON * (va.count_ones().max(vb.count_ones()) as f32) {
+            return 0.0;
+        }
+        let (mut pa, mut pb, mut px) = (0u32, 0u32, 0u32);
+        for (p, q) in a.iter().zip(b) {
+            let (ca, cb) = (p & vb, q & va);
+            pa += ca.count_ones();
+            pb += cb.count_ones();
+            px += (ca ^ cb).count_ones();
+        }
+        let den = sqrt(pa) + sqrt(pb);
+        if den > 0.0 { 1.0 - sqrt(px) / den } else { 0.0 }
+    }
+
+    /// The comparison loop before the direction-sorted probe (every pair tested against the bound).
+    fn reference_score(probe: &MccTemplate, cand: &MccTemplate) -> f32 {
+        let mut m = Matcher::new(probe.clone());
+        let cand = cand.view();
+        let (na, nb) = (probe.len(), cand.len());
+        if na < 2 || nb < 2 {
+            return 0.0;
+        }
+        let sq: Vec<f32> = sqrt_table().to_vec();
+        let norm = |b: &[u64; ND]| sq[b.iter().map(|w| w.count_ones()).sum::<u32>() as usize];
+        m.sims.clear();
+        for i in 0..na {
+            let a = cyl_bits(&probe.bits, i);
+            let da = point_dir(probe.pts[i]);
+            for j in 0..nb {
+                if (da.wrapping_sub(point_dir(cand.pts[j])) as i16).unsigned_abs() > MAX_ROTATION_U16 {
+                    continue;
+                }
+                let b = cyl_bits(cand.bits, j);
+                let s = local_similarity(&a, probe.valid[i], norm(&a), &b, cand.valid[j], norm(&b), &sq);
+                if s > 0.0 {
+                    let q = (s.min(1.0) * 65535.0) as u32;
+                    m.sims.push((q << 16) | ((i as u32) << 8) | j as u32);
+                }
+            }
+        }
+        m.pair_and_relax(na, nb, cand)
+    }
+
+    fn random_minutiae(seed: u64, n: usize) -> Vec<Minutia> {
+        let mut r = crate::rng::Rng::new(seed);
+        (0..n)
+            .map(|_| Minutia {
+                x: 40.0 + r.f32() * 300.0,
+                y: 40.0 + r.f32() * 380.0,
+                direction: r.f32() * TAU,
+                kind: crate::minutiae::MinutiaKind::Ending,
+                quality: 50,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sorted_probe_scores_equal_the_reference_loop() {
+        let mut checked = 0;
+        for seed in 0..40u64 {
+            let a = random_minutiae(seed, 20 + (seed as usize * 7) % 50);
+            // A distorted copy (genuine-like) and an unrelated set (impostor-like).
+            let mut b: Vec<Minutia> = a
+                .iter()
+                .map(|m| Minutia {
+                    x: m.x * 0.98 + 6.0,
+                    y: m.y * 1.01 - 4.0,
+                    direction: m.direction + 0.05,
+                    ..*m
+                })
+                .collect();
+            b.truncate(b.len() * 3 / 4);
+            let c = random_minutiae(seed + 1000, 30 + (seed as usize * 5) % 40);
+            let ta = MccTemplate::new(&a);
+            let mut m = Matcher::new(ta.clone());
+            for other in [MccTemplate::new(&b), MccTemplate::new(&c), ta.clone()] {
+                let fast = m.compare(&other);
+                let slow = reference_score(&ta, &other);
+                assert!((fast - slow).abs() < 1e-6, "seed {seed}: {fast} vs {slow}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 120);
+    }
+
+    #[test]
+    fn top_descending_keeps_the_largest() {
+        let mut r = crate::rng::Rng::new(5);
+        for len in [0usize, 1, 5, 300, 2000] {
+            let mut v: Vec<u32> = (0..len)
+                .map(|k| (r.next_u64() as u32 & 0xFFFF_0000) | k as u32)
+                .collect();
+            for keep in [0usize, 1, 7, 120, len] {
+                let mut expect = v.clone();
+                expect.sort_unstable_by(|x, y| y.cmp(x));
+                expect.truncate(keep.min(len));
+                let mut got = v.clone();
+                top_descending(&mut got, keep.min(len));
+                assert_eq!(got, expect, "len {len} keep {keep}");
+            }
+            v.clear();
+        }
+    }
+
+    #[test]
+    fn sigmoid_tables_match_the_sigmoids() {
+        let zt = z_tables();
+        for k in 0..20_000 {
+            let d = k as f32 * 0.0037;
+            let dist = if d >= Z_DIST_MAX {
+                0.0
+            } else {
+                z_lookup(&zt.dist, Z_DIST_MAX, d)
+            };
+            assert!((dist - z(d, 5.0, -8.0 / 5.0)).abs() < 2e-4, "distance {d}");
+            if d <= PI {
+                assert!(
+                    (z_lookup(&zt.angle, PI, d) - z(d, PI / 12.0, -30.0)).abs() < 2e-4,
+                    "angle {d}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn fast_atan2_is_accurate() {

@@ -75,7 +75,7 @@ enum Cmd {
         profile: ProfileArg,
         #[arg(long, default_value_t = 2_000_000)]
         seed: u64,
-        /// Write the DET curve (threshold, FMR, FNMR) as CSV here.
+        /// Write the DET curve (threshold, FMR, FNMR) as CSV here, and as a PNG plot beside it (`.png`).
         #[arg(long)]
         det: Option<std::path::PathBuf>,
     },
@@ -485,7 +485,9 @@ fn main() -> anyhow::Result<()> {
                 for (t, a, b) in &m.det {
                     writeln!(f, "{t},{a},{b}")?;
                 }
-                println!("DET curve written to {}", path.display());
+                let png = path.with_extension("png");
+                tessera_biometrics::eval::det_plot(&m.det).save(&png)?;
+                println!("DET curve written to {} and {}", path.display(), png.display());
             }
         }
         Cmd::Calibrate {
