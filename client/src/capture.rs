@@ -86,7 +86,7 @@ impl CapturePart {
         }
     }
 
-    fn sub_id(self) -> DeviceSubId {
+    pub(crate) fn sub_id(self) -> DeviceSubId {
         match self {
             Self::LeftSlap => DeviceSubId::Left,
             Self::RightSlap => DeviceSubId::Right,
@@ -212,7 +212,7 @@ pub struct SbiSession {
 }
 
 impl Station {
-    fn sbi_client(&self, opts: &DeviceOptions) -> Result<SbiClient> {
+    pub(crate) fn sbi_client(&self, opts: &DeviceOptions) -> Result<SbiClient> {
         let mut trust = TrustStore::new();
         let mut pems = self.synced_certificates()?;
         pems.extend(opts.trusted_ca_pem.iter().cloned());

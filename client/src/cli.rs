@@ -113,7 +113,13 @@ enum Cmd {
         /// Continue an earlier draft instead of starting a new one.
         #[arg(long)]
         draft: Option<i64>,
-        /// Write the acknowledgement receipt (HTML) here, to print for the resident.
+        /// Start from the resident's pre-registration (booking) at this center: its id, or what the QR
+        /// scanner types for the booking slip's QR code. Its demographics fill whatever the answers file
+        /// leaves out; consent, documents and biometrics still come from the answers file and devices.
+        #[arg(long, conflicts_with = "draft")]
+        pre_registration: Option<String>,
+        /// Write the acknowledgement receipt here, to print for the resident: PDF when the name ends in
+        /// .pdf, HTML otherwise.
         #[arg(long)]
         receipt: Option<PathBuf>,
     },
@@ -237,6 +243,12 @@ enum Cmd {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+    /// Your own fingerprints on this station: the applicant's fingers are checked against them before
+    /// sealing, so that no officer registers themself.
+    Operator {
+        #[command(subcommand)]
+        cmd: OperatorCmd,
+    },
     /// Give another operator of this center a key slot on this station (asks for their password too,
     /// from TESSERA_STATION_NEW_PASSWORD or the terminal).
     AddSlot {
@@ -245,6 +257,23 @@ enum Cmd {
         /// The operator to add.
         #[arg(long)]
         new: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCmd {
+    /// Capture your ten fingers from the finger scanner (left slap, right slap, thumbs) and enrol them.
+    /// Run it again to replace them. Only fingerprint templates are kept, in the encrypted store.
+    EnrolBiometrics {
+        #[command(flatten)]
+        auth: Auth,
+        #[command(flatten)]
+        devices: DeviceArgs,
+    },
+    /// Show which of your fingers are enrolled.
+    Biometrics {
+        #[command(flatten)]
+        auth: Auth,
     },
 }
 
@@ -310,6 +339,7 @@ fn exit_code(code: ErrorCode) -> u8 {
         | ErrorCode::Recovery => 6,
         ErrorCode::Server => 7,
         ErrorCode::Device => 8,
+        ErrorCode::BiometricCrossCheck => 9,
         _ => 1,
     }
 }
@@ -464,6 +494,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sbi,
             devices,
             draft,
+            pre_registration,
             receipt,
         } => {
             let devices = if sbi { Some(devices.options()?) } else { None };
@@ -476,10 +507,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 capture_quality,
                 devices,
                 draft,
+                pre_registration.as_deref(),
                 receipt.as_deref(),
                 cli.json,
             )?;
         }
+        Cmd::Operator { cmd } => operator_cmd(&home, clock, cmd, cli.json)?,
         Cmd::EnrolMachine { auth, server, name } => {
             let mut st = open(&home, &auth, clock)?;
             let out = st.execute(Command::EnrolMachine {
@@ -874,15 +907,20 @@ fn register(
     quality: u8,
     devices: Option<DeviceOptions>,
     draft: Option<i64>,
+    pre_registration: Option<&str>,
     receipt: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
     let bytes = commands::read_input_file(answers_path, 1024 * 1024).map_err(CommandError::from)?;
-    let answers: Answers = serde_json::from_slice(&bytes)
+    let mut answers: Answers = serde_json::from_slice(&bytes)
         .with_context(|| format!("the answers file {} is not valid", answers_path.display()))?;
     let base = answers_path.parent().unwrap_or_else(|| Path::new("."));
     let mut st = open(home, auth, clock.clone())?;
     let bar = progress(5, "registering");
+    let draft = match pre_registration {
+        Some(reference) => Some(prefill(&mut st, reference, &mut answers)?),
+        None => draft,
+    };
     let id = match draft {
         Some(id) => id,
         None => match st.execute(Command::StartDraft {
@@ -996,7 +1034,16 @@ fn register(
         anyhow::bail!("unexpected output")
     };
     if let Some(r) = receipt {
-        std::fs::write(r, &s.receipt_html).with_context(|| format!("writing the receipt {}", r.display()))?;
+        let is_pdf = r.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf"));
+        let bytes = if is_pdf {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(&s.receipt_pdf_base64)
+                .context("decoding the PDF receipt")?
+        } else {
+            s.receipt_html.clone().into_bytes()
+        };
+        std::fs::write(r, bytes).with_context(|| format!("writing the receipt {}", r.display()))?;
     }
     if json {
         print_output(true, &out)?;
@@ -1007,9 +1054,81 @@ fn register(
                 "Receipt written to {} - print it for the resident.",
                 r.display()
             )),
-            None => say("Use --receipt <file.html> to save the acknowledgement receipt for printing."),
+            None => {
+                say("Use --receipt <file.pdf> (or .html) to save the acknowledgement receipt for printing.")
+            }
         }
         say("The packet now waits for a supervisor's approval.");
     }
     Ok(())
+}
+
+fn operator_cmd(home: &Path, clock: Arc<dyn Clock>, cmd: OperatorCmd, json: bool) -> anyhow::Result<()> {
+    let (auth, command) = match cmd {
+        OperatorCmd::EnrolBiometrics { auth, devices } => {
+            let devices = devices.options()?;
+            (auth, Command::EnrolOperatorBiometrics { devices })
+        }
+        OperatorCmd::Biometrics { auth } => (auth, Command::OperatorBiometrics),
+    };
+    let mut st = open(home, &auth, clock)?;
+    let out = st.execute(command)?;
+    if json {
+        return print_output(true, &out);
+    }
+    if let Output::OperatorFingers(f) = &out {
+        if f.fingers.is_empty() {
+            say(&format!(
+                "{} has no fingers enrolled on this station; run `tessera-station operator enrol-biometrics`.",
+                f.operator_id
+            ));
+        } else {
+            let names: Vec<&str> = f.fingers.iter().map(|a| a.as_str()).collect();
+            say(&format!(
+                "{} fingers enrolled for {}: {}",
+                f.fingers.len(),
+                f.operator_id,
+                names.join(", ")
+            ));
+        }
+        if !f.unusable.is_empty() {
+            let names: Vec<&str> = f.unusable.iter().map(|a| a.as_str()).collect();
+            say(&format!(
+                "Not usable (capture again later to add them): {}",
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Starts a draft from a pre-registration and merges its demographics under the answers file's.
+fn prefill(st: &mut Station, reference: &str, answers: &mut Answers) -> anyhow::Result<i64> {
+    let Output::Prefilled(p) = st.execute(Command::StartDraftFromPreRegistration {
+        reference: reference.to_owned(),
+    })?
+    else {
+        anyhow::bail!("unexpected output");
+    };
+    let Output::Draft(d) = st.execute(Command::Draft { draft: p.draft })? else {
+        anyhow::bail!("unexpected output");
+    };
+    if let Some(pre) = d.body.answers {
+        if answers.process != pre.process {
+            anyhow::bail!(
+                "pre-registration {} is for a {} registration but the answers file says {}",
+                p.pre_registration_id,
+                pre.process,
+                answers.process
+            );
+        }
+        for (k, v) in pre.demographics {
+            answers.demographics.entry(k).or_insert(v);
+        }
+        if answers.languages.is_empty() {
+            answers.languages = pre.languages;
+        }
+    }
+    answers.pre_registration_id = Some(p.pre_registration_id);
+    Ok(p.draft)
 }

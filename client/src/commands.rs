@@ -17,11 +17,13 @@ use tessera_packet::types::{BioAttribute, DeviceRef};
 
 use crate::audit::{self, AuditEntry};
 use crate::capture::{CapturePart, DeviceOptions, Discovered, PartCapture};
+use crate::crosscheck::OperatorFingers;
 use crate::crypto::KdfParams;
 use crate::error::{CommandError, FieldError, FreezeReason, StationError};
 use crate::forms::Answers;
 use crate::masterdata::{Coded, Document};
 use crate::operators::OperatorBundle;
+use crate::prereg::{PreRegistration, Prefilled};
 use crate::station::{InitParams, MachineIdentity, Station};
 use crate::sync::{Enrolment, ServerLink, SyncOptions, SyncReport, UploadView};
 use crate::workflow::{
@@ -309,6 +311,25 @@ pub enum Command {
     },
     /// Log out.
     Logout,
+    /// Capture the logged-in operator's own fingers from the SBI devices and enrol them (for the
+    /// cross-check before sealing).
+    EnrolOperatorBiometrics {
+        /// Port range and extra trusted CAs.
+        #[serde(default)]
+        devices: DeviceOptions,
+    },
+    /// The enrolled finger positions of the logged-in operator.
+    OperatorBiometrics,
+    /// A synced pre-registration of this center, by id or QR payload.
+    PreRegistration {
+        /// The id, or what the QR scanner typed.
+        reference: String,
+    },
+    /// Start a draft prefilled from a pre-registration (by id or QR payload).
+    StartDraftFromPreRegistration {
+        /// The id, or what the QR scanner typed.
+        reference: String,
+    },
 }
 
 /// Station status.
@@ -361,6 +382,9 @@ pub enum Output {
     Uploads(Vec<UploadView>),
     Devices(Discovered),
     Captured(Vec<PartCapture>),
+    OperatorFingers(OperatorFingers),
+    PreRegistration(Box<PreRegistration>),
+    Prefilled(Prefilled),
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, StationError> {
@@ -497,6 +521,10 @@ impl Station {
                 self.logout()?;
                 Output::Done
             }
+            Command::EnrolOperatorBiometrics { devices } => self.run_enrol_operator_biometrics(&devices)?,
+            Command::OperatorBiometrics => self.run_operator_biometrics()?,
+            Command::PreRegistration { reference } => self.run_pre_registration(&reference)?,
+            Command::StartDraftFromPreRegistration { reference } => self.run_prefill(&reference)?,
         })
     }
 
@@ -517,6 +545,36 @@ impl Station {
             id_schema_version: self.master.schema.id_version.clone(),
             server: self.server_link()?,
         })
+    }
+}
+
+// Operator biometrics (cross-checks before sealing), kept apart from the table above to ease merges.
+impl Station {
+    fn run_enrol_operator_biometrics(&mut self, devices: &DeviceOptions) -> Result<Output, StationError> {
+        Ok(Output::OperatorFingers(block_on(
+            self.enrol_operator_biometrics(devices),
+        )??))
+    }
+
+    fn run_operator_biometrics(&mut self) -> Result<Output, StationError> {
+        let me = self.session()?.operator.id.clone();
+        Ok(Output::OperatorFingers(self.operator_fingers(&me)?))
+    }
+}
+
+// Pre-registrations, kept apart from the table above to ease merges.
+impl Station {
+    fn run_pre_registration(&mut self, reference: &str) -> Result<Output, StationError> {
+        self.session()?;
+        Ok(Output::PreRegistration(Box::new(
+            self.pre_registration(reference)?,
+        )))
+    }
+
+    fn run_prefill(&mut self, reference: &str) -> Result<Output, StationError> {
+        Ok(Output::Prefilled(
+            self.start_draft_from_pre_registration(reference)?,
+        ))
     }
 }
 

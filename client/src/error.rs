@@ -348,6 +348,32 @@ pub enum StationError {
         /// What happened and what to do.
         detail: String,
     },
+    /// No pre-registration with this id has been synced to this station.
+    #[error(
+        "pre-registration {id} is not on this station; sync with the server (it sends the bookings of this center), check the id, or register without it"
+    )]
+    PreRegistrationNotFound {
+        /// The id.
+        id: String,
+    },
+    /// The pre-registration is booked at another center.
+    #[error(
+        "pre-registration {id} is booked at center {center}, not this center ({here}); the resident registers at center {center} or books again, or register without it"
+    )]
+    PreRegistrationOtherCenter {
+        /// The id.
+        id: String,
+        /// The booking center.
+        center: String,
+        /// This station's center.
+        here: String,
+    },
+    /// The local biometric cross-checks refused to seal a registration.
+    #[error("sealing refused: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    BiometricCrossCheck {
+        /// What failed (positions only, no biometric data).
+        failures: Vec<crate::crosscheck::CrossCheckFailure>,
+    },
     /// Building, sealing or checking a packet failed.
     #[error("packet {rid}: {detail}")]
     Packet {
@@ -411,7 +437,10 @@ impl StationError {
             Self::NotLoggedIn | Self::IdleLogout { .. } => ErrorCode::NotLoggedIn,
             Self::Frozen(_) => ErrorCode::Frozen,
             Self::Validation(_) => ErrorCode::Validation,
-            Self::DraftNotFound { .. } | Self::PacketNotFound { .. } => ErrorCode::NotFound,
+            Self::DraftNotFound { .. }
+            | Self::PacketNotFound { .. }
+            | Self::PreRegistrationNotFound { .. } => ErrorCode::NotFound,
+            Self::PreRegistrationOtherCenter { .. } => ErrorCode::InvalidInput,
             Self::InvalidState { .. } => ErrorCode::InvalidState,
             Self::Id(_) => ErrorCode::InvalidInput,
             Self::Document { .. } => ErrorCode::Document,
@@ -419,6 +448,7 @@ impl StationError {
             Self::Packet { .. } => ErrorCode::Packet,
             Self::Server { .. } => ErrorCode::Server,
             Self::Device { .. } => ErrorCode::Device,
+            Self::BiometricCrossCheck { .. } => ErrorCode::BiometricCrossCheck,
         }
     }
 }
@@ -456,6 +486,7 @@ pub enum ErrorCode {
     Packet,
     Server,
     Device,
+    BiometricCrossCheck,
 }
 
 /// The serialisable error every command returns: a stable code, the human message, and per-field problems.

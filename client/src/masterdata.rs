@@ -518,6 +518,21 @@ pub struct BioSettings {
     pub max_retries: u32,
     /// Exception photo required.
     pub exception_photo_required: bool,
+    /// What sealing does when the officer has no enrolled fingers (the applicant cannot be checked
+    /// against them): `warn` (default) or `block`.
+    #[serde(default)]
+    pub operator_without_fingers: OperatorFingersPolicy,
+}
+
+/// What sealing does when the officer has no enrolled fingers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OperatorFingersPolicy {
+    /// The review shows a warning; sealing goes on (the operator cross-check is skipped).
+    #[default]
+    Warn,
+    /// Sealing is refused until the officer enrols their fingers.
+    Block,
 }
 
 /// Packet retention.

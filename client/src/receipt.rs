@@ -25,9 +25,79 @@ fn esc(s: &str) -> String {
     o
 }
 
+/// The receipt's texts (unescaped), shared by the HTML and PDF renderings.
+pub(crate) struct ReceiptText {
+    pub(crate) rid: String,
+    pub(crate) lang: String,
+    pub(crate) title: String,
+    pub(crate) rid_label: String,
+    pub(crate) keep: Vec<String>,
+    pub(crate) process: String,
+    pub(crate) names: Vec<String>,
+    pub(crate) date: String,
+    pub(crate) center_name: String,
+}
+
+impl ReceiptText {
+    pub(crate) fn new(md: &MasterData, content: &PacketContent, center: &CenterId) -> Self {
+        let langs: Vec<&str> = content.meta.languages.iter().map(String::as_str).collect();
+        let label = |key: &str, lang: &str| {
+            md.labels
+                .get(lang)
+                .and_then(|l| l.labels.get(key))
+                .cloned()
+                .unwrap_or_else(|| key.to_owned())
+        };
+        let all = |key: &str| {
+            langs
+                .iter()
+                .map(|l| label(key, l))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let center_name = md
+            .centers
+            .centers
+            .iter()
+            .find(|c| c.id == center.as_str())
+            .map(|c| {
+                langs
+                    .iter()
+                    .filter_map(|l| c.name.get(*l))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+            .unwrap_or_else(|| center.to_string());
+        let names: Vec<String> = content
+            .identity
+            .get("fullName")
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.get("value").and_then(|v| v.as_str()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            rid: content.rid.to_string(),
+            lang: langs.first().copied().unwrap_or("eng").to_owned(),
+            title: all("ack.title"),
+            rid_label: all("ack.rid"),
+            keep: langs.iter().map(|l| label("ack.keep", l)).collect(),
+            process: all(&format!("process.{}", content.packet_type)),
+            names,
+            date: content.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            center_name,
+        }
+    }
+}
+
 /// Renders the receipt of a sealed registration.
 pub fn html(md: &MasterData, content: &PacketContent, center: &CenterId) -> Result<String> {
-    let rid = content.rid.to_string();
+    let t = ReceiptText::new(md, content, center);
+    let rid = t.rid.clone();
     let qr = QrCode::new(rid.as_bytes())
         .map_err(|e| StationError::Packet {
             rid: rid.clone(),
@@ -36,58 +106,11 @@ pub fn html(md: &MasterData, content: &PacketContent, center: &CenterId) -> Resu
         .render::<svg::Color<'_>>()
         .min_dimensions(200, 200)
         .build();
-    let langs: Vec<&str> = content.meta.languages.iter().map(String::as_str).collect();
-    let label = |key: &str, lang: &str| {
-        md.labels
-            .get(lang)
-            .and_then(|l| l.labels.get(key))
-            .cloned()
-            .unwrap_or_else(|| key.to_owned())
-    };
-    let center_name = md
-        .centers
-        .centers
+    let keep = t
+        .keep
         .iter()
-        .find(|c| c.id == center.as_str())
-        .map(|c| {
-            langs
-                .iter()
-                .filter_map(|l| c.name.get(*l))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" / ")
-        })
-        .unwrap_or_else(|| center.to_string());
-    let names: Vec<String> = content
-        .identity
-        .get("fullName")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.get("value").and_then(|v| v.as_str()))
-                .map(esc)
-                .collect()
-        })
-        .unwrap_or_default();
-    let title = langs
-        .iter()
-        .map(|l| esc(&label("ack.title", l)))
-        .collect::<Vec<_>>()
-        .join(" / ");
-    let rid_label = langs
-        .iter()
-        .map(|l| esc(&label("ack.rid", l)))
-        .collect::<Vec<_>>()
-        .join(" / ");
-    let keep = langs
-        .iter()
-        .map(|l| format!("<p>{}</p>", esc(&label("ack.keep", l))))
+        .map(|k| format!("<p>{}</p>", esc(k)))
         .collect::<String>();
-    let process = langs
-        .iter()
-        .map(|l| esc(&label(&format!("process.{}", content.packet_type), l)))
-        .collect::<Vec<_>>()
-        .join(" / ");
     Ok(format!(
         r#"<!DOCTYPE html>
 <html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
@@ -105,10 +128,13 @@ pub fn html(md: &MasterData, content: &PacketContent, center: &CenterId) -> Resu
 {keep}
 </body></html>
 "#,
-        lang = esc(langs.first().copied().unwrap_or("eng")),
-        name = names.join(" / "),
-        date = content.created_at.format("%Y-%m-%d %H:%M UTC"),
-        center_name = esc(&center_name),
+        lang = esc(&t.lang),
+        title = esc(&t.title),
+        rid_label = esc(&t.rid_label),
+        process = esc(&t.process),
+        name = t.names.iter().map(|n| esc(n)).collect::<Vec<_>>().join(" / "),
+        date = t.date,
+        center_name = esc(&t.center_name),
     ))
 }
 

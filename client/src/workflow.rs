@@ -163,6 +163,9 @@ pub struct Review {
     pub ready: bool,
     /// Everything still missing or wrong.
     pub problems: Vec<FieldError>,
+    /// What the officer should know but does not stop sealing (e.g. `OPERATOR_NOT_ENROLLED`).
+    #[serde(default)]
+    pub warnings: Vec<FieldError>,
     /// The validated form, when the answers validate.
     pub form: Option<ValidatedForm>,
 }
@@ -179,6 +182,9 @@ pub struct Sealed {
     pub size: u64,
     /// The acknowledgement receipt (HTML, with the RID as a QR code).
     pub receipt_html: String,
+    /// The same receipt as a PDF (base64), for printers without a browser.
+    #[serde(default)]
+    pub receipt_pdf_base64: String,
 }
 
 /// A queued packet.
@@ -414,14 +420,14 @@ impl Station {
         Ok((me, d))
     }
 
-    fn save_body(&mut self, id: i64, body: &DraftBody, blob: Option<(&str, &[u8])>) -> Result<()> {
+    fn save_body(&mut self, id: i64, body: &DraftBody, blobs: &[(&str, &[u8])]) -> Result<()> {
         let now = self.clock.now();
         let json = serde_json::to_string(body).map_err(|e| StationError::Crypto {
             context: "serialising a draft",
             detail: e.to_string(),
         })?;
         self.store.tx(|tx| {
-            if let Some((name, bytes)) = blob {
+            for (name, bytes) in blobs {
                 tx.execute(
                     "INSERT INTO draft_blobs (draft_id, name, content) VALUES (?1, ?2, ?3)
                      ON CONFLICT(draft_id, name) DO UPDATE SET content = ?3",
@@ -442,7 +448,7 @@ impl Station {
     pub(crate) fn set_sbi_session(&mut self, id: i64, session: crate::capture::SbiSession) -> Result<()> {
         let (_, mut d) = self.editable_draft(id, "capture biometrics")?;
         d.body.sbi = Some(session);
-        self.save_body(id, &d.body, None)
+        self.save_body(id, &d.body, &[])
     }
 
     fn note(&self, body: &mut DraftBody, actor: &str, action: &str, detail: String) {
@@ -504,7 +510,7 @@ impl Station {
             format!("problems={}", problems.len()),
         );
         d.body.answers = Some(answers);
-        self.save_body(id, &d.body, None)?;
+        self.save_body(id, &d.body, &[])?;
         Ok(problems)
     }
 
@@ -561,7 +567,7 @@ impl Station {
             "DOCUMENT_IMPORTED",
             format!("{field} {doc_type} {} bytes", n.bytes.len()),
         );
-        self.save_body(id, &d.body, Some((&blob_doc(field), &n.bytes)))
+        self.save_body(id, &d.body, &[(&blob_doc(field), &n.bytes)])
     }
 
     /// Imports the exception photo (needed when a biometric is marked as an exception).
@@ -581,7 +587,7 @@ impl Station {
             "EXCEPTION_PHOTO",
             format!("{} bytes", n.bytes.len()),
         );
-        self.save_body(id, &d.body, Some((BLOB_EXCEPTION_PHOTO, &n.bytes)))
+        self.save_body(id, &d.body, &[(BLOB_EXCEPTION_PHOTO, &n.bytes)])
     }
 
     /// Stores a biometric capture. Below the modality's quality threshold the capture is refused until the
@@ -636,7 +642,18 @@ impl Station {
             "BIO_CAPTURE",
             format!("{} quality={} retries={}", c.attribute, c.quality, c.retries),
         );
-        self.save_body(id, &d.body, Some((&blob_bio(c.attribute), &c.image)))
+        if c.attribute.modality() == Modality::Finger {
+            // The minutiae template for the cross-checks before sealing (empty: no usable finger).
+            let template = crate::crosscheck::finger_template(c.attribute, &c.image);
+            let name = crate::crosscheck::template_blob(c.attribute);
+            self.save_body(
+                id,
+                &d.body,
+                &[(&blob_bio(c.attribute), &c.image), (&name, &template)],
+            )
+        } else {
+            self.save_body(id, &d.body, &[(&blob_bio(c.attribute), &c.image)])
+        }
     }
 
     /// A draft, to resume it.
@@ -690,6 +707,7 @@ impl Station {
                     language: None,
                     message: "no answers entered yet".into(),
                 }],
+                warnings: Vec::new(),
                 form: None,
             });
         };
@@ -700,6 +718,7 @@ impl Station {
                 return Ok(Review {
                     ready: false,
                     problems,
+                    warnings: Vec::new(),
                     form: None,
                 });
             }
@@ -728,11 +747,28 @@ impl Station {
         ) {
             problems.append(&mut e);
         }
+        let warnings = self
+            .officer_fingers_warning(&d.operator_id)?
+            .into_iter()
+            .collect();
         Ok(Review {
             ready: problems.is_empty(),
             problems,
+            warnings,
             form: Some(form),
         })
+    }
+
+    pub(crate) fn draft_blob_opt(&self, id: i64, name: &str) -> Result<Option<Vec<u8>>> {
+        self.store
+            .conn()
+            .query_row(
+                "SELECT content FROM draft_blobs WHERE draft_id = ?1 AND name = ?2",
+                params![id, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StationError::db(format!("reading {name} of draft {id}")))
     }
 
     fn blob(&self, id: i64, name: &str) -> Result<Vec<u8>> {
@@ -899,6 +935,8 @@ impl Station {
             (true, Some(f)) => f,
             _ => return Err(StationError::Validation(review.problems)),
         };
+        let captured: Vec<BioAttribute> = d.body.captures.keys().copied().collect();
+        self.enforce_cross_checks(id, &me, &captured)?;
         let recipients = load_recipients(self.store.conn())?;
         if recipients.is_empty() {
             return Err(StationError::Packet {
@@ -958,11 +996,17 @@ impl Station {
         };
         info!(rid = %rid, size, "packet sealed");
         let receipt_html = receipt::html(&self.master, &content, &self.center_id)?;
+        let receipt_pdf = crate::receipt_pdf::pdf(&self.master, &content, &self.center_id)?;
+        let receipt_pdf_base64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(receipt_pdf)
+        };
         Ok(Sealed {
             rid: rid.to_string(),
             path,
             size,
             receipt_html,
+            receipt_pdf_base64,
         })
     }
 

@@ -178,6 +178,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (operator_id, public_key)
     );
     "#,
+    // 6: operators' own enrolled fingers for the cross-check before sealing (templates only, no images;
+    // the whole database is encrypted). `position` is the packet attribute name, e.g. `leftIndex`.
+    r#"
+    CREATE TABLE operator_fingers (
+        operator_id TEXT NOT NULL,
+        position TEXT NOT NULL,
+        template BLOB NOT NULL,
+        enrolled_at TEXT NOT NULL,
+        PRIMARY KEY (operator_id, position)
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

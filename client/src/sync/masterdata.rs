@@ -105,7 +105,7 @@ impl Station {
         self.apply_synced(&changed, report)
     }
 
-    fn synced_items(&self, kind: SyncKind) -> Result<Vec<(String, i64, String)>> {
+    pub(crate) fn synced_items(&self, kind: SyncKind) -> Result<Vec<(String, i64, String)>> {
         let mut st = self
             .store
             .conn()

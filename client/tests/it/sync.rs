@@ -118,7 +118,7 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    fn state(&self) -> &tessera_server::AppState {
+    pub fn state(&self) -> &tessera_server::AppState {
         &self.running.as_ref().unwrap().state
     }
 
@@ -153,11 +153,11 @@ impl Server {
 }
 
 /// A clock at the real time, shared by station and server (requests are checked against it).
-fn now_clock() -> Arc<FixedClock> {
+pub fn now_clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(SystemClock.now()))
 }
 
-fn env_with(clock: Arc<FixedClock>) -> Env {
+pub fn env_with(clock: Arc<FixedClock>) -> Env {
     Env {
         clock,
         ..common::new_env()
@@ -175,7 +175,7 @@ fn fast() -> SyncOptions {
 }
 
 /// An enrolled, approved, synced station (officer1 logged in).
-async fn ready_station(server: &Server, env: &Env) -> Station {
+pub async fn ready_station(server: &Server, env: &Env) -> Station {
     let (mut st, _) = common::init_in(env, common::master_docs()).unwrap();
     server.publish_operators().await;
     let e = st.enrol_machine(&server.url(), "desk-1").await.unwrap();
