@@ -9,6 +9,8 @@ describe('plain words for technical errors', () => {
     expect(plainKey('server refused: MACHINE_NOT_ACTIVE machine is PENDING')).toBe('plain.pending');
     expect(plainKey('capturing LeftSlap from device SIM-1: device is Busy')).toBe('plain.busy');
     expect(plainKey('no Finger device found on ports 4501-4600')).toBe('plain.noDevice');
+    expect(plainKey("no device-provider CA certificate is trusted yet; sync with the server (certificates) or give the provider's CA")).toBe('plain.deviceTrust');
+    expect(plainKey('server signature does not verify with the pinned key')).toBe('plain.trust');
     expect(plainKey(null)).toBeNull();
     expect(plainKey('something else entirely')).toBeNull();
   });

@@ -7,6 +7,7 @@ const RULES: [RegExp, string][] = [
   [/timed? ?out|deadline/i, 'plain.timeout'],
   [/pending|not (yet )?approved|not active|machine_pending|MACHINE_NOT_ACTIVE/i, 'plain.pending'],
   [/revoked|blocked|suspended|MACHINE_BLOCKED/i, 'plain.blocked'],
+  [/device-provider CA|provider's CA|device certificate/i, 'plain.deviceTrust'],
   [/certificate|tls|signature|untrusted|pinned/i, 'plain.trust'],
   [/busy/i, 'plain.busy'],
   [/no .* device found|not ready|no device/i, 'plain.noDevice'],
