@@ -2,7 +2,7 @@
 // Usage: npm run build && npm run screenshots   (needs target/debug/tessera-station or TESSERA_STATION_BIN)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, SUPERVISOR, cleanup, fillDemographics, initStation, launchBrowser, startBridge } from '../e2e/harness.mjs';
+import { DEMO, ROOT, SUPERVISOR, cleanup, fillDemographics, initStation, launchBrowser, startBridge } from '../e2e/harness.mjs';
 
 const OUT = join(ROOT, 'docs/screenshots');
 mkdirSync(OUT, { recursive: true });
@@ -27,7 +27,10 @@ try {
     };
     await as(SUPERVISOR);
     await shot('dashboard');
-    await page.locator('nav button').nth(1).click();
+    await page.locator('[data-testid=go-setup]').click();
+    await page.locator('#server-url').fill('https://tessera.example:8440');
+    await shot('setup');
+    await page.locator('[data-testid=nav-new]').click();
     await page.locator('#wizard-heading').waitFor();
     await page.locator('form.card button[type=submit]').click();
     await page.locator('input[name=consent]').check();
@@ -39,10 +42,29 @@ try {
     await page.locator('#f-email').fill('not-an-email');
     await page.locator('#f-email').blur();
     await shot('wizard-demographics');
-    await page.locator('nav button').nth(2).click();
+    await page.locator('#f-email').fill('amina@example.org');
+    await page.locator('form.card button[type=submit]').click();
+    await page.locator('#dt-proofOfAddress').selectOption('DOC002');
+    await page.locator('#df-proofOfAddress').setInputFiles(join(DEMO, 'proof-of-address.pdf'));
+    await page.locator('[data-testid=imported-proofOfAddress]').waitFor();
+    await page.locator('#dt-proofOfIdentity').selectOption('DOC001');
+    await page.locator('#df-proofOfIdentity').setInputFiles(join(DEMO, 'passport.png'));
+    await page.locator('[data-testid=imported-proofOfIdentity]').waitFor();
+    await page.locator('form.card button[type=submit]').click();
+    await page.locator('[data-testid=no-devices], [data-testid=devices]').first().waitFor();
+    await page.locator('[data-testid=finger-rightLittle]').click();
+    await page.locator('[data-testid=missing-list]').waitFor();
+    await shot('wizard-biometrics');
+    await page.locator('[data-testid=nav-supervisor]').click();
     await page.locator('h2').first().waitFor();
     await shot('supervisor');
-    await page.locator('nav button').nth(3).click();
+    await page.locator('[data-testid=nav-sync]').click();
+    await page.locator('#export-dir').waitFor();
+    await shot('sync');
+    await page.locator('[data-testid=nav-audit]').click();
+    await page.locator('[data-testid=audit-row]').first().waitFor();
+    await shot('audit');
+    await page.locator('[data-testid=nav-settings]').click();
     await page.locator('#ui-lang').waitFor();
     await shot('settings');
     await page.close();

@@ -1,7 +1,7 @@
 // Shared UI state (Svelte 5 runes): language, session, current screen.
 import { applyLang, initialLang, translate, type Lang } from './i18n';
 
-export type ScreenName = 'login' | 'dashboard' | 'wizard' | 'supervisor' | 'settings';
+export type ScreenName = 'login' | 'dashboard' | 'wizard' | 'supervisor' | 'settings' | 'sync' | 'setup' | 'audit';
 
 export const ui = $state({
   lang: 'eng' as Lang,
@@ -42,4 +42,30 @@ export function go(screen: ScreenName): void {
     const w = window as any;
     (w.__tesseraScreenTimes ??= []).push({ screen, ms: performance.now() - start });
   });
+}
+
+/** Where to look for SBI devices (Settings > Devices); kept in this browser's storage. */
+export interface DeviceSettings { firstPort: number; lastPort: number }
+export const DEFAULT_DEVICES: DeviceSettings = { firstPort: 4501, lastPort: 4600 };
+
+export function deviceSettings(): DeviceSettings {
+  try {
+    const raw = localStorage.getItem('tessera.devices');
+    if (raw) {
+      const v = JSON.parse(raw);
+      if (Number.isInteger(v.firstPort) && Number.isInteger(v.lastPort) && v.firstPort > 0 && v.lastPort >= v.firstPort && v.lastPort < 65536)
+        return { firstPort: v.firstPort, lastPort: v.lastPort };
+    }
+  } catch {
+    /* unreadable: defaults */
+  }
+  return { ...DEFAULT_DEVICES };
+}
+
+export function saveDeviceSettings(d: DeviceSettings): void {
+  try {
+    localStorage.setItem('tessera.devices', JSON.stringify(d));
+  } catch {
+    /* storage unavailable */
+  }
 }

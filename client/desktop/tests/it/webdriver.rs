@@ -167,12 +167,34 @@ impl Session {
 
     /// Runs a script in the page and returns its value.
     pub async fn script(&self, script: &str) -> WdResult<Value> {
+        self.script_with(script, json!([])).await
+    }
+
+    /// Runs a script with arguments (`arguments[0]`, ...) and returns its value.
+    pub async fn script_with(&self, script: &str, args: Value) -> WdResult<Value> {
         self.post(
             "/execute/sync",
-            json!({"script": script, "args": []}),
+            json!({"script": script, "args": args}),
             "execute script",
         )
         .await
+    }
+
+    /// Waits until `script` (run with `args`) returns `true`, up to `timeout`.
+    pub async fn wait_script(&self, script: &str, args: Value, timeout: Duration) -> WdResult<()> {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < timeout {
+            match self.script_with(script, args.clone()).await {
+                Ok(Value::Bool(true)) => return Ok(()),
+                Ok(v) => last = v,
+                Err(e) => last = Value::String(e.0),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(WdError(format!(
+            "{script} with {args} is not true after {timeout:?} (last: {last})"
+        )))
     }
 
     /// Ends the session (WebKitWebDriver closes the app). WebKitWebDriver allows one session at a time, so

@@ -1,9 +1,10 @@
 //! The real desktop binary in a real WebKitGTK webview: Xvfb, `tauri-driver` in front of Debian's
 //! `WebKitWebDriver`, and the W3C WebDriver protocol. Logs in as the demo officer (first with a wrong
-//! password) on a fresh station and checks the dashboard's DOM.
+//! password) on a fresh station, checks the dashboard's DOM, then completes one registration through the
+//! wizard (demographics, document scans, capture records, review, sign-off) and sees it awaiting approval.
 //!
-//! Needs `Xvfb`, `tauri-driver` (`cargo install tauri-driver --locked`) and `WebKitWebDriver` (Debian
-//! `webkit2gtk-driver`); the paths can be given with `TESSERA_XVFB`, `TESSERA_TAURI_DRIVER`,
+//! Needs `Xvfb`, `tauri-driver` (the prebuilt npm `@crabnebula/tauri-driver`, as `.ci/run` installs it) and
+//! `WebKitWebDriver` (Debian `webkit2gtk-driver`); the paths can be given with `TESSERA_XVFB`, `TESSERA_TAURI_DRIVER`,
 //! `TESSERA_WEBKIT_WEBDRIVER`. Without them the test skips with a note, or fails when
 //! `TESSERA_TEST_REQUIRE_ALL=1`. With `TESSERA_DESKTOP_SCREENSHOTS=<folder>` it also saves screenshots of the
 //! X screen (ImageMagick `import`).
@@ -154,11 +155,18 @@ fn screenshot(display: &str, name: &str) {
 }
 
 #[tokio::test]
-async fn desktop_app_logs_in_and_shows_the_dashboard() {
+async fn desktop_app_logs_in_and_completes_a_registration() {
     let xvfb = tool("TESSERA_XVFB", "Xvfb", &[]);
+    // Where `.ci/run` installs the prebuilt driver, then a `cargo install` one.
     let cargo_bin = std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cargo/bin/tauri-driver"))
+        .map(PathBuf::from)
         .into_iter()
+        .flat_map(|h| {
+            [
+                h.join(".cache/tessera/tauri-driver-2.0.9/node_modules/.bin/tauri-driver"),
+                h.join(".cargo/bin/tauri-driver"),
+            ]
+        })
         .collect::<Vec<_>>();
     let driver = tool("TESSERA_TAURI_DRIVER", "tauri-driver", &cargo_bin);
     let native = tool(
@@ -167,8 +175,8 @@ async fn desktop_app_logs_in_and_shows_the_dashboard() {
         &[PathBuf::from("/usr/bin/WebKitWebDriver")],
     );
     let (Some(xvfb), Some(driver), Some(native)) = (xvfb, driver, native) else {
-        let msg = "the desktop webview test needs Xvfb (Debian xvfb), tauri-driver (cargo install \
-                   tauri-driver --locked) and WebKitWebDriver (Debian webkit2gtk-driver)";
+        let msg = "the desktop webview test needs Xvfb (Debian xvfb), tauri-driver (npm \
+                   @crabnebula/tauri-driver, see .ci/run) and WebKitWebDriver (Debian webkit2gtk-driver)";
         assert!(!required(), "{msg}, and TESSERA_TEST_REQUIRE_ALL=1");
         eprintln!("skipping: {msg}");
         return;
@@ -310,5 +318,154 @@ async fn drive(s: &Session, launched: Instant, display: &str) -> WdResult<()> {
     }
     s.wait_text("main", "No open drafts.", WAIT).await?;
     screenshot(display, "desktop-dashboard-eng");
+    register(s, display).await
+}
+
+/// Sets a `<select>` to `value` once that option exists (chained drop-downs fill in after their parent),
+/// as a user choosing it would: the `change` event fires.
+async fn choose(s: &Session, css: &str, value: &str) -> WdResult<()> {
+    s.wait_script(
+        "const e = document.querySelector(arguments[0]); \
+         if (!e || ![...e.options].some(o => o.value === arguments[1])) return false; \
+         e.value = arguments[1]; e.dispatchEvent(new Event('change', { bubbles: true })); return true;",
+        json!([css, value]),
+        WAIT,
+    )
+    .await
+}
+
+async fn fill(s: &Session, css: &str, text: &str) -> WdResult<()> {
+    let el = s.find(css).await?;
+    s.type_into(&el, text).await
+}
+
+async fn next(s: &Session, step_title: &str) -> WdResult<()> {
+    let submit = s.find("form.card button[type=submit]").await?;
+    s.click(&submit).await?;
+    s.wait_text("[data-testid=step-title]", step_title, WAIT)
+        .await
+        .map(drop)
+}
+
+/// One registration of the demo adult (client/demo/answers-new-adult.json) through the wizard in the webview.
+async fn register(s: &Session, display: &str) -> WdResult<()> {
+    let demo = root().join("client/demo");
+    let nav = s.find("[data-testid=nav-new]").await?;
+    s.click(&nav).await?;
+    s.wait_text("[data-testid=step-title]", "Process", WAIT).await?;
+    next(s, "Consent").await?;
+    let consent = s.find("input[name=consent]").await?;
+    s.click(&consent).await?;
+    next(s, "Languages").await?;
+    let fra = s.find("input[type=checkbox][value=fra]").await?;
+    s.click(&fra).await?;
+    next(s, "Demographics").await?;
+    for (css, text) in [
+        ("#f-fullName-eng", "Amina Diallo"),
+        ("#f-fullName-fra", "Amina Diallo"),
+        ("#f-dateOfBirth", "1988-03-14"),
+        ("#f-addressLine1-eng", "12 Hill Street"),
+        ("#f-addressLine1-fra", "12 rue de la Colline"),
+        ("#f-phone", "+22501020304"),
+        ("#f-email", "amina@example.org"),
+    ] {
+        fill(s, css, text).await?;
+    }
+    for (css, value) in [
+        ("#f-gender", "FLE"),
+        ("#f-residenceStatus", "NFR"),
+        ("#f-region", "NOR"),
+        ("#f-province", "NOR-HL"),
+        ("#f-city", "HLB"),
+        ("#f-postalCode", "10101"),
+    ] {
+        choose(s, css, value).await?;
+    }
+    screenshot(display, "desktop-wizard-demographics-eng");
+    next(s, "Documents").await?;
+    // File inputs take a path typed into them (W3C WebDriver file upload).
+    choose(s, "#dt-proofOfAddress", "DOC002").await?;
+    fill(s, "#dr-proofOfAddress", "BILL-2026-001").await?;
+    fill(
+        s,
+        "#df-proofOfAddress",
+        &demo
+            .join("proof-of-address.pdf")
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy(),
+    )
+    .await?;
+    s.wait_text(
+        "[data-testid=imported-proofOfAddress]",
+        "proof-of-address.pdf",
+        WAIT,
+    )
+    .await?;
+    choose(s, "#dt-proofOfIdentity", "DOC001").await?;
+    fill(
+        s,
+        "#df-proofOfIdentity",
+        &demo
+            .join("passport.png")
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy(),
+    )
+    .await?;
+    s.wait_text("[data-testid=imported-proofOfIdentity]", "passport.png", WAIT)
+        .await?;
+    next(s, "Biometrics").await?;
+    // Device discovery ends (no SBI service runs here, so the step says none answers); the officer
+    // imports the capture records instead.
+    s.wait_script(
+        "return !!document.querySelector('[data-testid=no-devices], [data-testid=devices]');",
+        json!([]),
+        WAIT,
+    )
+    .await?;
+    let import = s.find("details summary").await?;
+    s.click(&import).await?;
+    let mut captures: Vec<String> = std::fs::read_dir(demo.join("captures"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .canonicalize()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    captures.sort();
+    fill(s, "#bio-files", &captures.join("\n")).await?;
+    s.wait_text(
+        "[data-testid=captured]",
+        &format!("{} captures stored", captures.len()),
+        WAIT,
+    )
+    .await?;
+    next(s, "Review").await?;
+    s.wait_text("[data-testid=review-ready]", "", WAIT).await?;
+    next(s, "Sign-off").await?;
+    let sign = s.find("form.card button[type=submit]").await?;
+    s.click(&sign).await?;
+    let rid = s.wait_text("[data-testid=rid]", "", WAIT).await?;
+    let rid = rid.trim();
+    if rid.len() != 29 || !rid.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(WdError(format!("the acknowledgement shows {rid:?}, not a RID")));
+    }
+    screenshot(display, "desktop-acknowledgement-eng");
+    let done = s.find("form.card button[type=submit]").await?;
+    s.click(&done).await?;
+    s.wait_text("main h2", "Dashboard", WAIT).await?;
+    let awaiting = s
+        .wait_text("[data-testid=count-awaiting]", "Awaiting approval", WAIT)
+        .await?;
+    if !awaiting.starts_with('1') {
+        return Err(WdError(format!(
+            "the sealed registration should await approval, the dashboard shows {awaiting:?}"
+        )));
+    }
     Ok(())
 }
