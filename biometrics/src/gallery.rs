@@ -18,8 +18,8 @@
 //! **Search.** (1) *Index stage*: every finger record carries an 8192-bit signature, a Bloom-style set of
 //! geometric hash keys of its minutia pairs ([`signature`]: quantised pair length and the two minutia
 //! directions relative to the pair, invariant to rotation and translation, on two grids offset by half a
-//! bin). Two fingers' count of common keys, minus what chance gives, is a cheap similarity (a 128-word AND +
-//! popcount). The probe's fingers' counts are summed per person (same finger positions only); this scans
+//! bin). Two fingers' count of common keys, minus what chance gives, divided by the chance count's standard
+//! deviation, is a cheap similarity (a 128-word AND + popcount). The probe's fingers' counts are summed per person (same finger positions only); this scans
 //! compact signatures, ~4x less memory than the templates, and needs no per-key posting lists, so inserts
 //! and deletes stay trivial. (MCC-LSH keys on our 384-bit cylinders were tried first and ranked mates far
 //! worse: 8 % vs 0 % index misses with two fingers at 2 % penetration.) (2) *Match stage*: only the best
@@ -281,7 +281,10 @@ pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
     sig
 }
 
-/// Votes of two signatures: common keys minus the common keys expected by chance.
+/// Votes of two signatures: common keys minus the common keys expected by chance, in units of the chance
+/// count's standard deviation (`sqrt(expected)`, Poisson). Without that scaling, gallery fingers with many
+/// keys (many minutiae) won the shortlist by chance: one-finger probes missed 18 % of mates at 5 %
+/// penetration on a 10,000-person gallery, none with it.
 #[inline]
 fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64]) -> f32 {
     let (mut common, mut bc) = (0u32, 0u32);
@@ -289,7 +292,8 @@ fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64]) -> f32 {
         common += (x & y).count_ones();
         bc += y.count_ones();
     }
-    common as f32 - (a_count as f32 * bc as f32) / (SIG_WORDS * 64) as f32
+    let expected = (a_count as f32 * bc as f32) / (SIG_WORDS * 64) as f32;
+    (common as f32 - expected) / expected.max(1.0).sqrt()
 }
 
 /// Checks a person's id and fingers and builds the finger records (person index 0, set on insertion).

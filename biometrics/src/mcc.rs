@@ -504,6 +504,10 @@ fn z(v: f32, mu: f32, tau: f32) -> f32 {
 const Z_STEPS: usize = 1024;
 /// Largest distance difference in the distance table (px); beyond it the sigmoid is below 1e-38.
 const Z_DIST_MAX: f32 = 64.0;
+/// Distance difference (px) above which the relaxation's distance sigmoid is below 6e-7 (treated as 0).
+const Z_CUT_DIST: f32 = 14.0;
+/// Angle difference (rad) above which the angle sigmoid is below 5e-7 (treated as 0).
+const Z_CUT_ANGLE: f32 = 0.75;
 
 /// The relaxation's three sigmoids, tabulated (linear interpolation, error < 2e-4): distance
 /// difference over [0, [`Z_DIST_MAX`]] px and angle difference over [0, π].
@@ -711,16 +715,17 @@ impl Matcher {
                 let (bx, by) = (b2.0 - b1.0, b2.1 - b1.1);
                 let d1 = ((ax * ax + ay * ay).sqrt() - (bx * bx + by * by).sqrt()).abs();
                 let d2 = wrap_pi((a1.2 - a2.2) - (b1.2 - b2.2)).abs();
+                // Inconsistent pairs (most of an impostor's): a factor below 6e-7 makes rho 0 (as
+                // initialised), so the two atan2 and the lookups are skipped.
+                if d1 > Z_CUT_DIST || d2 > Z_CUT_ANGLE {
+                    continue;
+                }
                 let ra = wrap_pi(a1.2 - fast_atan2(ay, ax));
                 let rb = wrap_pi(b1.2 - fast_atan2(by, bx));
                 let d3 = wrap_pi(ra - rb).abs();
-                let r = if d1 >= Z_DIST_MAX {
-                    0.0
-                } else {
-                    z_lookup(&zt.dist, Z_DIST_MAX, d1)
-                        * z_lookup(&zt.angle, PI, d2)
-                        * z_lookup(&zt.angle, PI, d3)
-                };
+                let r = z_lookup(&zt.dist, Z_DIST_MAX, d1)
+                    * z_lookup(&zt.angle, PI, d2)
+                    * z_lookup(&zt.angle, PI, d3);
                 if let Some(slot) = self.rho.get_mut(x * n + y) {
                     *slot = r;
                 }
@@ -900,6 +905,8 @@ mod tests {
 
     #[test]
     fn sigmoid_tables_match_the_sigmoids() {
+        assert!(z(Z_CUT_DIST, 5.0, -8.0 / 5.0) < 6e-7);
+        assert!(z(Z_CUT_ANGLE, PI / 12.0, -30.0) < 6e-7);
         let zt = z_tables();
         for k in 0..20_000 {
             let d = k as f32 * 0.0037;

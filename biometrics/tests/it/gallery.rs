@@ -75,6 +75,26 @@ fn index_stage_keeps_the_mate_at_low_penetration() {
 }
 
 #[test]
+fn index_stage_keeps_one_finger_mates_at_five_percent() {
+    // One finger per probe, 5 % of 200 persons shortlisted (10): the index alone must keep the mate.
+    // Before the votes were scaled by the chance count's deviation, big gallery fingers crowded mates out.
+    let dir = tempfile::tempdir().unwrap();
+    let g = build(dir.path(), 200);
+    let opts = SearchOptions {
+        penetration: 0.05,
+        min_shortlist: 1,
+    };
+    let mut kept = 0;
+    for i in (0..200u64).step_by(8) {
+        let probe_f = fingers(7000 + i, 1, 1);
+        let (hits, stats) = g.search_with(&Probe::new(&refs(&probe_f)), 10, &opts);
+        assert_eq!(stats.shortlisted, 10);
+        kept += usize::from(hits.iter().any(|h| h.person == person_id(i)));
+    }
+    assert!(kept >= 24, "mate shortlisted in {kept} of 25 one-finger searches");
+}
+
+#[test]
 fn insert_replace_remove_and_persist() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.tgal");

@@ -81,6 +81,28 @@ fn spearman(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
+fn real_prints_fall_with_injected_degradation() {
+    // The three real prints, each degraded in six levels. Reported per print; asserted: every print falls
+    // from the clean image to the strongest level and on average rho <= -0.5 (the issue asks <= -0.8 on each:
+    // not met, see docs/biometrics.md).
+    let levels: Vec<f32> = (0..6).map(|l| l as f32).collect();
+    let mut rhos = Vec::new();
+    for (name, _) in REFERENCE {
+        let img = real(name);
+        let scores: Vec<f32> = (0..6)
+            .map(|l| f32::from(assess(&degrade(&img, l)).score))
+            .collect();
+        let rho = spearman(&levels, &scores);
+        eprintln!("real print {name}: scores {scores:?}, Spearman rho {rho:.3}");
+        assert!(scores[5] < scores[0], "{name}: {scores:?}");
+        rhos.push(rho);
+    }
+    let mean = rhos.iter().sum::<f32>() / rhos.len() as f32;
+    eprintln!("real prints: mean rho {mean:.3}");
+    assert!(mean <= -0.5, "mean rho {mean} ({rhos:?})");
+}
+
+#[test]
 fn score_falls_with_injected_degradation() {
     // Synthetic prints: asserted. The real inked print p1_1 is reported only (see docs/biometrics.md:
     // mild blur raises its score and the strongest level rebounds, rho about -0.6).
