@@ -27,13 +27,13 @@ function ageKey() {
   return m[1];
 }
 
-/** Initialises a station home with officer1 and a slot for super1. */
-export function initStation() {
+/** Initialises a station home with officer1 and a slot for super1 (packets sealed to `packetKey`). */
+export function initStation(packetKey = ageKey()) {
   const home = mkdtempSync(join(tmpdir(), 'tessera-ui-e2e-'));
   const bin = stationBin();
   const env = { ...process.env, TESSERA_STATION_PASSWORD: OFFICER.pw, TESSERA_STATION_NEW_PASSWORD: SUPERVISOR.pw };
   execFileSync(bin, ['--home', home, 'init', '--center', '10001', '--machine', '10077',
-    '--recovery-key', ageKey(), '--packet-key', ageKey(), '--config', join(ROOT, 'config/sample-country'),
+    '--recovery-key', ageKey(), '--packet-key', packetKey, '--config', join(ROOT, 'config/sample-country'),
     '--operators', join(DEMO, 'operators.json'), '-o', OFFICER.id], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync(bin, ['--home', home, 'add-slot', '-o', OFFICER.id, '--new', SUPERVISOR.id], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   return home;
@@ -95,4 +95,18 @@ export async function fillDemographics(page) {
   await page.locator('#f-postalCode').selectOption('10101');
   await text('phone', '+22501020304');
   await text('email', 'amina@example.org');
+}
+
+/** The server and devices `tests/it/ui.rs` started for this run, or null when run by hand without them. */
+export function liveServer() {
+  const url = process.env.TESSERA_E2E_SERVER_URL;
+  const m = /^(\d+)-(\d+)$/.exec(process.env.TESSERA_E2E_SBI_PORTS ?? '');
+  if (!url || !m || !process.env.TESSERA_E2E_ADMIN_TOKEN || !process.env.TESSERA_E2E_PACKET_KEY) return null;
+  return { url, adminToken: process.env.TESSERA_E2E_ADMIN_TOKEN, packetKey: process.env.TESSERA_E2E_PACKET_KEY, firstPort: Number(m[1]), lastPort: Number(m[2]) };
+}
+
+/** Changes the SBI simulator device on `port` through its control API (`/admin/failure`, `/admin/score`). */
+export async function simControl(port, what, body) {
+  const r = await fetch(`http://127.0.0.1:${port}/admin/${what}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!r.ok) throw new Error(`simulator /admin/${what} on ${port}: HTTP ${r.status} ${await r.text()}`);
 }

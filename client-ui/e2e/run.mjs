@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, login, startBridge } from './harness.mjs';
+import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startBridge } from './harness.mjs';
 
 const results = [];
 async function step(name, f) {
@@ -26,6 +26,8 @@ const browser = await launchBrowser();
 let failed = false;
 const metrics = {};
 let earlierTimes = [];
+const live = liveServer();
+let live2 = null; // { home, bridge } of the station linked to the live server
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => console.log('page error:', e.message));
@@ -178,7 +180,143 @@ try {
     assert.equal(await page.locator('#f-city').inputValue(), 'HLB');
   });
 
-  const times = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
+  earlierTimes = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
+
+  // ---- A second station linked to a real server, capturing from the SBI simulator (tests/it/ui.rs) ----
+  if (!live) {
+    if (process.env.TESSERA_TEST_REQUIRE_ALL === '1') throw new Error('TESSERA_E2E_SERVER_URL etc. are not set: run this E2E through `cargo test -p tessera-e2e --test it ui`');
+    console.log('skip registration through a real server: run through `cargo test -p tessera-e2e --test it ui` to include it');
+  } else {
+    const home2 = initStation(live.packetKey);
+    live2 = { home: home2, bridge: await startBridge(home2) };
+    const p2 = await browser.newPage();
+    p2.on('pageerror', (e) => console.log('page error:', e.message));
+    const slap = live.firstPort; // the simulator's default set: finger slap, single finger, iris, face
+    let rid2 = '';
+
+    await step('first run: server address, machine enrolment with its fingerprint, first sync', async () => {
+      await p2.goto(live2.bridge.url);
+      await login(p2, OFFICER);
+      await p2.getByTestId('not-enrolled').waitFor();
+      await p2.getByTestId('go-setup').click();
+      const fp = (await p2.getByTestId('fingerprint').textContent()).trim();
+      assert.ok(fp.length >= 8, `fingerprint shown: ${fp}`);
+      await p2.getByLabel('Server address').fill('tessera.example');
+      await p2.getByRole('button', { name: 'Enrol this machine' }).click();
+      await p2.getByText('Enter the full server address').waitFor();
+      await p2.getByLabel('Server address').fill(live.url);
+      await p2.getByLabel('Machine name').fill('e2e-desk');
+      await p2.getByRole('button', { name: 'Enrol this machine' }).click();
+      await p2.getByTestId('machine-status').or(p2.getByTestId('setup-error')).first().waitFor();
+      if (await p2.getByTestId('setup-error').count()) assert.fail(`enrolment: ${await p2.getByTestId('setup-error').textContent()}`);
+      await p2.getByTestId('machine-status').getByText('Waiting for the administrator').waitFor();
+      const machineId = (await p2.getByTestId('machine-id').textContent()).trim();
+      // The administrator compares the fingerprint and approves the machine (admin API).
+      const r = await fetch(`${live.url}/api/v1/admin/machines/${machineId}/approve`, { method: 'POST', headers: { authorization: `Bearer ${live.adminToken}` } });
+      assert.equal(r.status, 200, `approve: ${await r.text()}`);
+      await p2.getByRole('button', { name: 'Run the first sync' }).click();
+      await p2.getByTestId('first-sync-report').getByText('First sync done').waitFor({ timeout: 60000 });
+      await p2.getByRole('button', { name: 'Back to dashboard' }).click();
+      await p2.getByTestId('count-drafts').waitFor();
+      assert.equal(await p2.getByTestId('not-enrolled').count(), 0);
+      await p2.getByRole('button', { name: 'Settings' }).click();
+      await p2.getByLabel('First port').fill(String(live.firstPort));
+      await p2.getByLabel('Last port').fill(String(live.lastPort));
+      await p2.getByRole('button', { name: 'Save' }).click();
+      await p2.getByTestId('settings-saved').waitFor();
+    });
+
+    await step('biometrics over SBI: device status, device busy, low quality, missing finger', async () => {
+      await p2.getByTestId('nav-new').click();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByLabel('The resident agrees').check();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByRole('checkbox', { name: 'fra' }).check();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await fillDemographics(p2);
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByTestId('step-title').getByText('Documents').waitFor();
+      await p2.locator('#dt-proofOfAddress').selectOption('DOC002');
+      await p2.locator('#df-proofOfAddress').setInputFiles(join(DEMO, 'proof-of-address.pdf'));
+      await p2.getByTestId('imported-proofOfAddress').waitFor();
+      await p2.locator('#dt-proofOfIdentity').selectOption('DOC001');
+      await p2.locator('#df-proofOfIdentity').setInputFiles(join(DEMO, 'passport.png'));
+      await p2.getByTestId('imported-proofOfIdentity').waitFor();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByTestId('step-title').getByText('Biometrics').waitFor();
+      await p2.getByTestId('device-status-Finger').first().getByText('Ready').waitFor();
+      assert.equal(await p2.getByTestId('devices').locator('li').count(), 4);
+      // Device busy: the officer is told in plain words, nothing is stored.
+      await simControl(slap, 'failure', { mode: 'busy' });
+      await p2.getByTestId('capture-leftSlap').click();
+      await p2.getByTestId('bio-error').getByText('The device is busy').waitFor();
+      await simControl(slap, 'failure', { mode: 'none' });
+      // Low quality: the device retries, then keeps the capture and says so; the attempt counter shows it.
+      await simControl(slap, 'score', { qualityScore: 10 });
+      await p2.getByTestId('capture-leftSlap').click();
+      await p2.getByTestId('low-quality-leftSlap').getByText('Quality stayed below 40').waitFor({ timeout: 60000 });
+      assert.match(await p2.getByTestId('attempts-leftSlap').textContent(), /^4 /);
+      assert.equal(await p2.getByTestId('quality-leftIndex').evaluate((e) => e.value), 10);
+      await simControl(slap, 'score', { qualityScore: null });
+      await p2.getByTestId('capture-leftSlap').click();
+      await p2.getByTestId('capture-leftSlap').getByText('Capture again').waitFor({ timeout: 60000 });
+      assert.equal(await p2.getByTestId('low-quality-leftSlap').count(), 0);
+      assert.ok((await p2.getByTestId('quality-leftIndex').evaluate((e) => e.value)) >= 40);
+      // Missing finger on the hand diagram: not captured, and an exception photo becomes necessary.
+      await p2.getByTestId('finger-rightLittle').click();
+      await p2.getByTestId('missing-list').getByText('Right little').waitFor();
+      assert.equal(await p2.getByTestId('finger-rightLittle').getAttribute('aria-pressed'), 'true');
+      await p2.getByTestId('capture-all').click();
+      await p2.getByTestId('captured').getByText('12 captures stored').waitFor({ timeout: 90000 });
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByTestId('review-problems').getByText('Exception photo (JPEG or PNG) is required.').waitFor();
+      await p2.getByRole('button', { name: 'Back' }).click();
+      await p2.locator('#exc-photo').setInputFiles(join(DEMO, 'passport.png'));
+      await p2.getByTestId('exception-photo-ok').waitFor();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByTestId('review-ready').waitFor();
+      await p2.getByRole('button', { name: 'Next' }).click();
+      await p2.getByRole('button', { name: 'Confirm and sign' }).click();
+      rid2 = (await p2.getByTestId('rid').textContent()).trim();
+      assert.match(rid2, /^\d{29}$/);
+      await p2.getByRole('button', { name: 'Back to dashboard' }).click();
+    });
+
+    await step('supervisor approval, upload to the server and the status coming back', async () => {
+      await p2.getByRole('button', { name: 'Log out' }).click();
+      await login(p2, SUPERVISOR);
+      await p2.getByRole('button', { name: 'Approvals' }).click();
+      await p2.locator(`tr[data-rid="${rid2}"]`).getByRole('button', { name: 'Approve' }).click();
+      await p2.getByTestId('decision').getByText(`Approved ${rid2}`).waitFor();
+      await p2.getByTestId('nav-sync').click();
+      const row = p2.locator(`tr[data-rid="${rid2}"]`);
+      await row.getByText('Queued for upload').waitFor();
+      await p2.getByTestId('sync-now').click();
+      await p2.getByTestId('sync-report').getByText('1 uploaded, 0 failed').waitFor({ timeout: 60000 });
+      // The server processes in the background; each sync asks for the status.
+      const deadline = Date.now() + 90000;
+      let state = '';
+      while (Date.now() < deadline) {
+        state = (await row.getByTestId('packet-state').textContent()).trim();
+        if (/Processed|Rejected by the server|On hold|Duplicate/.test(state)) break;
+        await p2.waitForTimeout(1000);
+        await p2.getByTestId('sync-now').click();
+        await p2.getByTestId('sync-report').waitFor({ timeout: 60000 });
+      }
+      assert.match(state, /Processed: UIN issued/, `server status: ${state}`);
+      assert.equal(await row.locator('progress').evaluate((e) => e.value), 3);
+      await p2.getByTestId('nav-dashboard').click();
+      await p2.getByTestId('count-processed').locator('.n').getByText('1').waitFor();
+      // The audit view shows what happened, and its chain verifies.
+      await p2.getByTestId('nav-audit').click();
+      await p2.getByTestId('audit-row').first().waitFor();
+      await p2.getByTestId('audit-verify').click();
+      await p2.getByTestId('audit-verified').getByText('The audit chain is intact').waitFor();
+    });
+    earlierTimes = [...earlierTimes, ...(await p2.evaluate(() => window.__tesseraScreenTimes ?? []))];
+  }
+
+  const times = earlierTimes;
   metrics.screenChanges = times.length;
   metrics.screenChangeMaxMs = Math.round(Math.max(...times.map((t) => t.ms)));
   metrics.screenChangeMedianMs = Math.round(times.map((t) => t.ms).sort((a, b) => a - b)[Math.floor(times.length / 2)]);
@@ -189,6 +327,10 @@ try {
   await browser.close();
   bridge.stop();
   cleanup(home);
+  if (live2) {
+    live2.bridge.stop();
+    cleanup(live2.home);
+  }
 }
 
 const js = readdirSync(join(UI, 'dist/assets')).filter((f) => f.endsWith('.js') || f.endsWith('.css'));

@@ -27,7 +27,7 @@ use tessera_biometrics::template::Template;
 use tessera_packet::types::{BioAttribute, Modality};
 use tessera_sbi::client::{ClientError, capture_spec_for};
 use tessera_sbi::protocol::{BioType, HashChain, TransactionId};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::audit;
 use crate::capture::{CapturePart, DeviceOptions, attribute_of};
@@ -92,9 +92,9 @@ pub fn finger_template(a: BioAttribute, iso: &[u8]) -> Vec<u8> {
             minutiae,
         }
         .to_bytes(),
-        Err(reason) => {
-            // The reason names the record field or size problem; no image data.
-            warn!(attribute = %a, %reason, "no finger template could be extracted; this finger is left out of the cross-checks");
+        Err(_) => {
+            // The reason is not logged: a record-format error may quote bytes of the image.
+            debug!(attribute = %a, "no finger template could be extracted; this finger is left out of the cross-checks");
             Vec::new()
         }
     }
@@ -430,7 +430,7 @@ impl Station {
                     officer: officer.into(),
                 });
             } else {
-                warn!(operator = %officer, "the officer has no enrolled fingers; the operator cross-check was not made");
+                info!(operator = %officer, "the officer has no enrolled fingers; the operator cross-check was not made");
             }
         } else if let Some(m) = cross_check::matches_person(&as_refs(&applicant), &as_refs(&operator)) {
             let mut fingers: Vec<BioAttribute> = m

@@ -204,7 +204,7 @@ pub enum StationError {
         detail: String,
     },
     /// A database operation failed.
-    #[error("database error while {context}: {source}")]
+    #[error("database error while {context}: {source}{}", disk_hint(source))]
     Database {
         /// What the station was doing.
         context: String,
@@ -382,6 +382,18 @@ pub enum StationError {
         /// Detail, including the packet-format error code.
         detail: String,
     },
+}
+
+/// A hint for the errors SQLite reports when a write cannot be completed (disk full, file-size limit,
+/// failing disk): the transaction was rolled back, so nothing of that step was saved.
+fn disk_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure) => {
+            " (the disk may be full or failing; nothing of this step was saved: free disk space, e.g. by \
+             exporting or uploading packets, then try again)"
+        }
+        _ => "",
+    }
 }
 
 fn summarise(errors: &[FieldError]) -> String {

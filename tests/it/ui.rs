@@ -1,12 +1,26 @@
 //! The station front end's own tests, run from `cargo test`: vitest unit/component tests (`npm test`) and the
 //! Playwright E2E in headless Chromium against the real `tessera-station ui` bridge (`npm run e2e`).
 //!
+//! For the E2E this test starts, in this process and as `tests/src/demo.rs` does, a real `tessera-server`
+//! on the embedded default (SQLite, fresh keys, sample country) with the demo operators and the simulator's
+//! device CA published for stations to sync, and the SBI device simulator; the browser run enrols the
+//! station through the UI, captures over SBI, gets the packet approved, uploads it and sees the server's
+//! status come back. The E2E learns where they are from `TESSERA_E2E_SERVER_URL`, `TESSERA_E2E_ADMIN_TOKEN`,
+//! `TESSERA_E2E_PACKET_KEY` and `TESSERA_E2E_SBI_PORTS` (`first-last`).
+//!
 //! Runs when `client-ui/node_modules` exists (after `npm ci --prefix client-ui`); otherwise skips with a
 //! note, or fails when `TESSERA_TEST_REQUIRE_ALL=1`. The E2E needs the station binary: `TESSERA_STATION_BIN`,
 //! or `target/debug/tessera-station` (which a workspace `cargo test` builds).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+
+use tessera_packet::clock::SystemClock;
+use tessera_packet::wire::SyncKind;
+use tessera_sbi::sim::{self, RunningSimulator, SimConfig, SimError};
+use tessera_server::settings::Settings;
+use tessera_station::operators::OperatorBundle;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -16,14 +30,14 @@ fn required() -> bool {
     std::env::var("TESSERA_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
 }
 
-fn npm(ui: &Path, args: &[&str], envs: &[(&str, &Path)]) {
+fn npm(ui: &Path, args: &[&str], envs: &[(&str, String)]) {
     let mut c = Command::new("npm");
     c.args(args).current_dir(ui);
     for (k, v) in envs {
         c.env(k, v);
     }
-    let out = c
-        .output()
+    // The server and the simulator run on this runtime's other workers while npm blocks this one.
+    let out = tokio::task::block_in_place(|| c.output())
         .unwrap_or_else(|e| panic!("running npm {args:?}: {e}; install Node 20 and npm"));
     assert!(
         out.status.success(),
@@ -31,10 +45,34 @@ fn npm(ui: &Path, args: &[&str], envs: &[(&str, &Path)]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The E2E prints one line per step and its figures: keep them in the test output.
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
 }
 
-#[test]
-fn client_ui_unit_and_browser_e2e() {
+/// The SBI simulator's default device set on a block of 4 consecutive free ports.
+async fn start_simulator() -> (RunningSimulator, u16) {
+    for _ in 0..50 {
+        let mut r = [0u8; 2];
+        getrandom::fill(&mut r).unwrap();
+        // Below the ephemeral range (32768+), so no outgoing connection holds one of the ports.
+        let base = 20_000 + u16::from_le_bytes(r) % 12_000;
+        match sim::start(
+            SimConfig::from_port(base),
+            Arc::new(SystemClock),
+            sim::default_image_source().unwrap(),
+        )
+        .await
+        {
+            Ok(s) => return (s, base),
+            Err(SimError::Bind { .. }) => continue,
+            Err(e) => panic!("starting the SBI simulator: {e}"),
+        }
+    }
+    panic!("no block of 4 free ports for the device simulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ui_unit_and_browser_e2e() {
     let ui = root().join("client-ui");
     if !ui.join("node_modules").is_dir() {
         assert!(
@@ -62,5 +100,70 @@ fn client_ui_unit_and_browser_e2e() {
         eprintln!("skipping the client-ui browser E2E: {} not built", bin.display());
         return;
     }
-    npm(&ui, &["run", "e2e"], &[("TESSERA_STATION_BIN", &bin)]);
+
+    // A real server on the embedded default, and the device simulator.
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().join("server"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        country_config: Some(root().join("config/sample-country")),
+        uin_pool_target: 200,
+        uin_pool_low_water: 20,
+        ..Settings::default()
+    };
+    let state = tessera_server::prepare(settings, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let server = tessera_server::start(state).await.unwrap();
+    let url = format!("http://{}", server.addr);
+    let (simulator, sbi_base) = start_simulator().await;
+    // The administrator publishes the center's operators and the device provider's CA to stations.
+    let ops =
+        OperatorBundle::parse(&std::fs::read(root().join("client/demo/operators.json")).unwrap()).unwrap();
+    let store = server.state.store.clone();
+    for o in &ops.operators {
+        store
+            .put_sync_item(
+                SyncKind::Operators,
+                &o.center_id,
+                &o.id,
+                Some(serde_json::to_value(o).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put_sync_item(
+            SyncKind::Certificates,
+            "",
+            "sim-provider-ca",
+            Some(serde_json::json!({"pem": simulator.ca_pem()})),
+        )
+        .await
+        .unwrap();
+    let packet_key = server
+        .state
+        .keys
+        .packet_identities
+        .first()
+        .map(|(_, i)| i.to_public().to_string())
+        .unwrap();
+    let admin_token = std::fs::read_to_string(dir.path().join("server/admin.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    npm(
+        &ui,
+        &["run", "e2e"],
+        &[
+            ("TESSERA_STATION_BIN", bin.display().to_string()),
+            ("TESSERA_E2E_SERVER_URL", url),
+            ("TESSERA_E2E_ADMIN_TOKEN", admin_token),
+            ("TESSERA_E2E_PACKET_KEY", packet_key),
+            ("TESSERA_E2E_SBI_PORTS", format!("{sbi_base}-{}", sbi_base + 3)),
+        ],
+    );
+    drop(simulator);
+    server.stop().await.unwrap();
 }

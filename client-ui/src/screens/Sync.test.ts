@@ -62,9 +62,9 @@ describe('First-run setup', () => {
     const command = vi.fn(async (c: any) => {
       if (c.op === 'status') return { kind: 'status', output: status(enrolled ? { ...server, machineStatus: 'PENDING', lastError: null } : null) };
       if (c.op === 'enrolMachine') {
-        if (c.input.serverUrl.includes('down')) throw new StationError({ code: 'SERVER', message: 'enrolling: error sending request: connection refused' });
+        if (c.input.server_url.includes('down')) throw new StationError({ code: 'SERVER', message: 'enrolling: error sending request: connection refused' });
         enrolled = true;
-        return { kind: 'enrolled', output: { serverUrl: c.input.serverUrl, machineId: '10077', status: 'PENDING', fingerprint: 'ab12 cd34 ef56', serverKeyFingerprint: 'ff00', machineIdChanged: false } };
+        return { kind: 'enrolled', output: { serverUrl: c.input.server_url, machineId: '10077', status: 'PENDING', fingerprint: 'ab12 cd34 ef56', serverKeyFingerprint: 'ff00', machineIdChanged: false } };
       }
       throw new Error(c.op);
     });

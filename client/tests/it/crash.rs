@@ -127,3 +127,86 @@ fn kill_9_during_register_and_seal_loses_nothing_100_times() {
         "the test must actually interrupt runs (killed {killed})"
     );
 }
+
+/// `register` with the file-size limit (RLIMIT_FSIZE, set by `ulimit -f` in a shell that ignores SIGXFSZ,
+/// so writes past the limit fail for real with EFBIG, as on a full disk) lowered step by step: at small
+/// limits saving the draft fails, at larger ones sealing (the packet file or the recording transaction)
+/// fails, at the largest the registration goes through. Every failure prints a clear error and leaves the
+/// store consistent: no packet lost, half-written, or recorded without its file.
+#[test]
+fn disk_full_while_saving_a_draft_or_sealing_gives_a_clear_error_and_loses_nothing() {
+    let mut failed_at = Vec::new();
+    let mut succeeded = 0;
+    // 1 KiB blocks (bash's ulimit -f unit).
+    for kib in [
+        16, 48, 96, 160, 240, 320, 400, 480, 560, 640, 800, 1024, 4096, 65536,
+    ] {
+        let (env, st, id) = init_station_with(docs_without_freeze());
+        drop(st);
+        let machine = ed25519_dalek::VerifyingKey::from_bytes(
+            &hex::decode(&id.public_key).unwrap().try_into().unwrap(),
+        )
+        .unwrap();
+        let before = check_invariants(&env, &machine);
+        let reg = register_cmd(env.home());
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\""))
+            .arg(reg.get_program())
+            .args(reg.get_args())
+            .env("TESSERA_STATION_HOME", env.home())
+            .env("TESSERA_STATION_PASSWORD", OFFICER_PW)
+            .env_remove("TESSERA_STATION_OPERATOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let rids = check_invariants(&env, &machine);
+        if out.status.success() {
+            succeeded += 1;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(rids.contains(v["output"]["rid"].as_str().unwrap()), "{kib} KiB");
+        } else {
+            assert!(
+                out.status.code().is_some(),
+                "{kib} KiB: killed by a signal, not an error: {stderr}"
+            );
+            let stderr = stderr
+                .lines()
+                .find(|l| l.starts_with("error: "))
+                .unwrap_or_else(|| panic!("{kib} KiB: no error line: {stderr}"))
+                .to_owned();
+            assert!(
+                stderr.contains("full") || stderr.contains("too large") || stderr.contains("I/O"),
+                "{kib} KiB: the error says the disk (file) is full: {stderr}"
+            );
+            assert_eq!(rids, before, "{kib} KiB: a failed registration records no packet");
+            // How far it got: the draft left behind (if any) and how many of its 13 captures it holds.
+            let st = login(&env, "officer1", OFFICER_PW).unwrap();
+            let captured: Option<usize> = st
+                .store()
+                .conn()
+                .query_row("SELECT body FROM drafts ORDER BY id DESC LIMIT 1", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .ok()
+                .map(|b| {
+                    serde_json::from_str::<serde_json::Value>(&b).unwrap()["captures"]
+                        .as_object()
+                        .map_or(0, |m| m.len())
+                });
+            failed_at.push((kib, captured, stderr));
+        }
+    }
+    assert!(succeeded > 0, "the largest limits let the registration through");
+    assert!(
+        failed_at.iter().any(|(_, c, _)| *c == Some(13)),
+        "a limit fails while sealing a complete draft (the draft is kept): {failed_at:?}"
+    );
+    assert!(
+        failed_at.iter().any(|(_, c, _)| c.is_none_or(|n| n < 13)),
+        "a limit fails while saving the draft: {failed_at:?}"
+    );
+    assert!(failed_at.len() >= 2, "several limits must fail: {failed_at:?}");
+    eprintln!("disk-full failures: {failed_at:#?}");
+}

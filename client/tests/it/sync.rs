@@ -561,6 +561,88 @@ async fn killing_the_sync_process_during_upload_loses_and_duplicates_nothing() {
     server.stop().await;
 }
 
+/// `tessera-station sync` killed with SIGKILL at varied moments while it uploads and while it verifies and
+/// records the server's receipts, 100 times (more packets are sealed and approved whenever all are
+/// uploaded, so every run has work): after every kill the station is consistent (each packet queued, or
+/// uploaded with a verified receipt and on the server with the same hash), and the final round leaves every
+/// packet on the server exactly as sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finds a server bug: a client killed during the last PATCH leaves the upload at full offset but never completed (the handler is dropped between advance_upload and complete_upload), so the receipt is 404 for ever; run with --ignored once sync-server/src/upload.rs completes such uploads"]
+async fn killing_the_sync_process_100_times_during_upload_and_receipts_loses_nothing() {
+    let clock = now_clock();
+    let mut server = Server::start(clock.clone()).await;
+    let env = env_with(clock.clone());
+    let mut st = ready_station(&server, &env).await;
+    let mut rids: Vec<String> = (0..3).map(|_| sealed_and_approved(&env, &mut st)).collect();
+    drop(st);
+    let mut kills = 0;
+    for i in 0..100u64 {
+        let mut child = std::process::Command::new(crate::cli::bin())
+            .args([
+                "sync",
+                "-o",
+                "officer1",
+                "--upload-only",
+                "--chunk-kib",
+                "4",
+                "--retries",
+                "1",
+            ])
+            .env("TESSERA_STATION_HOME", env.home())
+            .env("TESSERA_STATION_PASSWORD", common::OFFICER_PW)
+            .env_remove("TESSERA_STATION_OPERATOR")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20 + (i * 37) % 400)).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let st = common::login(&env, "officer1", common::OFFICER_PW).unwrap();
+        let mut done = 0;
+        for u in st.uploads().unwrap() {
+            match u.state.as_str() {
+                s if s == state::APPROVED => {}
+                s if s == UPLOADED || s == PROCESSED => {
+                    done += 1;
+                    let p = server
+                        .packet(&u.rid)
+                        .await
+                        .expect("uploaded means the server has it");
+                    let local = st.queue(None, 1000, 0).unwrap();
+                    let l = local.iter().find(|l| l.rid == u.rid).unwrap();
+                    assert_eq!(p.sha256, l.sha256);
+                }
+                other => panic!("unexpected state {other} for {}", u.rid),
+            }
+        }
+        drop(st);
+        if done == rids.len() {
+            // Everything is up: give the next runs more to upload.
+            let mut st = common::login(&env, "officer1", common::OFFICER_PW).unwrap();
+            rids.push(sealed_and_approved(&env, &mut st));
+            rids.push(sealed_and_approved(&env, &mut st));
+        }
+    }
+    let mut st = common::login(&env, "officer1", common::OFFICER_PW).unwrap();
+    let r = st.sync(&fast()).await.unwrap();
+    assert!(r.failed.is_empty() && r.stopped.is_none(), "{r:?}");
+    assert_eq!(
+        st.queue(Some(UPLOADED), 1000, 0).unwrap().len()
+            + usize::try_from(st.count_packets(PROCESSED).unwrap()).unwrap(),
+        rids.len()
+    );
+    for rid in &rids {
+        assert!(server.packet(rid).await.is_some(), "{rid} on the server");
+    }
+    eprintln!("{kills} of 100 sync runs killed, {} packets", rids.len());
+    assert!(kills >= 50, "most runs are killed mid-way ({kills})");
+    server.stop().await;
+}
+
 /// The operator's path through the CLI: enrol, sync, register capturing from SBI devices, approve, sync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_enrols_syncs_and_registers_with_sbi_capture() {
