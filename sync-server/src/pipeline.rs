@@ -186,6 +186,13 @@ async fn reject(state: &AppState, content: &PacketContent, code: String) -> Resu
 /// error, which is returned so the job is retried after its lease).
 pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError> {
     let now = || state.clock.now().timestamp();
+    // A packet the importer quarantined (it differs from its signed export manifest) keeps that reason.
+    if let Some(p) = state.store.packet(rid).await?
+        && p.status == PacketStatus::Quarantined
+        && let Some(reason) = p.reason.filter(|r| r.starts_with("import:"))
+    {
+        return Ok(Outcome::Quarantined(reason));
+    }
     let (content, signoffs) = match open_packet(state, rid).await? {
         Ok(opened) => opened,
         Err(reason) => {
@@ -278,17 +285,13 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         if !templates.is_empty() {
             state
                 .gallery_loader
-                .refresh(state.gallery.as_ref(), state.store.as_ref())
+                .refresh(&state.gallery, state.store.as_ref())
                 .await?;
             let gallery = Arc::clone(&state.gallery);
-            let threshold = state.settings.bio_match_threshold as f32 / 1000.0;
-            let probe_src = templates.clone();
-            let matches = tokio::task::spawn_blocking(move || {
-                let probe = dedupe::probe_of(&probe_src);
-                gallery.search(&probe, threshold)
-            })
-            .await
-            .map_err(task_err)?;
+            let probe = templates.clone();
+            let matches = tokio::task::spawn_blocking(move || gallery.search(&probe))
+                .await
+                .map_err(task_err)?;
             candidates.extend(matches.into_iter().take(20).map(|m| Candidate {
                 uin: m.uin,
                 kind: "biometric".into(),
@@ -372,7 +375,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         .await?;
     state
         .gallery_loader
-        .refresh(state.gallery.as_ref(), state.store.as_ref())
+        .refresh(&state.gallery, state.store.as_ref())
         .await?;
 
     // Credential, from the repository record.

@@ -11,6 +11,8 @@ mod api;
 mod binary;
 mod common;
 mod flow;
+mod gallery;
+mod import;
 mod pipeline;
 mod store;
 mod upload;

@@ -441,7 +441,7 @@ async fn jobs_are_leased_reclaimed_after_expiry_and_finished_once(s: &dyn Store)
 }
 
 /// A received packet with a job, claimed (as the pipeline sees it).
-async fn claimed_packet(s: &dyn Store, id: &str, seq: u32, at: i64) -> Rid {
+pub async fn claimed_packet(s: &dyn Store, id: &str, seq: u32, at: i64) -> Rid {
     let sha = "ab".repeat(32);
     s.create_upload(upload(id, "10001", seq, 4, &sha)).await.unwrap();
     assert!(s.advance_upload(id, 0, 4).await.unwrap());
