@@ -21,8 +21,10 @@
 //!    stored and written to `<data_dir>/credentials/<RID>.json` and `<RID>.qr.txt`; the resident notification
 //!    queued ([`crate::notify`]); the packet `PROCESSED`.
 //!
-//! UPDATE, LOST and CORRECTION packets are verified and validated, then left `ON_HOLD` with reason
-//! `unsupported:<TYPE>` (not dropped; reprocess them once those flows exist).
+//! LOST packets are verified and validated, then searched 1:N (`lost`): the identity found is sent to the
+//! resident through the outbox, never to the station. UPDATE and CORRECTION packets are verified and
+//! validated, then left `ON_HOLD` with reason `unsupported:<TYPE>` (not dropped; reprocess them once those
+//! flows exist).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub enum Outcome {
     Held(String),
     /// Decided a duplicate of this UIN.
     Duplicate(String),
+    /// A LOST packet found this identity (not shown to the station).
+    Found(String),
     /// A packet type whose processing is not implemented yet (left `ON_HOLD`).
     Unsupported(String),
 }
@@ -226,6 +230,9 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     }
     if let Err(r) = validate::check_signoffs(&content, &signoffs, &known) {
         return reject(state, &content, r.0).await;
+    }
+    if content.packet_type == PacketType::Lost {
+        return lost(state, content).await;
     }
     if content.packet_type != PacketType::New {
         let reason = format!("unsupported:{}", content.packet_type);
@@ -416,6 +423,107 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     Ok(Outcome::Processed(uin))
 }
 
+/// A LOST packet: 1:N of its fingers against the gallery. Found → `PROCESSED` with reason `lost:found` (the
+/// station sees only that; the UIN goes to the resident through the outbox, to the contact in the packet or
+/// else the one on record); several persons above the threshold → `ON_HOLD` (`lost:ambiguous`) for an
+/// officer; nobody → `REJECTED` (`lost:not_found`), resident notified; no usable finger → `REJECTED`
+/// (`lost:no_fingers`).
+async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, StoreError> {
+    let now = || state.clock.now().timestamp();
+    let rid = content.rid.clone();
+    let (content, templates) = tokio::task::spawn_blocking(move || {
+        let t = dedupe::extract_templates(&content);
+        (content, t)
+    })
+    .await
+    .map_err(task_err)?;
+    if templates.is_empty() {
+        let reason = "lost:no_fingers".to_owned();
+        notify_outcome(
+            state,
+            &content,
+            notify::kind::REJECTED,
+            None,
+            Some(reason.clone()),
+        )
+        .await?;
+        state
+            .store
+            .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
+            .await?;
+        return Ok(Outcome::Rejected(reason));
+    }
+    state
+        .gallery_loader
+        .refresh(&state.gallery, state.store.as_ref())
+        .await?;
+    let gallery = Arc::clone(&state.gallery);
+    let matches = tokio::task::spawn_blocking(move || gallery.search(&templates))
+        .await
+        .map_err(task_err)?;
+    match matches.as_slice() {
+        [] => {
+            let reason = "lost:not_found".to_owned();
+            notify_outcome(
+                state,
+                &content,
+                notify::kind::LOST_NOT_FOUND,
+                None,
+                Some(reason.clone()),
+            )
+            .await?;
+            state
+                .store
+                .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
+                .await?;
+            Ok(Outcome::Rejected(reason))
+        }
+        [found] => {
+            let (mut channel, mut address) = notify::contact(&content.identity);
+            if channel.is_none()
+                && let Some(doc) = fetch_by_uin(state, &found.uin).await?
+            {
+                (channel, address) = notify::contact(&doc.identity);
+            }
+            notify::enqueue(
+                state,
+                &Notification {
+                    rid: rid.to_string(),
+                    kind: notify::kind::LOST_FOUND.to_owned(),
+                    uin: Some(found.uin.clone()),
+                    reason: None,
+                    channel,
+                    address,
+                    language: content.meta.languages.first().cloned(),
+                },
+            )
+            .await?;
+            state
+                .store
+                .finish_job(&rid, PacketStatus::Processed, Some("lost:found".into()), now())
+                .await?;
+            Ok(Outcome::Found(found.uin.clone()))
+        }
+        several => {
+            let reason = "lost:ambiguous".to_owned();
+            let candidates = several
+                .iter()
+                .map(|m| Candidate {
+                    uin: m.uin.clone(),
+                    kind: "biometric".into(),
+                    score: f64::from((m.score * 1000.0).round() / 1000.0),
+                    fingers_compared: m.fingers,
+                })
+                .collect();
+            state
+                .store
+                .hold_for_adjudication(&rid, candidates, &reason, now())
+                .await?;
+            Ok(Outcome::Held(reason))
+        }
+    }
+}
+
 /// Writes a file atomically (temporary file, fsync, rename) with mode 0600.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
@@ -487,6 +595,10 @@ pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError
         Outcome::Duplicate(_) => {
             tracing::info!(%rid, "packet is a duplicate");
             "duplicate"
+        }
+        Outcome::Found(_) => {
+            tracing::info!(%rid, "LOST packet: identity found, resident notified");
+            "lost_found"
         }
         Outcome::Unsupported(reason) => {
             tracing::warn!(%rid, %reason, "packet type not processed yet");

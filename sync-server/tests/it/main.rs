@@ -13,6 +13,7 @@ mod common;
 mod flow;
 mod gallery;
 mod import;
+mod lost;
 mod pipeline;
 mod store;
 mod upload;
