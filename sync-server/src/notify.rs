@@ -24,6 +24,8 @@ pub mod kind {
     pub const REJECTED: &str = "REJECTED";
     /// The registration duplicates an existing identity.
     pub const DUPLICATE: &str = "DUPLICATE";
+    /// An UPDATE was applied and a new credential issued.
+    pub const UPDATED: &str = "UPDATED";
     /// A LOST registration found the resident's identity: the message carries the UIN.
     pub const LOST_FOUND: &str = "LOST_FOUND";
     /// A LOST registration found no identity.

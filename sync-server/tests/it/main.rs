@@ -16,4 +16,5 @@ mod import;
 mod lost;
 mod pipeline;
 mod store;
+mod update;
 mod upload;
