@@ -16,6 +16,7 @@
 //! - [`pipeline`]: durable processing jobs: verify, decrypt ([`validate`]) → demographic and biometric
 //!   dedupe ([`dedupe`]) → manual [`adjudication`] → UIN → ID repository ([`idrepo`], envelope encryption)
 //!   → [`credential`] → [`notify`] (outbox); quarantine for tampering, rejection for invalid content.
+//! - [`import`]: packets exported to removable media by offline stations (`tessera-server import`).
 //! - [`operators`]: operator sign-off keys registered by stations.
 //! - [`http`]: router, handlers, request ids, metrics, OpenAPI; [`error::ApiError`] is the one error response.
 //!
@@ -35,6 +36,7 @@ pub mod device_check;
 pub mod error;
 pub mod http;
 pub mod idrepo;
+pub mod import;
 pub mod keys;
 pub mod machines;
 pub mod metrics;
@@ -57,6 +59,7 @@ use tessera_packet::clock::{Clock, SystemClock};
 use tessera_packet::wire::{self, SyncKind};
 use tokio::sync::oneshot;
 
+use crate::dedupe::BioIndex as _;
 use crate::keys::ServerKeys;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -73,6 +76,9 @@ pub enum ServerError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The biometric gallery could not be opened or rebuilt.
+    #[error(transparent)]
+    Gallery(#[from] dedupe::IndexError),
     /// The country configuration could not be loaded.
     #[error("country configuration: {0}")]
     Sync(#[from] sync::SyncError),
@@ -159,9 +165,65 @@ pub async fn open_store(settings: &Settings, keys: &ServerKeys) -> Result<Arc<dy
     })
 }
 
+/// Opens the configured biometric gallery ([`settings::DedupeIndex`]); the indexed one lives in
+/// `<data_dir>/gallery/` and is rebuilt from the database when missing, corrupt or stale (logged).
+pub async fn open_gallery(
+    settings: &Settings,
+    store: &dyn Store,
+) -> Result<Arc<dyn dedupe::BioIndex>, ServerError> {
+    Ok(match settings.dedupe_index {
+        settings::DedupeIndex::Exhaustive => Arc::new(dedupe::ExhaustiveGallery::new(
+            settings.bio_match_threshold as f32 / 1000.0,
+        )),
+        settings::DedupeIndex::Gallery => {
+            let dir = settings.data_dir.join("gallery");
+            let started = std::time::Instant::now();
+            let (g, rebuild) = dedupe::IndexedGallery::open(
+                &dir,
+                store,
+                settings.bio_index_min_score as f32 / 100.0,
+                usize::try_from(settings.bio_index_save_every).unwrap_or(usize::MAX),
+            )
+            .await?;
+            let secs = started.elapsed().as_secs_f64();
+            match rebuild {
+                dedupe::Rebuild::No => {
+                    tracing::info!(persons = g.len(), secs, "biometric gallery file opened")
+                }
+                dedupe::Rebuild::Missing => {
+                    tracing::info!("biometric gallery file missing: rebuilding it from the database")
+                }
+                dedupe::Rebuild::Corrupt(why) => tracing::warn!(
+                    reason = %why,
+                    "biometric gallery file corrupt: rebuilding it from the database"
+                ),
+                dedupe::Rebuild::Stale(why) => tracing::warn!(
+                    reason = %why,
+                    "biometric gallery file stale: rebuilding it from the database"
+                ),
+            }
+            Arc::new(g)
+        }
+    })
+}
+
 /// Prepares everything the server needs: data directory, keys, database (migrated), packet keys published,
-/// country configuration on first start, UIN pool topped up.
+/// country configuration on first start, UIN pool topped up, biometric gallery opened and brought up to date.
 pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, ServerError> {
+    prepare_with(settings, clock, true).await
+}
+
+/// [`prepare`] for command-line tools that run beside a server (e.g. `import`): the biometric gallery is
+/// left empty and in memory (the tool runs no processing and must not rewrite the server's gallery file).
+pub async fn prepare_for_tools(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, ServerError> {
+    prepare_with(settings, clock, false).await
+}
+
+async fn prepare_with(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    load_gallery: bool,
+) -> Result<AppState, ServerError> {
     let keys = ServerKeys::load_or_create(&settings.data_dir, settings.admin_token.as_ref())?;
     let blobs = settings.data_dir.join("blobs");
     for sub in ["uploads", "packets"] {
@@ -202,16 +264,26 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         .iter()
         .map(|k| idrepo::MasterKey::new(k.clone()))
         .collect();
-    let gallery: Arc<dyn dedupe::BioIndex> = Arc::new(dedupe::ExhaustiveGallery::new());
     let gallery_loader = dedupe::GalleryLoader::default();
-    let loaded = gallery_loader.refresh(gallery.as_ref(), store.as_ref()).await?;
-    if loaded > 0 {
-        tracing::info!(
-            fingers = loaded,
-            persons = gallery.len(),
-            "biometric gallery loaded"
-        );
-    }
+    let gallery = if load_gallery {
+        let gallery = open_gallery(&settings, store.as_ref()).await?;
+        let started = std::time::Instant::now();
+        let loaded = gallery_loader.refresh(&gallery, store.as_ref()).await?;
+        if loaded > 0 {
+            tracing::info!(
+                fingers = loaded,
+                persons = gallery.len(),
+                secs = started.elapsed().as_secs_f64(),
+                "biometric gallery: fingers loaded from the database"
+            );
+        }
+        if let Err(e) = gallery_loader.persist(&gallery).await {
+            tracing::warn!(error = %e, "biometric gallery could not be saved; it is rebuilt on the next start");
+        }
+        gallery
+    } else {
+        Arc::new(dedupe::ExhaustiveGallery::new(1.0)) as Arc<dyn dedupe::BioIndex>
+    };
     let sender: Arc<dyn notify::Sender> = Arc::new(notify::FileSender {
         path: settings.data_dir.join("outbox").join("notifications.jsonl"),
     });
@@ -252,6 +324,9 @@ impl RunningServer {
         }
         for w in &self.workers {
             w.abort();
+        }
+        if let Err(e) = self.state.gallery_loader.persist(&self.state.gallery).await {
+            tracing::warn!(error = %e, "biometric gallery could not be saved at shutdown");
         }
         (&mut self.task)
             .await

@@ -41,6 +41,14 @@ enum Command {
         #[arg(long)]
         issuer_key: Option<String>,
     },
+    /// Import packets that offline stations exported to a folder (USB): checks each signed export manifest
+    /// against the enrolled machine's key and each packet's hash, then queues every packet as an upload
+    /// would. Re-importing is a no-op; a packet that does not match its manifest is quarantined. Prints one
+    /// line per packet; exits 1 when a packet was quarantined or refused.
+    Import {
+        /// The export folder (holding `export-<machine>-<time>.json`, its `.sig` and the `.tpkt` files).
+        folder: PathBuf,
+    },
     /// ID-repository key management.
     IdRepo {
         #[command(subcommand)]
@@ -172,6 +180,30 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             println!("re-wrapped {done} records with master key {}", current.id);
+        }
+        Command::Import { folder } => {
+            let state = tessera_server::prepare_for_tools(settings, Arc::new(SystemClock)).await?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} packets {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let lines = tessera_server::import::import_folder(&state, &folder, |line, done, total| {
+                bar.set_length(u64::try_from(total).unwrap_or(0));
+                bar.set_position(u64::try_from(done).unwrap_or(0));
+                bar.println(line.to_string());
+            })
+            .await?;
+            bar.finish();
+            use tessera_server::import::PacketOutcome;
+            let count = |f: fn(&PacketOutcome) -> bool| lines.iter().filter(|l| f(&l.outcome)).count();
+            let imported = count(|o| matches!(o, PacketOutcome::Ingested));
+            let already = count(|o| matches!(o, PacketOutcome::AlreadyReceived(_)));
+            let bad = count(|o| matches!(o, PacketOutcome::Quarantined(_) | PacketOutcome::Refused(_)));
+            println!("{imported} imported, {already} already received, {bad} quarantined or refused");
+            if bad > 0 {
+                std::process::exit(1);
+            }
         }
         Command::Serve => tessera_server::run(settings).await?,
         Command::Init => {

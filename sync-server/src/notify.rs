@@ -24,6 +24,12 @@ pub mod kind {
     pub const REJECTED: &str = "REJECTED";
     /// The registration duplicates an existing identity.
     pub const DUPLICATE: &str = "DUPLICATE";
+    /// An UPDATE was applied and a new credential issued.
+    pub const UPDATED: &str = "UPDATED";
+    /// A LOST registration found the resident's identity: the message carries the UIN.
+    pub const LOST_FOUND: &str = "LOST_FOUND";
+    /// A LOST registration found no identity.
+    pub const LOST_NOT_FOUND: &str = "LOST_NOT_FOUND";
 }
 
 /// The message (encrypted at rest in the outbox).
@@ -33,7 +39,7 @@ pub struct Notification {
     pub rid: String,
     /// One of [`kind`].
     pub kind: String,
-    /// The UIN, for `UIN_ISSUED`.
+    /// The UIN, for `UIN_ISSUED` and `LOST_FOUND`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uin: Option<String>,
     /// The stable reason code, for `REJECTED`.

@@ -21,8 +21,10 @@
 //!    stored and written to `<data_dir>/credentials/<RID>.json` and `<RID>.qr.txt`; the resident notification
 //!    queued ([`crate::notify`]); the packet `PROCESSED`.
 //!
-//! UPDATE, LOST and CORRECTION packets are verified and validated, then left `ON_HOLD` with reason
-//! `unsupported:<TYPE>` (not dropped; reprocess them once those flows exist).
+//! LOST packets are verified and validated, then searched 1:N (`lost`): the identity found is sent to the
+//! resident through the outbox, never to the station. UPDATE packets are checked 1:1 against the identity
+//! named in the packet and applied (`update`). CORRECTION packets are verified and validated, then left
+//! `ON_HOLD` with reason `unsupported:<TYPE>` (not dropped; reprocess them once that flow exists).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use tessera_biometrics::template::Template;
 use tessera_packet::PacketContent;
 use tessera_packet::ids::Rid;
 use tessera_packet::manifest::SignOff;
@@ -61,6 +64,10 @@ pub enum Outcome {
     Held(String),
     /// Decided a duplicate of this UIN.
     Duplicate(String),
+    /// An UPDATE packet was applied to this identity.
+    Updated(String),
+    /// A LOST packet found this identity (not shown to the station).
+    Found(String),
     /// A packet type whose processing is not implemented yet (left `ON_HOLD`).
     Unsupported(String),
 }
@@ -187,6 +194,13 @@ async fn reject(state: &AppState, content: &PacketContent, code: String) -> Resu
 /// error, which is returned so the job is retried after its lease).
 pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError> {
     let now = || state.clock.now().timestamp();
+    // A packet the importer quarantined (it differs from its signed export manifest) keeps that reason.
+    if let Some(p) = state.store.packet(rid).await?
+        && p.status == PacketStatus::Quarantined
+        && let Some(reason) = p.reason.filter(|r| r.starts_with("import:"))
+    {
+        return Ok(Outcome::Quarantined(reason));
+    }
     let (content, signoffs) = match open_packet(state, rid).await? {
         Ok(opened) => opened,
         Err(reason) => {
@@ -223,6 +237,12 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     }
     if let Err(r) = validate::check_signoffs(&content, &signoffs, &known) {
         return reject(state, &content, r.0).await;
+    }
+    if content.packet_type == PacketType::Lost {
+        return lost(state, content).await;
+    }
+    if content.packet_type == PacketType::Update {
+        return update(state, content).await;
     }
     if content.packet_type != PacketType::New {
         let reason = format!("unsupported:{}", content.packet_type);
@@ -282,17 +302,13 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         if !templates.is_empty() {
             state
                 .gallery_loader
-                .refresh(state.gallery.as_ref(), state.store.as_ref())
+                .refresh(&state.gallery, state.store.as_ref())
                 .await?;
             let gallery = Arc::clone(&state.gallery);
-            let threshold = state.settings.bio_match_threshold as f32 / 1000.0;
-            let probe_src = templates.clone();
-            let matches = tokio::task::spawn_blocking(move || {
-                let probe = dedupe::probe_of(&probe_src);
-                gallery.search(&probe, threshold)
-            })
-            .await
-            .map_err(task_err)?;
+            let probe = templates.clone();
+            let matches = tokio::task::spawn_blocking(move || gallery.search(&probe))
+                .await
+                .map_err(task_err)?;
             candidates.extend(matches.into_iter().take(20).map(|m| Candidate {
                 uin: m.uin,
                 kind: "biometric".into(),
@@ -376,7 +392,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
         .await?;
     state
         .gallery_loader
-        .refresh(state.gallery.as_ref(), state.store.as_ref())
+        .refresh(&state.gallery, state.store.as_ref())
         .await?;
 
     // Credential, from the repository record.
@@ -415,6 +431,302 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     notify_outcome(state, &content, notify::kind::UIN_ISSUED, Some(uin.clone()), None).await?;
     state.store.store_credential(rid, &uin, &body, now()).await?;
     Ok(Outcome::Processed(uin))
+}
+
+/// 1:1 of a packet's finger templates against an identity's stored ones (same positions): the fused
+/// `-log10(FMR)` and the number of fingers compared.
+pub fn verify_fingers(probe: &[Template], stored: &[(u8, String)]) -> (f64, usize) {
+    use tessera_biometrics::calibration;
+    use tessera_biometrics::mcc::{Matcher, MccTemplate};
+    let mut fmrs = Vec::new();
+    for t in probe {
+        let code = t.position.code();
+        let Some(bytes) = stored
+            .iter()
+            .find(|(p, _)| *p == code)
+            .and_then(|(_, b64)| STANDARD.decode(b64).ok())
+        else {
+            continue;
+        };
+        let Ok(enrolled) = Template::from_bytes(&bytes) else {
+            continue;
+        };
+        let mut m = Matcher::new(MccTemplate::new(&t.minutiae));
+        fmrs.push(calibration::fmr_for_score(
+            m.compare(&MccTemplate::new(&enrolled.minutiae)),
+        ));
+    }
+    if fmrs.is_empty() {
+        return (0.0, 0);
+    }
+    (-calibration::fuse(&fmrs).log10(), fmrs.len())
+}
+
+async fn finish(
+    state: &AppState,
+    content: &PacketContent,
+    status: PacketStatus,
+    reason: &str,
+) -> Result<(), StoreError> {
+    if status == PacketStatus::Rejected {
+        notify_outcome(
+            state,
+            content,
+            notify::kind::REJECTED,
+            None,
+            Some(reason.to_owned()),
+        )
+        .await?;
+    }
+    state
+        .store
+        .finish_job(
+            &content.rid,
+            status,
+            Some(reason.to_owned()),
+            state.clock.now().timestamp(),
+        )
+        .await
+}
+
+/// An UPDATE packet: the identity named by `meta.uin` must exist (`update:uin_unknown`); the packet's fingers
+/// are compared 1:1 with the stored templates of the same positions and must reach the gallery threshold
+/// (`bio_index_min_score`; `update:biometric_missing` when no position is in common,
+/// `update:biometric_mismatch` below it). Then the packet's identity fields replace the record's (the packet
+/// carries the changed groups' fields), its documents replace those of the same category, and with the
+/// `Biometrics` group its finger templates replace the stored ones (gallery rows rewritten); the record is
+/// re-encrypted, a new credential is issued under the UPDATE's RID and the resident notified (`UPDATED`).
+async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, StoreError> {
+    let now = || state.clock.now().timestamp();
+    let rid = content.rid.clone();
+    let uin = content
+        .meta
+        .uin
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let Some(mut doc) = fetch_by_uin(state, &uin).await? else {
+        let reason = "update:uin_unknown";
+        finish(state, &content, PacketStatus::Rejected, reason).await?;
+        return Ok(Outcome::Rejected(reason.into()));
+    };
+    let stored = doc.finger_templates.clone();
+    let (content, templates, (score, compared)) = tokio::task::spawn_blocking(move || {
+        let t = dedupe::extract_templates(&content);
+        let v = verify_fingers(&t, &stored);
+        (content, t, v)
+    })
+    .await
+    .map_err(task_err)?;
+    let min = f64::from(state.settings.bio_index_min_score) / 100.0;
+    if compared == 0 || score < min {
+        let reason = if compared == 0 {
+            "update:biometric_missing"
+        } else {
+            "update:biometric_mismatch"
+        };
+        tracing::info!(%rid, compared, score, "UPDATE refused: fingers do not match the identity");
+        finish(state, &content, PacketStatus::Rejected, reason).await?;
+        return Ok(Outcome::Rejected(reason.into()));
+    }
+    // Apply the changed groups.
+    if let (Some(rec), Some(new)) = (doc.identity.as_object_mut(), content.identity.as_object()) {
+        for (k, v) in new {
+            rec.insert(k.clone(), v.clone());
+        }
+    }
+    for d in content.evidence.iter().chain(&content.optional) {
+        doc.documents.retain(|old| old.category != d.category);
+        doc.documents.push(StoredDocument {
+            name: d.name.clone(),
+            category: d.category.clone(),
+            doc_type: d.doc_type.clone(),
+            mime: d.mime.clone(),
+            content_b64: STANDARD.encode(&d.content),
+        });
+    }
+    let biometrics_changed = content.meta.changed_groups.iter().any(|g| g == "Biometrics");
+    let mut new_templates = Vec::new();
+    if biometrics_changed && !templates.is_empty() {
+        let mut merged: Vec<(u8, String)> = doc
+            .finger_templates
+            .iter()
+            .filter(|(p, _)| !templates.iter().any(|t| t.position.code() == *p))
+            .cloned()
+            .collect();
+        merged.extend(
+            templates
+                .iter()
+                .map(|t| (t.position.code(), STANDARD.encode(t.to_bytes()))),
+        );
+        for (p, b64) in &merged {
+            if let Ok(b) = STANDARD.decode(b64) {
+                new_templates.push((*p, b));
+            }
+        }
+        doc.finger_templates = merged;
+    }
+    if let Some(lang) = content.meta.languages.first()
+        && !doc.languages.contains(lang)
+    {
+        doc.languages.push(lang.clone());
+    }
+    let uin_hash = idrepo::uin_hash(&state.keys.uin_salt, &uin);
+    let plain = serde_json::to_vec(&doc).map_err(|e| corrupt("identity record", e))?;
+    let sealed =
+        idrepo::seal(state.master_key(), &uin_hash, &plain).map_err(|e| corrupt("identity record", e))?;
+    let block = dedupe::blocking_key(&PacketContent {
+        identity: doc.identity.clone(),
+        ..content.clone()
+    });
+    state
+        .store
+        .update_identity(NewIdentity {
+            rid: rid.clone(),
+            uin: uin.clone(),
+            uin_hash,
+            key_id: sealed.key_id,
+            wrapped_key: sealed.wrapped_key,
+            ciphertext: sealed.ciphertext,
+            blocking_key: block.unwrap_or_default(),
+            templates: new_templates,
+            at: now(),
+        })
+        .await?;
+    state
+        .gallery_loader
+        .refresh(&state.gallery, state.store.as_ref())
+        .await?;
+    let lang = doc.languages.first().map(String::as_str);
+    let subject = credential::Subject {
+        uin: uin.clone(),
+        full_name: primary_value(&doc.identity, "fullName", lang),
+        date_of_birth: primary_value(&doc.identity, "dateOfBirth", None),
+        gender: primary_value(&doc.identity, "gender", lang),
+    };
+    let at = state.clock.now();
+    let body = match state.store.credential(&rid).await? {
+        Some((_, body)) => body,
+        None => {
+            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
+                .map_err(|e| corrupt("credential", e))?
+        }
+    };
+    let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
+    let dir = state.credentials_dir.clone();
+    let name = rid.to_string();
+    let body_for_file = body.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
+        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
+    })
+    .await
+    .map_err(task_err)?
+    .map_err(|e| StoreError::Task(format!("writing the credential files: {e}")))?;
+    notify_outcome(state, &content, notify::kind::UPDATED, Some(uin.clone()), None).await?;
+    state.store.store_credential(&rid, &uin, &body, now()).await?;
+    Ok(Outcome::Updated(uin))
+}
+
+/// A LOST packet: 1:N of its fingers against the gallery. Found → `PROCESSED` with reason `lost:found` (the
+/// station sees only that; the UIN goes to the resident through the outbox, to the contact in the packet or
+/// else the one on record); several persons above the threshold → `ON_HOLD` (`lost:ambiguous`) for an
+/// officer; nobody → `REJECTED` (`lost:not_found`), resident notified; no usable finger → `REJECTED`
+/// (`lost:no_fingers`).
+async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, StoreError> {
+    let now = || state.clock.now().timestamp();
+    let rid = content.rid.clone();
+    let (content, templates) = tokio::task::spawn_blocking(move || {
+        let t = dedupe::extract_templates(&content);
+        (content, t)
+    })
+    .await
+    .map_err(task_err)?;
+    if templates.is_empty() {
+        let reason = "lost:no_fingers".to_owned();
+        notify_outcome(
+            state,
+            &content,
+            notify::kind::REJECTED,
+            None,
+            Some(reason.clone()),
+        )
+        .await?;
+        state
+            .store
+            .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
+            .await?;
+        return Ok(Outcome::Rejected(reason));
+    }
+    state
+        .gallery_loader
+        .refresh(&state.gallery, state.store.as_ref())
+        .await?;
+    let gallery = Arc::clone(&state.gallery);
+    let matches = tokio::task::spawn_blocking(move || gallery.search(&templates))
+        .await
+        .map_err(task_err)?;
+    match matches.as_slice() {
+        [] => {
+            let reason = "lost:not_found".to_owned();
+            notify_outcome(
+                state,
+                &content,
+                notify::kind::LOST_NOT_FOUND,
+                None,
+                Some(reason.clone()),
+            )
+            .await?;
+            state
+                .store
+                .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
+                .await?;
+            Ok(Outcome::Rejected(reason))
+        }
+        [found] => {
+            let (mut channel, mut address) = notify::contact(&content.identity);
+            if channel.is_none()
+                && let Some(doc) = fetch_by_uin(state, &found.uin).await?
+            {
+                (channel, address) = notify::contact(&doc.identity);
+            }
+            notify::enqueue(
+                state,
+                &Notification {
+                    rid: rid.to_string(),
+                    kind: notify::kind::LOST_FOUND.to_owned(),
+                    uin: Some(found.uin.clone()),
+                    reason: None,
+                    channel,
+                    address,
+                    language: content.meta.languages.first().cloned(),
+                },
+            )
+            .await?;
+            state
+                .store
+                .finish_job(&rid, PacketStatus::Processed, Some("lost:found".into()), now())
+                .await?;
+            Ok(Outcome::Found(found.uin.clone()))
+        }
+        several => {
+            let reason = "lost:ambiguous".to_owned();
+            let candidates = several
+                .iter()
+                .map(|m| Candidate {
+                    uin: m.uin.clone(),
+                    kind: "biometric".into(),
+                    score: f64::from((m.score * 1000.0).round() / 1000.0),
+                    fingers_compared: m.fingers,
+                })
+                .collect();
+            state
+                .store
+                .hold_for_adjudication(&rid, candidates, &reason, now())
+                .await?;
+            Ok(Outcome::Held(reason))
+        }
+    }
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) with mode 0600.
@@ -488,6 +800,14 @@ pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError
         Outcome::Duplicate(_) => {
             tracing::info!(%rid, "packet is a duplicate");
             "duplicate"
+        }
+        Outcome::Updated(_) => {
+            tracing::info!(%rid, "UPDATE packet applied, credential issued");
+            "updated"
+        }
+        Outcome::Found(_) => {
+            tracing::info!(%rid, "LOST packet: identity found, resident notified");
+            "lost_found"
         }
         Outcome::Unsupported(reason) => {
             tracing::warn!(%rid, %reason, "packet type not processed yet");

@@ -48,6 +48,20 @@ pub enum LogFormat {
 /// Default of [`Settings::bio_match_threshold`].
 pub const BIO_MATCH_THRESHOLD_DEFAULT: u32 = 200;
 
+/// Default of [`Settings::bio_index_min_score`]: 7.00, a per-person false match rate of 1e-7.
+pub const BIO_INDEX_MIN_SCORE_DEFAULT: u32 = 700;
+
+/// Which biometric 1:N gallery the server searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupeIndex {
+    /// The indexed, memory-mapped gallery file in the data directory (`tessera_biometrics::gallery`).
+    #[default]
+    Gallery,
+    /// An in-memory exhaustive scan of every enrolled finger (small deployments, tests).
+    Exhaustive,
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -88,11 +102,20 @@ pub struct Settings {
     /// slowest packet's processing; a crashed worker's jobs wait this long.
     pub job_lease_secs: u32,
     /// Fused finger score (in thousandths, 0-1000) from which a gallery person is a biometric duplicate
-    /// candidate.
+    /// candidate, with `dedupe_index = "exhaustive"`.
     pub bio_match_threshold: u32,
     /// Device signatures on captured biometrics (`TESSERA_DEVICE_SIGNATURES`: `require`, the default,
     /// `when-present` or `off`); see [`crate::device_check`].
     pub device_signatures: crate::device_check::DeviceSignatures,
+    /// The biometric 1:N gallery (`TESSERA_DEDUPE_INDEX`: `gallery`, the default, or `exhaustive`).
+    pub dedupe_index: DedupeIndex,
+    /// With `dedupe_index = "gallery"`: the fused score `-log10(FMR)`, in hundredths, from which a gallery
+    /// person is a biometric duplicate candidate (700 = FMR 1e-7 per compared person).
+    pub bio_index_min_score: u32,
+    /// With `dedupe_index = "gallery"`: persons added or removed after which the gallery file is rewritten
+    /// (it is also written at shutdown; changes since the last save are reloaded from the database on
+    /// start).
+    pub bio_index_save_every: u32,
 }
 
 impl Default for Settings {
@@ -116,6 +139,9 @@ impl Default for Settings {
             job_lease_secs: 300,
             bio_match_threshold: BIO_MATCH_THRESHOLD_DEFAULT,
             device_signatures: crate::device_check::DeviceSignatures::Require,
+            dedupe_index: DedupeIndex::Gallery,
+            bio_index_min_score: BIO_INDEX_MIN_SCORE_DEFAULT,
+            bio_index_save_every: 1_000,
         }
     }
 }
@@ -193,6 +219,9 @@ const FIELDS: &[(&str, Kind)] = &[
     ("job_lease_secs", Kind::Int),
     ("bio_match_threshold", Kind::Int),
     ("device_signatures", Kind::Str),
+    ("dedupe_index", Kind::Str),
+    ("bio_index_min_score", Kind::Int),
+    ("bio_index_save_every", Kind::Int),
 ];
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
@@ -286,6 +315,9 @@ impl Settings {
         if self.bio_match_threshold > 1000 {
             return bad("bio_match_threshold is in thousandths: 0 to 1000".into());
         }
+        if self.bio_index_save_every == 0 {
+            return bad("bio_index_save_every must be positive".into());
+        }
         Ok(())
     }
 }
@@ -348,6 +380,15 @@ mod tests {
     fn bad_env_number_names_the_variable() {
         let err = Settings::from_sources(None, &env(&[("TESSERA_SYNC_PAGE_LIMIT", "lots")])).unwrap_err();
         assert!(err.to_string().contains("TESSERA_SYNC_PAGE_LIMIT"), "{err}");
+    }
+
+    #[test]
+    fn dedupe_index_defaults_to_the_gallery_and_the_scan_is_selectable() {
+        assert_eq!(Settings::default().dedupe_index, DedupeIndex::Gallery);
+        let s = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "exhaustive")])).unwrap();
+        assert_eq!(s.dedupe_index, DedupeIndex::Exhaustive);
+        let err = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "magic")])).unwrap_err();
+        assert!(err.to_string().contains("magic"), "{err}");
     }
 
     #[test]

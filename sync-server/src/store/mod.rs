@@ -495,6 +495,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Idempotent: rows that exist are kept.
     async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError>;
 
+    /// Replaces an existing identity (UPDATE packets), found by `upd.uin_hash`, in one transaction: the
+    /// encrypted record and its wrapped key, the blocking key, and, when `upd.templates` is not empty, all
+    /// of the person's gallery rows (written again with new sequence numbers so that loaders pick up the
+    /// whole person). `upd.rid` is ignored (the record keeps the RID that created it). Returns false when no
+    /// identity has that UIN hash. Idempotent: applying the same update again gives the same record.
+    async fn update_identity(&self, upd: NewIdentity) -> Result<bool, StoreError>;
+
     /// Stores the signed credential of a packet and finishes its job as `Processed`, in one transaction.
     /// Idempotent: an existing credential is kept.
     async fn store_credential(

@@ -1004,6 +1004,46 @@ impl Store for PgStore {
         tx.commit().await.map_err(pg("store identity"))
     }
 
+    async fn update_identity(&self, upd: NewIdentity) -> Result<bool, StoreError> {
+        let mut c = self.conn("update identity").await?;
+        let tx = c.transaction().await.map_err(pg("update identity"))?;
+        // Gallery sequence numbers must become visible in order (readers load incrementally by seq).
+        tx.batch_execute("LOCK TABLE gallery IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(pg("update identity"))?;
+        let n = tx
+            .execute(
+                "UPDATE identities SET key_id = $2, wrapped_key = $3, ciphertext = $4 WHERE uin_hash = $1",
+                &[&upd.uin_hash, &upd.key_id, &upd.wrapped_key, &upd.ciphertext],
+            )
+            .await
+            .map_err(pg("update identity"))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE persons SET blocking_key = $2 WHERE uin = $1",
+            &[&upd.uin, &upd.blocking_key],
+        )
+        .await
+        .map_err(pg("update identity"))?;
+        if !upd.templates.is_empty() {
+            tx.execute("DELETE FROM gallery WHERE uin = $1", &[&upd.uin])
+                .await
+                .map_err(pg("update identity"))?;
+            for (pos, t) in &upd.templates {
+                tx.execute(
+                    "INSERT INTO gallery (uin, position, template) VALUES ($1, $2, $3)",
+                    &[&upd.uin, &i64::from(*pos), t],
+                )
+                .await
+                .map_err(pg("update identity"))?;
+            }
+        }
+        tx.commit().await.map_err(pg("update identity"))?;
+        Ok(true)
+    }
+
     async fn store_credential(
         &self,
         rid: &Rid,

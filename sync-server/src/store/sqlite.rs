@@ -1063,6 +1063,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn update_identity(&self, upd: NewIdentity) -> Result<bool, StoreError> {
+        self.tx("update identity", move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE identities SET key_id = ?2, wrapped_key = ?3, ciphertext = ?4 WHERE uin_hash = ?1",
+                    params![upd.uin_hash, upd.key_id, upd.wrapped_key, upd.ciphertext],
+                )
+                .map_err(sq("update identity"))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE persons SET blocking_key = ?2 WHERE uin = ?1",
+                params![upd.uin, upd.blocking_key],
+            )
+            .map_err(sq("update identity"))?;
+            if !upd.templates.is_empty() {
+                tx.execute("DELETE FROM gallery WHERE uin = ?1", params![upd.uin])
+                    .map_err(sq("update identity"))?;
+                let mut g = tx
+                    .prepare_cached("INSERT INTO gallery (uin, position, template) VALUES (?1, ?2, ?3)")
+                    .map_err(sq("update identity"))?;
+                for (pos, t) in &upd.templates {
+                    g.execute(params![upd.uin, pos, t]).map_err(sq("update identity"))?;
+                }
+            }
+            Ok(true)
+        })
+        .await
+    }
+
     async fn store_credential(
         &self,
         rid: &Rid,

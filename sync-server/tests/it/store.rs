@@ -47,6 +47,7 @@ conformance!(
     operator_keys_register_idempotently,
     adjudication_holds_decides_once_and_requeues,
     identity_gallery_and_credential_are_idempotent,
+    identity_update_replaces_record_and_gallery_rows,
     outbox_claims_with_lease_and_marks_sent,
     rewrap_touches_only_other_keys,
 );
@@ -441,7 +442,7 @@ async fn jobs_are_leased_reclaimed_after_expiry_and_finished_once(s: &dyn Store)
 }
 
 /// A received packet with a job, claimed (as the pipeline sees it).
-async fn claimed_packet(s: &dyn Store, id: &str, seq: u32, at: i64) -> Rid {
+pub async fn claimed_packet(s: &dyn Store, id: &str, seq: u32, at: i64) -> Rid {
     let sha = "ab".repeat(32);
     s.create_upload(upload(id, "10001", seq, 4, &sha)).await.unwrap();
     assert!(s.advance_upload(id, 0, 4).await.unwrap());
@@ -535,6 +536,64 @@ async fn adjudication_holds_decides_once_and_requeues(s: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }));
+}
+
+async fn identity_update_replaces_record_and_gallery_rows(s: &dyn Store) {
+    let r = claimed_packet(s, "u1", 1, 100).await;
+    let new = NewIdentity {
+        rid: r.clone(),
+        uin: "2345678901".into(),
+        uin_hash: "h1".into(),
+        key_id: "k1".into(),
+        wrapped_key: vec![1; 72],
+        ciphertext: vec![2; 50],
+        blocking_key: "b1".into(),
+        templates: vec![(2, vec![7; 20]), (7, vec![8; 20])],
+        at: 110,
+    };
+    s.store_identity(new.clone()).await.unwrap();
+    let first = s.gallery_since(0, 100).await.unwrap();
+    // Record only: the gallery rows stay.
+    let upd = NewIdentity {
+        key_id: "k2".into(),
+        ciphertext: vec![3; 60],
+        blocking_key: "b2".into(),
+        templates: Vec::new(),
+        ..new.clone()
+    };
+    assert!(s.update_identity(upd.clone()).await.unwrap());
+    let rec = s
+        .identity(IdentityLookup::UinHash("h1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (rec.rid.clone(), rec.key_id.clone(), rec.ciphertext.clone()),
+        (r.clone(), "k2".into(), vec![3; 60])
+    );
+    assert_eq!(s.persons_by_blocking_key("b2").await.unwrap(), ["2345678901"]);
+    assert!(s.persons_by_blocking_key("b1").await.unwrap().is_empty());
+    assert_eq!(s.gallery_since(0, 100).await.unwrap(), first);
+    // With templates: all of the person's rows replaced, with new sequence numbers.
+    let with = NewIdentity {
+        templates: vec![(2, vec![9; 20]), (7, vec![9; 21])],
+        ..upd
+    };
+    assert!(s.update_identity(with.clone()).await.unwrap());
+    assert!(s.update_identity(with).await.unwrap(), "idempotent");
+    let g = s.gallery_since(0, 100).await.unwrap();
+    assert_eq!(g.len(), 2);
+    assert!(g.iter().all(|row| row.seq > first[1].seq));
+    assert_eq!(g[1].template, vec![9; 21]);
+    // Unknown identity.
+    assert!(
+        !s.update_identity(NewIdentity {
+            uin_hash: "nope".into(),
+            ..new
+        })
+        .await
+        .unwrap()
+    );
 }
 
 async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {

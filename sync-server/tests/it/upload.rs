@@ -56,7 +56,7 @@ async fn patch(
 }
 
 async fn upload_flow(backend: Backend) {
-    let Some(t) = TestServer::start(backend, |_| {}).await else {
+    let Some(t) = TestServer::start(backend, |st| st.pipeline_workers = 0).await else {
         return;
     };
     let s = t.active_station("10001").await;
