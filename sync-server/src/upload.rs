@@ -218,6 +218,12 @@ pub async fn create(state: &AppState, machine: &MachineRecord, h: &HeaderMap) ->
             }
             other => other.into(),
         })?;
+    let up = if up.completed_at.is_none() && up.received >= up.length {
+        finish_if_all_received(state, &up).await?;
+        state.store.upload(&up.upload_id).await?.unwrap_or(up)
+    } else {
+        up
+    };
     let path = part_path(state, &up.upload_id);
     if up.completed_at.is_none() && !path.exists() {
         std::fs::File::create(&path)
@@ -245,7 +251,11 @@ async fn owned_upload(state: &AppState, machine: &MachineRecord, id: &str) -> Re
 
 /// `HEAD /api/v1/uploads/{id}`.
 pub async fn head(state: &AppState, machine: &MachineRecord, id: &str) -> Result<Response, ApiError> {
-    let up = owned_upload(state, machine, id).await?;
+    let mut up = owned_upload(state, machine, id).await?;
+    if up.completed_at.is_none() && up.received >= up.length {
+        finish_if_all_received(state, &up).await?;
+        up = owned_upload(state, machine, id).await?;
+    }
     let offset = if up.completed_at.is_some() {
         up.length
     } else {
@@ -357,6 +367,21 @@ pub async fn patch(
     h: &HeaderMap,
     chunk: bytes::Bytes,
 ) -> Result<Response, ApiError> {
+    // A client that disconnects (or is killed) mid-request must not cancel a chunk half-way through being
+    // recorded, or the packet's completion half-way through: the work runs in its own task, to the end.
+    let (state, machine, id, h) = (state.clone(), machine.clone(), id.to_owned(), h.clone());
+    tokio::spawn(async move { patch_to_end(&state, &machine, &id, &h, chunk).await })
+        .await
+        .map_err(|e| ApiError::internal(format!("upload task: {e}")))?
+}
+
+async fn patch_to_end(
+    state: &AppState,
+    machine: &MachineRecord,
+    id: &str,
+    h: &HeaderMap,
+    chunk: bytes::Bytes,
+) -> Result<Response, ApiError> {
     require_tus(h)?;
     if h.get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -417,16 +442,30 @@ pub async fn patch(
         )
             .into_response());
     }
-    // Last chunk: the whole file must match the declared digest before anything is accepted.
+    finish(state, id, &up).await?;
+    receipt_response(state, &up.rid).await
+}
+
+/// Completes an upload whose bytes have all arrived: the whole file must match the declared digest before
+/// anything is accepted (a mismatch resets the upload to offset 0); then the packet is moved into place and
+/// recorded as received with its signed receipt. Safe to run again after a crash or a cancelled request at any
+/// point (the part file may already have been moved; completing twice returns the first receipt).
+async fn finish(state: &AppState, id: &str, up: &UploadRecord) -> Result<(), ApiError> {
+    let path = part_path(state, id);
+    let dest = packet_path(state, &up.rid);
+    let moved = !path.exists() && dest.exists();
     let digest = blocking("hash packet", {
-        let path = path.clone();
-        move || file_sha256(path)
+        let file = if moved { dest.clone() } else { path.clone() };
+        move || file_sha256(file)
     })
     .await?;
     if digest != up.sha256 {
         blocking("reset upload", {
-            let path = path.clone();
+            let (path, dest) = (path.clone(), dest.clone());
             move || {
+                if moved {
+                    std::fs::rename(&dest, &path)?;
+                }
                 std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
@@ -434,7 +473,7 @@ pub async fn patch(
             }
         })
         .await?;
-        state.store.advance_upload(id, end, 0).await?;
+        state.store.advance_upload(id, up.length, 0).await?;
         return Err(ApiError::new(
             checksum_status(),
             "packet_checksum_mismatch",
@@ -442,8 +481,9 @@ pub async fn patch(
              offset 0, send the packet again",
         ));
     }
-    let dest = packet_path(state, &up.rid);
-    blocking("store packet", move || std::fs::rename(path, dest)).await?;
+    if !moved {
+        blocking("store packet", move || std::fs::rename(path, dest)).await?;
+    }
     let at = state.clock.now();
     let receipt = Receipt {
         rid: up.rid.clone(),
@@ -458,7 +498,39 @@ pub async fn patch(
     state.store.complete_upload(id, &text, at.timestamp()).await?;
     state.metrics.packet_received();
     tracing::info!(rid = %up.rid, size = up.length, "packet received");
-    receipt_response(state, &up.rid).await
+    Ok(())
+}
+
+/// Completes an upload found with every byte received but not completed (the request that sent the last
+/// chunk was cut short before it finished, or the server stopped), so that a client resuming it gets its
+/// receipt. Runs in its own task for the same reason as [`patch`].
+async fn finish_if_all_received(state: &AppState, up: &UploadRecord) -> Result<(), ApiError> {
+    if up.completed_at.is_some() || up.received < up.length {
+        return Ok(());
+    }
+    let (state, up) = (state.clone(), up.clone());
+    tokio::spawn(async move {
+        let Ok(_lock) = lock_upload(&state, &up.upload_id) else {
+            // Another request is finishing it.
+            return Ok(());
+        };
+        // Read again under the lock: it may have been completed meanwhile.
+        match state.store.upload(&up.upload_id).await? {
+            Some(now) if now.completed_at.is_none() && now.received >= now.length => {
+                match finish(&state, &now.upload_id, &now).await {
+                    // Reset to offset 0: the caller reports the new offset and the client sends it again.
+                    Err(e) if e.code == "packet_checksum_mismatch" => {
+                        tracing::warn!(upload = %now.upload_id, "completed upload failed its digest; reset");
+                        Ok(())
+                    }
+                    other => other,
+                }
+            }
+            _ => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("upload task: {e}")))?
 }
 
 /// The stored signed receipt of a received packet, as a signed JSON response.

@@ -567,7 +567,6 @@ async fn killing_the_sync_process_during_upload_loses_and_duplicates_nothing() {
 /// uploaded with a verified receipt and on the server with the same hash), and the final round leaves every
 /// packet on the server exactly as sealed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds a server bug: a client killed during the last PATCH leaves the upload at full offset but never completed (the handler is dropped between advance_upload and complete_upload), so the receipt is 404 for ever; run with --ignored once sync-server/src/upload.rs completes such uploads"]
 async fn killing_the_sync_process_100_times_during_upload_and_receipts_loses_nothing() {
     let clock = now_clock();
     let mut server = Server::start(clock.clone()).await;
