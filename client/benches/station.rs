@@ -76,6 +76,43 @@ fn station(home: &std::path::Path, kdf: KdfParams) -> Station {
     st
 }
 
+/// A finger image record (ISO/IEC 19794-4) of synthetic person `person`.
+fn finger_record(person: &tessera_biometrics::synth::SyntheticPerson, a: BioAttribute) -> Vec<u8> {
+    let pos = tessera_station::crosscheck::finger_position(a).unwrap();
+    let img = person.finger(pos, 0);
+    tessera_biometrics::iso19794_4::encode(&[tessera_biometrics::FingerImageRecord::from_gray(
+        pos, &img, 500, 80,
+    )
+    .unwrap()])
+}
+
+/// [`full_draft`] with real synthetic fingers (so the cross-checks run at sealing).
+fn full_draft_real_fingers(st: &mut Station, n: u64) -> i64 {
+    let id = full_draft(st, n);
+    let person = tessera_biometrics::synth::SyntheticPerson::new(10_000 + n);
+    for a in BioAttribute::ALL
+        .iter()
+        .filter(|a| a.modality() == Modality::Finger)
+    {
+        st.add_capture(
+            id,
+            Capture {
+                attribute: *a,
+                image: finger_record(&person, *a),
+                format: "ISO19794-4:2011".into(),
+                quality: 90,
+                retries: 1,
+                force_captured: false,
+                sbi_data_block: Some("eyJhbGciOiJFZERTQSJ9.e30.c2ln".into()),
+                device: None,
+                captured_at: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    }
+    id
+}
+
 fn full_draft(st: &mut Station, n: u64) -> i64 {
     let id = st.start_draft("NEW").unwrap();
     let answers: Answers = serde_json::from_value(json!({
@@ -151,6 +188,33 @@ fn main() {
     );
 
     // 2. Dashboard and queue with 10,000 packets.
+    // The same with real synthetic fingers and an officer with ten enrolled fingers: the cross-checks
+    // (45 finger pairs of the applicant, 10 x 10 against the officer) run inside the timed seal.
+    let mut st = station(&dir.path().join("seal-xcheck"), KdfParams::TEST_ONLY_FAST);
+    let officer = tessera_biometrics::synth::SyntheticPerson::new(9_999);
+    let fingers: Vec<(BioAttribute, Vec<u8>)> = BioAttribute::ALL
+        .iter()
+        .filter(|a| a.modality() == Modality::Finger)
+        .map(|a| (*a, finger_record(&officer, *a)))
+        .collect();
+    let enrolled = st.enrol_operator_fingers(&fingers).unwrap();
+    assert_eq!(enrolled.fingers.len(), 10);
+    let mut times = Vec::new();
+    for n in 0..12 {
+        let id = full_draft_real_fingers(&mut st, n);
+        let t = Instant::now();
+        let s = st.seal_draft(id).unwrap();
+        times.push(t.elapsed());
+        size = s.size;
+    }
+    let (m, x) = median(times);
+    println!(
+        "seal full packet with real fingers and the biometric cross-checks ({:.1} MB): {:.1} ms / {:.1} ms",
+        size as f64 / 1e6,
+        m.as_secs_f64() * 1e3,
+        x.as_secs_f64() * 1e3
+    );
+
     let home = dir.path().join("queue");
     let st = station(&home, KdfParams::TEST_ONLY_FAST);
     {

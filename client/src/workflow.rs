@@ -1026,15 +1026,14 @@ impl Station {
             rid: rid.to_string(),
             detail: format!("{e} [{}]", e.kind()),
         };
-        let manifest =
-            tessera_packet::seal_to_file(&content, recipients, &self.machine_key, path).map_err(pkt)?;
-        // The digest of the manifest exactly as written (serialisation is deterministic).
-        let digest = tessera_packet::manifest::manifest_digest(&manifest.to_bytes().map_err(pkt)?);
         self.note_operator_key()?;
-        let key = &self.session()?.signing_key;
-        let signoff =
-            SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, &digest, key).map_err(pkt)?;
-        tessera_packet::append_signoff(path, &signoff).map_err(pkt)?;
+        let key = self.session()?.signing_key.clone();
+        // One pass: the packet and the officer's sign-off written, fsynced and renamed together.
+        let mut sign = |digest: &[u8; 32]| {
+            SignOff::create(SignOffRole::Officer, me, Decision::Approved, now, digest, &key)
+        };
+        tessera_packet::seal_signed_to_file(&content, recipients, &self.machine_key, path, &mut sign)
+            .map_err(pkt)?;
         let bytes = std::fs::read(path).map_err(StationError::io("reading the sealed packet", path))?;
         let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         // Transaction 2: record the packet and drop the draft.

@@ -106,7 +106,20 @@ pub fn seal<W: Write + Seek>(
     content: &PacketContent,
     recipients: &[age::x25519::Recipient],
     machine_key: &SigningKey,
+    out: W,
+) -> Result<Manifest, PacketError> {
+    seal_inner(content, recipients, machine_key, out, None)
+}
+
+/// Makes the first sign-off from the manifest digest, for [`seal_signed_to_file`].
+pub type SignFirst<'a> = &'a mut dyn FnMut(&[u8; 32]) -> Result<SignOff, PacketError>;
+
+fn seal_inner<W: Write + Seek>(
+    content: &PacketContent,
+    recipients: &[age::x25519::Recipient],
+    machine_key: &SigningKey,
     mut out: W,
+    sign: Option<SignFirst<'_>>,
 ) -> Result<Manifest, PacketError> {
     if recipients.is_empty() {
         return Err(PacketError::InvalidInput {
@@ -182,7 +195,21 @@ pub fn seal<W: Write + Seek>(
         .map_err(w_err("manifest.json"))?;
     tar.append("manifest.sig", &sig_bytes)
         .map_err(w_err("manifest.sig"))?;
-    tar.finish().map_err(w_err("end of archive"))?;
+    if let Some(sign) = sign {
+        // The entry exactly as append_signoff would add it (stamped with the sign-off's time).
+        let digest = manifest_digest(&manifest_bytes);
+        let signoff = sign(&digest)?;
+        signoff.verify(&digest)?;
+        let bytes = serde_json::to_vec(&signoff).map_err(|e| PacketError::InvalidInput {
+            reason: format!("sign-off does not serialise: {e}"),
+        })?;
+        ustar::Writer::new(&mut out, signoff.at.timestamp())
+            .append("signoff-1.json", &bytes)
+            .map_err(w_err("sign-off"))?;
+    }
+    ustar::Writer::new(&mut out, mtime)
+        .finish()
+        .map_err(w_err("end of archive"))?;
     out.flush().map_err(w_err("packet"))?;
     tracing::debug!(
         bytes = out.stream_position().unwrap_or(start) - start,
@@ -205,6 +232,29 @@ pub fn seal_to_file(
             recipients,
             machine_key,
             io::BufWriter::with_capacity(256 << 10, f),
+        )
+    })
+}
+
+/// [`seal_to_file`] with the first sign-off (the officer's) in the same write: `sign` gets the manifest
+/// digest and returns the sign-off. The file has the layout [`seal_to_file`] followed by
+/// [`append_signoff`] writes (same entries, same order), without reading and copying the whole packet a
+/// second time. Atomic like
+/// [`seal_to_file`]: a failing `sign` or write leaves no file.
+pub fn seal_signed_to_file(
+    content: &PacketContent,
+    recipients: &[age::x25519::Recipient],
+    machine_key: &SigningKey,
+    path: &Path,
+    sign: SignFirst<'_>,
+) -> Result<Manifest, PacketError> {
+    atomic_write(path, |f| {
+        seal_inner(
+            content,
+            recipients,
+            machine_key,
+            io::BufWriter::with_capacity(256 << 10, f),
+            Some(sign),
         )
     })
 }

@@ -46,7 +46,9 @@ pub mod types;
 mod ustar;
 pub mod wire;
 
-pub use container::{SealedPacket, append_signoff, read_file, seal, seal_to_file};
+pub use container::{
+    SealedPacket, SignFirst, append_signoff, read_file, seal, seal_signed_to_file, seal_to_file,
+};
 pub use error::{HashKind, PacketError};
 pub use manifest::{Decision, Manifest, SignOff, SignOffRole};
 pub use section::Limits;

@@ -234,3 +234,62 @@ proptest! {
         prop_assert!(check(&bytes, &k).is_err());
     }
 }
+
+/// One-pass sealing with the officer's sign-off writes exactly the file that sealing and then appending
+/// the sign-off writes, and a sign-off that does not sign this manifest leaves no file.
+#[test]
+fn seal_signed_to_file_equals_seal_then_append_signoff() {
+    let k = Keys::default();
+    let content = sample_content(5, SampleSize::Small);
+    let dir = tempfile::tempdir().unwrap();
+    let recipients = [k.server.to_public()];
+    let sign = |digest: &[u8; 32]| {
+        tessera_packet::SignOff::create(
+            tessera_packet::SignOffRole::Officer,
+            "officer01",
+            tessera_packet::Decision::Approved,
+            content.created_at + chrono::Duration::seconds(3),
+            digest,
+            &k.officer,
+        )
+    };
+    let two = dir.path().join("two.tpkt");
+    tessera_packet::seal_to_file(&content, &recipients, &k.machine, &two).unwrap();
+    let digest = tessera_packet::read_file(&two).unwrap().manifest_digest();
+    tessera_packet::append_signoff(&two, &sign(&digest).unwrap()).unwrap();
+
+    let one = dir.path().join("one.tpkt");
+    let mut f = |d: &[u8; 32]| sign(d);
+    tessera_packet::seal_signed_to_file(&content, &recipients, &k.machine, &one, &mut f).unwrap();
+    // age encryption is randomised, so compare what the two files say, not their bytes.
+    let mut p1 = tessera_packet::read_file(&one).unwrap();
+    let mut p2 = tessera_packet::read_file(&two).unwrap();
+    p1.verify(&k.machine.verifying_key()).unwrap();
+    p2.verify(&k.machine.verifying_key()).unwrap();
+    assert_eq!(p1.signoffs().len(), 1);
+    assert_eq!(p1.signoffs()[0].operator_id, p2.signoffs()[0].operator_id);
+    p1.signoffs()[0].verify(&p1.manifest_digest()).unwrap();
+    assert_eq!(p1.open(&k.server).unwrap(), content);
+    assert_eq!(
+        std::fs::metadata(&one).unwrap().len(),
+        std::fs::metadata(&two).unwrap().len(),
+        "same entries, same sizes"
+    );
+    drop(p1);
+    // A supervisor's sign-off appends to it as to any packet.
+    let digest = tessera_packet::read_file(&one).unwrap().manifest_digest();
+    tessera_packet::append_signoff(&one, &sign(&digest).unwrap()).unwrap();
+    assert_eq!(tessera_packet::read_file(&one).unwrap().signoffs().len(), 2);
+
+    let bad = dir.path().join("bad.tpkt");
+    let mut wrong = |_: &[u8; 32]| sign(&[7u8; 32]);
+    let e =
+        tessera_packet::seal_signed_to_file(&content, &recipients, &k.machine, &bad, &mut wrong).unwrap_err();
+    assert_eq!(e.kind(), "bad_signature");
+    assert!(!bad.exists(), "no file after a refused sign-off");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no partial file left"
+    );
+}
