@@ -546,7 +546,7 @@ fn z_lookup(table: &[f32], max: f32, v: f32) -> f32 {
 /// A probe prepared for many comparisons; reuses its buffers. Clone it per thread.
 ///
 /// The probe's cylinders are kept sorted by minutia direction and stored twice in a row, so that the
-/// probe cylinders within the pairing bound ([`MAX_ROTATION_U16`]) of a candidate cylinder form one
+/// probe cylinders within the pairing bound (`MAX_ROTATION_U16`) of a candidate cylinder form one
 /// contiguous run, found by binary search: the comparison loop has no per-pair direction test.
 #[derive(Debug, Clone)]
 pub struct Matcher {

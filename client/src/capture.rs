@@ -109,42 +109,7 @@ impl CapturePart {
 
 /// The packet attribute of an SBI segment.
 pub fn attribute_of(s: BioSubType, bio_type: BioType) -> Option<BioAttribute> {
-    use BioSubType as S;
-    Some(match s {
-        S::LeftIndex => BioAttribute::LeftIndex,
-        S::LeftMiddle => BioAttribute::LeftMiddle,
-        S::LeftRing => BioAttribute::LeftRing,
-        S::LeftLittle => BioAttribute::LeftLittle,
-        S::LeftThumb => BioAttribute::LeftThumb,
-        S::RightIndex => BioAttribute::RightIndex,
-        S::RightMiddle => BioAttribute::RightMiddle,
-        S::RightRing => BioAttribute::RightRing,
-        S::RightLittle => BioAttribute::RightLittle,
-        S::RightThumb => BioAttribute::RightThumb,
-        S::Left => BioAttribute::LeftEye,
-        S::Right => BioAttribute::RightEye,
-        S::Unknown if bio_type == BioType::Face => BioAttribute::Face,
-        S::Unknown => return None,
-    })
-}
-
-fn sub_type_of(a: BioAttribute) -> BioSubType {
-    use BioSubType as S;
-    match a {
-        BioAttribute::LeftIndex => S::LeftIndex,
-        BioAttribute::LeftMiddle => S::LeftMiddle,
-        BioAttribute::LeftRing => S::LeftRing,
-        BioAttribute::LeftLittle => S::LeftLittle,
-        BioAttribute::LeftThumb => S::LeftThumb,
-        BioAttribute::RightIndex => S::RightIndex,
-        BioAttribute::RightMiddle => S::RightMiddle,
-        BioAttribute::RightRing => S::RightRing,
-        BioAttribute::RightLittle => S::RightLittle,
-        BioAttribute::RightThumb => S::RightThumb,
-        BioAttribute::LeftEye => S::Left,
-        BioAttribute::RightEye => S::Right,
-        BioAttribute::Face => S::Unknown,
-    }
+    s.attribute(bio_type)
 }
 
 fn format_of(bio_type: BioType) -> &'static str {
@@ -330,7 +295,7 @@ impl Station {
                     .exceptions
                     .keys()
                     .filter(|a| part.attributes().contains(*a))
-                    .map(|a| sub_type_of(*a))
+                    .map(|a| BioSubType::of_attribute(*a))
                     .collect()
             })
             .unwrap_or_default();

@@ -633,6 +633,47 @@ pub struct ErrorBody {
     pub request_id: String,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Offline transfer (USB export by a station, import by the server)
+// ---------------------------------------------------------------------------------------------
+
+/// One entry of an export manifest: a packet file in the export folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportEntry {
+    /// RID.
+    pub rid: String,
+    /// File name in the folder.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex) of the file.
+    pub sha256: String,
+}
+
+/// `export-manifest.json`: what a station exported, signed with the machine key in `export-manifest.sig`
+/// (base64 Ed25519 signature over the exact bytes of the manifest file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExportManifest {
+    /// Always `tessera-export`.
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// Center.
+    pub center_id: String,
+    /// Machine.
+    pub machine_id: String,
+    /// Machine public key (hex) that signed it.
+    pub machine_public_key: String,
+    /// When.
+    pub exported_at: DateTime<Utc>,
+    /// Exporting operator.
+    pub operator_id: String,
+    /// Packets.
+    pub packets: Vec<ExportEntry>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tessera_packet::ids::{MachineId, Rid};
 use tessera_packet::wire::{MachineStatus, PacketStatus, Receipt, SignedReceipt};
@@ -32,41 +31,7 @@ use crate::store::{NewUpload, StoreError};
 /// Largest manifest read, in bytes.
 pub const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
 
-/// One entry of an export manifest (the station's `ExportEntry`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExportEntry {
-    /// RID.
-    pub rid: String,
-    /// File name in the folder.
-    pub file: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// SHA-256 (hex) of the file.
-    pub sha256: String,
-}
-
-/// An export manifest (the station's `ExportManifest`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ExportManifest {
-    /// Always `tessera-export`.
-    pub format: String,
-    /// Format version (1).
-    pub version: u32,
-    /// Center.
-    pub center_id: String,
-    /// Machine.
-    pub machine_id: String,
-    /// Machine public key (hex) that signed it.
-    pub machine_public_key: String,
-    /// When.
-    pub exported_at: chrono::DateTime<chrono::Utc>,
-    /// Exporting operator.
-    pub operator_id: String,
-    /// Packets.
-    pub packets: Vec<ExportEntry>,
-}
+pub use tessera_packet::wire::{ExportEntry, ExportManifest};
 
 /// Why an import could not run or a manifest was refused.
 #[derive(Debug, thiserror::Error)]

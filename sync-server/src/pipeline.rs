@@ -402,32 +402,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
             what: "identity",
             id: rid.to_string(),
         })?;
-    let lang = doc.languages.first().map(String::as_str);
-    let subject = credential::Subject {
-        uin: doc.uin.clone(),
-        full_name: primary_value(&doc.identity, "fullName", lang),
-        date_of_birth: primary_value(&doc.identity, "dateOfBirth", None),
-        gender: primary_value(&doc.identity, "gender", lang),
-    };
-    let at = state.clock.now();
-    let body = match state.store.credential(rid).await? {
-        Some((_, body)) => body,
-        None => {
-            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
-                .map_err(|e| corrupt("credential", e))?
-        }
-    };
-    let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
-    let dir = state.credentials_dir.clone();
-    let name = rid.to_string();
-    let body_for_file = body.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
-        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
-    })
-    .await
-    .map_err(task_err)?
-    .map_err(|e| StoreError::Task(format!("writing the credential files: {e}")))?;
+    let body = write_credential(state, rid, &uin, &doc).await?;
     notify_outcome(state, &content, notify::kind::UIN_ISSUED, Some(uin.clone()), None).await?;
     state.store.store_credential(rid, &uin, &body, now()).await?;
     Ok(Outcome::Processed(uin))
@@ -597,32 +572,7 @@ async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, Sto
         .gallery_loader
         .refresh(&state.gallery, state.store.as_ref())
         .await?;
-    let lang = doc.languages.first().map(String::as_str);
-    let subject = credential::Subject {
-        uin: uin.clone(),
-        full_name: primary_value(&doc.identity, "fullName", lang),
-        date_of_birth: primary_value(&doc.identity, "dateOfBirth", None),
-        gender: primary_value(&doc.identity, "gender", lang),
-    };
-    let at = state.clock.now();
-    let body = match state.store.credential(&rid).await? {
-        Some((_, body)) => body,
-        None => {
-            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
-                .map_err(|e| corrupt("credential", e))?
-        }
-    };
-    let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
-    let dir = state.credentials_dir.clone();
-    let name = rid.to_string();
-    let body_for_file = body.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
-        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
-    })
-    .await
-    .map_err(task_err)?
-    .map_err(|e| StoreError::Task(format!("writing the credential files: {e}")))?;
+    let body = write_credential(state, &rid, &uin, &doc).await?;
     notify_outcome(state, &content, notify::kind::UPDATED, Some(uin.clone()), None).await?;
     state.store.store_credential(&rid, &uin, &body, now()).await?;
     Ok(Outcome::Updated(uin))
@@ -833,4 +783,42 @@ pub async fn worker_loop(state: AppState, worker: String) {
             }
         }
     }
+}
+
+/// Issues the credential of `rid` for `uin` from the repository record `doc` (or finds the one issued before, so
+/// a retried job issues nothing new) and writes its files (`<rid>.json`, `<rid>.qr.txt`) to the credentials
+/// folder. Returns the credential's body.
+async fn write_credential(
+    state: &AppState,
+    rid: &Rid,
+    uin: &str,
+    doc: &IdentityDoc,
+) -> Result<String, StoreError> {
+    let lang = doc.languages.first().map(String::as_str);
+    let subject = credential::Subject {
+        uin: uin.to_owned(),
+        full_name: primary_value(&doc.identity, "fullName", lang),
+        date_of_birth: primary_value(&doc.identity, "dateOfBirth", None),
+        gender: primary_value(&doc.identity, "gender", lang),
+    };
+    let at = state.clock.now();
+    let body = match state.store.credential(rid).await? {
+        Some((_, body)) => body,
+        None => {
+            serde_json::to_string_pretty(&credential::issue(&state.keys.issuer, rid.as_str(), &subject, at))
+                .map_err(|e| corrupt("credential", e))?
+        }
+    };
+    let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
+    let dir = state.credentials_dir.clone();
+    let name = rid.to_string();
+    let body_for_file = body.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
+        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
+    })
+    .await
+    .map_err(task_err)?
+    .map_err(|e| StoreError::Task(format!("writing the credential files: {e}")))?;
+    Ok(body)
 }

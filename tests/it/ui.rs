@@ -17,8 +17,6 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tessera_packet::clock::SystemClock;
-use tessera_packet::wire::SyncKind;
-use tessera_sbi::sim::{self, RunningSimulator, SimConfig, SimError};
 use tessera_server::settings::Settings;
 use tessera_station::operators::OperatorBundle;
 
@@ -50,27 +48,6 @@ fn npm(ui: &Path, args: &[&str], envs: &[(&str, String)]) {
 }
 
 /// The SBI simulator's default device set on a block of 4 consecutive free ports.
-async fn start_simulator() -> (RunningSimulator, u16) {
-    for _ in 0..50 {
-        let mut r = [0u8; 2];
-        getrandom::fill(&mut r).unwrap();
-        // Below the ephemeral range (32768+), so no outgoing connection holds one of the ports.
-        let base = 20_000 + u16::from_le_bytes(r) % 12_000;
-        match sim::start(
-            SimConfig::from_port(base),
-            Arc::new(SystemClock),
-            sim::default_image_source().unwrap(),
-        )
-        .await
-        {
-            Ok(s) => return (s, base),
-            Err(SimError::Bind { .. }) => continue,
-            Err(e) => panic!("starting the SBI simulator: {e}"),
-        }
-    }
-    panic!("no block of 4 free ports for the device simulator")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_ui_unit_and_browser_e2e() {
     let ui = root().join("client-ui");
@@ -116,29 +93,11 @@ async fn client_ui_unit_and_browser_e2e() {
         .unwrap();
     let server = tessera_server::start(state).await.unwrap();
     let url = format!("http://{}", server.addr);
-    let (simulator, sbi_base) = start_simulator().await;
+    let (simulator, sbi_base) = tessera_e2e::demo::start_simulator().await.unwrap();
     // The administrator publishes the center's operators and the device provider's CA to stations.
     let ops =
         OperatorBundle::parse(&std::fs::read(root().join("client/demo/operators.json")).unwrap()).unwrap();
-    let store = server.state.store.clone();
-    for o in &ops.operators {
-        store
-            .put_sync_item(
-                SyncKind::Operators,
-                &o.center_id,
-                &o.id,
-                Some(serde_json::to_value(o).unwrap()),
-            )
-            .await
-            .unwrap();
-    }
-    store
-        .put_sync_item(
-            SyncKind::Certificates,
-            "",
-            "sim-provider-ca",
-            Some(serde_json::json!({"pem": simulator.ca_pem()})),
-        )
+    tessera_e2e::demo::publish_to_stations(server.state.store.as_ref(), &ops, simulator.ca_pem())
         .await
         .unwrap();
     let packet_key = server

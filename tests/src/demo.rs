@@ -66,11 +66,14 @@ macro_rules! say {
     }};
 }
 
-async fn start_simulator() -> Result<(RunningSimulator, u16)> {
+/// Starts the SBI device simulator (synthetic images) on a random block of 4 free ports; returns it and the
+/// first port.
+pub async fn start_simulator() -> Result<(RunningSimulator, u16)> {
     for _ in 0..50 {
         let mut r = [0u8; 2];
         getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("random: {e}"))?;
-        let base = 20_000 + u16::from_le_bytes(r) % 40_000;
+        // Below the ephemeral range (32768+), so no outgoing connection holds one of the ports.
+        let base = 20_000 + u16::from_le_bytes(r) % 12_000;
         match sim::start(
             SimConfig::from_port(base),
             Arc::new(SystemClock),
@@ -389,6 +392,36 @@ impl Demo<'_> {
     }
 }
 
+/// What the administrator publishes to stations before they register anyone: the center's operators and the
+/// device provider's CA certificate (the server also checks every biometric's device signature against it).
+pub async fn publish_to_stations(
+    store: &dyn tessera_server::store::Store,
+    ops: &OperatorBundle,
+    provider_ca_pem: &str,
+) -> Result<()> {
+    for o in &ops.operators {
+        store
+            .put_sync_item(
+                SyncKind::Operators,
+                &o.center_id,
+                &o.id,
+                Some(serde_json::to_value(o)?),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    store
+        .put_sync_item(
+            SyncKind::Certificates,
+            "",
+            "sim-provider-ca",
+            Some(serde_json::json!({"pem": provider_ca_pem})),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
 /// Runs the whole demo in `dir` (which must exist and be empty), printing each step to `out`.
 pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcome> {
     let started = Instant::now();
@@ -429,31 +462,10 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
     );
     let ops: OperatorBundle =
         OperatorBundle::parse(&std::fs::read(paths.station_demo.join("operators.json"))?)?;
+    publish_to_stations(server.state.store.as_ref(), &ops, simulator.ca_pem()).await?;
     for o in &ops.operators {
-        server
-            .state
-            .store
-            .put_sync_item(
-                SyncKind::Operators,
-                &o.center_id,
-                &o.id,
-                Some(serde_json::to_value(o)?),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         say!(out, "         {} ({:?}) of center {}", o.id, o.roles, o.center_id);
     }
-    server
-        .state
-        .store
-        .put_sync_item(
-            SyncKind::Certificates,
-            "",
-            "sim-provider-ca",
-            Some(serde_json::json!({"pem": simulator.ca_pem()})),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
     let mut demo = Demo {
         out,
