@@ -176,8 +176,17 @@ async fn notify_outcome(
 }
 
 async fn reject(state: &AppState, content: &PacketContent, code: String) -> Result<Outcome, StoreError> {
-    let reason = format!("validate:{code}");
-    notify_outcome(state, content, notify::kind::REJECTED, None, Some(reason.clone())).await?;
+    reject_with(state, content, notify::kind::REJECTED, format!("validate:{code}")).await
+}
+
+/// Rejects the packet with `reason`: the resident is notified (`kind`) and the job finished `REJECTED`.
+async fn reject_with(
+    state: &AppState,
+    content: &PacketContent,
+    kind: &str,
+    reason: String,
+) -> Result<Outcome, StoreError> {
+    notify_outcome(state, content, kind, None, Some(reason.clone())).await?;
     state
         .store
         .finish_job(
@@ -437,33 +446,6 @@ pub fn verify_fingers(probe: &[Template], stored: &[(u8, String)]) -> (f64, usiz
     (-calibration::fuse(&fmrs).log10(), fmrs.len())
 }
 
-async fn finish(
-    state: &AppState,
-    content: &PacketContent,
-    status: PacketStatus,
-    reason: &str,
-) -> Result<(), StoreError> {
-    if status == PacketStatus::Rejected {
-        notify_outcome(
-            state,
-            content,
-            notify::kind::REJECTED,
-            None,
-            Some(reason.to_owned()),
-        )
-        .await?;
-    }
-    state
-        .store
-        .finish_job(
-            &content.rid,
-            status,
-            Some(reason.to_owned()),
-            state.clock.now().timestamp(),
-        )
-        .await
-}
-
 /// An UPDATE packet: the identity named by `meta.uin` must exist (`update:uin_unknown`); the packet's fingers
 /// are compared 1:1 with the stored templates of the same positions and must reach the gallery threshold
 /// (`bio_index_min_score`; `update:biometric_missing` when no position is in common,
@@ -481,9 +463,13 @@ async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, Sto
         .map(ToString::to_string)
         .unwrap_or_default();
     let Some(mut doc) = fetch_by_uin(state, &uin).await? else {
-        let reason = "update:uin_unknown";
-        finish(state, &content, PacketStatus::Rejected, reason).await?;
-        return Ok(Outcome::Rejected(reason.into()));
+        return reject_with(
+            state,
+            &content,
+            notify::kind::REJECTED,
+            "update:uin_unknown".into(),
+        )
+        .await;
     };
     let stored = doc.finger_templates.clone();
     let (content, templates, (score, compared)) = tokio::task::spawn_blocking(move || {
@@ -501,8 +487,7 @@ async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, Sto
             "update:biometric_mismatch"
         };
         tracing::info!(%rid, compared, score, "UPDATE refused: fingers do not match the identity");
-        finish(state, &content, PacketStatus::Rejected, reason).await?;
-        return Ok(Outcome::Rejected(reason.into()));
+        return reject_with(state, &content, notify::kind::REJECTED, reason.into()).await;
     }
     // Apply the changed groups.
     if let (Some(rec), Some(new)) = (doc.identity.as_object_mut(), content.identity.as_object()) {
@@ -593,20 +578,7 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
     .await
     .map_err(task_err)?;
     if templates.is_empty() {
-        let reason = "lost:no_fingers".to_owned();
-        notify_outcome(
-            state,
-            &content,
-            notify::kind::REJECTED,
-            None,
-            Some(reason.clone()),
-        )
-        .await?;
-        state
-            .store
-            .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
-            .await?;
-        return Ok(Outcome::Rejected(reason));
+        return reject_with(state, &content, notify::kind::REJECTED, "lost:no_fingers".into()).await;
     }
     state
         .gallery_loader
@@ -618,20 +590,13 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
         .map_err(task_err)?;
     match matches.as_slice() {
         [] => {
-            let reason = "lost:not_found".to_owned();
-            notify_outcome(
+            reject_with(
                 state,
                 &content,
                 notify::kind::LOST_NOT_FOUND,
-                None,
-                Some(reason.clone()),
+                "lost:not_found".into(),
             )
-            .await?;
-            state
-                .store
-                .finish_job(&rid, PacketStatus::Rejected, Some(reason.clone()), now())
-                .await?;
-            Ok(Outcome::Rejected(reason))
+            .await
         }
         [found] => {
             let (mut channel, mut address) = notify::contact(&content.identity);
