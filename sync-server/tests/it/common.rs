@@ -262,3 +262,25 @@ pub async fn error_code(resp: reqwest::Response) -> String {
     assert!(!body.message.is_empty());
     body.code
 }
+
+/// Waits up to 10 s for the notification of `kind` about `rid` in the server's local outbox file
+/// (`<data_dir>/outbox/notifications.jsonl`) and returns it.
+pub async fn outbox_notification(
+    data_dir: &std::path::Path,
+    rid: &str,
+    kind: &str,
+) -> Option<serde_json::Value> {
+    let outbox = data_dir.join("outbox/notifications.jsonl");
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&outbox).unwrap_or_default();
+        let found = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|n| n["rid"] == rid && n["kind"] == kind);
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}

@@ -3,13 +3,11 @@
 //! resident gets the UIN through the outbox; a LOST packet of somebody never enrolled is rejected
 //! `lost:not_found`.
 
-use std::time::Duration;
-
 use tessera_packet::manifest::Decision;
 use tessera_packet::types::{BioAttribute, PacketType};
 use tessera_packet::wire::PacketStatus;
 
-use crate::common::{Backend, TestServer, sample_country};
+use crate::common::{Backend, TestServer, outbox_notification, sample_country};
 use crate::flow::{self, CAPTURED, Resident};
 use crate::pipeline::{Desk, final_status, upload};
 
@@ -64,19 +62,7 @@ async fn lost_flow(backend: Backend) {
     );
 
     // The resident learns the UIN through the outbox (the station never sees it).
-    let outbox = state.settings.data_dir.join("outbox/notifications.jsonl");
-    let mut found = None;
-    for _ in 0..100 {
-        let text = std::fs::read_to_string(&outbox).unwrap_or_default();
-        found = text
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .find(|n| n["rid"] == b.to_string() && n["kind"] == "LOST_FOUND");
-        if found.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let found = outbox_notification(&state.settings.data_dir, &b.to_string(), "LOST_FOUND").await;
     assert_eq!(found.unwrap()["uin"], uin.as_str());
     t.stop().await;
 }

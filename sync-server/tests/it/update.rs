@@ -2,13 +2,11 @@
 //! a match applies the changed fields to the ID-repository record and issues a new credential under the
 //! UPDATE's RID; other fingers are rejected `update:biometric_mismatch` and change nothing.
 
-use std::time::Duration;
-
 use tessera_packet::manifest::Decision;
 use tessera_packet::types::{BioAttribute, PacketType};
 use tessera_packet::wire::PacketStatus;
 
-use crate::common::{Backend, TestServer, sample_country};
+use crate::common::{Backend, TestServer, outbox_notification, sample_country};
 use crate::flow::{self, CAPTURED, Resident};
 use crate::pipeline::{Desk, final_status, upload};
 
@@ -88,20 +86,8 @@ async fn update_flow(backend: Backend) {
     );
 
     // The resident is told.
-    let outbox = state.settings.data_dir.join("outbox/notifications.jsonl");
-    let mut told = false;
-    for _ in 0..100 {
-        told = std::fs::read_to_string(&outbox)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .any(|n| n["rid"] == c.to_string() && n["kind"] == "UPDATED" && n["uin"] == uin.as_str());
-        if told {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(told);
+    let told = outbox_notification(&state.settings.data_dir, &c.to_string(), "UPDATED").await;
+    assert_eq!(told.unwrap()["uin"], uin.as_str());
     t.stop().await;
 }
 
