@@ -20,7 +20,9 @@ fn md() -> &'static MasterData {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(answers) = serde_json::from_slice::<Answers>(data) else { return };
+    let Ok(answers) = serde_json::from_slice::<Answers>(data) else {
+        return;
+    };
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap_or_default();
     for process in ["NEW", "UPDATE", "LOST"] {
         if let Ok(form) = Form::new(md(), process) {

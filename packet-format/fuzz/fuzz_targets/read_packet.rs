@@ -22,8 +22,18 @@ fn fixture() -> &'static Fixture {
         let machine = keys::generate_signing_key().unwrap();
         let server = keys::generate_packet_identity();
         let mut out = Cursor::new(Vec::new());
-        seal(&sample_content(1, SampleSize::Small), &[server.to_public()], &machine, &mut out).unwrap();
-        Fixture { machine: machine.verifying_key(), server, packet: out.into_inner() }
+        seal(
+            &sample_content(1, SampleSize::Small),
+            &[server.to_public()],
+            &machine,
+            &mut out,
+        )
+        .unwrap();
+        Fixture {
+            machine: machine.verifying_key(),
+            server,
+            packet: out.into_inner(),
+        }
     })
 }
 

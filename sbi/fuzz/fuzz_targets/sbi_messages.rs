@@ -3,9 +3,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tessera_sbi::protocol::{
-    parse, parse_hash, CaptureData, CaptureResponse, DeviceInfo, DeviceInfoEntry, DigitalId,
-    DiscoveredDevice, ErrorResponse, NumStr, RCaptureRequest, SbiErrorCode, StreamRequest,
-    TransactionId,
+    CaptureData, CaptureResponse, DeviceInfo, DeviceInfoEntry, DigitalId, DiscoveredDevice, ErrorResponse,
+    NumStr, RCaptureRequest, SbiErrorCode, StreamRequest, TransactionId, parse, parse_hash,
 };
 
 fuzz_target!(|data: &[u8]| {
