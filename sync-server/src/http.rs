@@ -464,11 +464,9 @@ async fn admin_suspend(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let b: SuspendBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_body", format!("expected {{\"reason\": \"...\"}}: {e}"))
-    })?;
+    let b: SuspendBody = admin_json(body, "{\"reason\": \"...\"}")?;
     let m = machines::set_status(
         state.store.as_ref(),
         &id,
@@ -571,8 +569,9 @@ async fn adjudication_get(
     Ok(Json(case).into_response())
 }
 
-/// Decides a case: `{"decision": "DUPLICATE", "duplicate_of": "<candidate UIN>"}` or
-/// `{"decision": "NOT_DUPLICATE"}` (adjudicator token).
+/// Decides a case: NEW packets `{"decision": "DUPLICATE", "duplicate_of": "<candidate UIN>"}` or
+/// `{"decision": "NOT_DUPLICATE"}`; LOST packets held `lost:ambiguous` `{"decision": "FOUND", "uin":
+/// "<candidate UIN>"}` or `{"decision": "NOT_FOUND"}` (adjudicator token).
 #[utoipa::path(post, path = "/api/v1/admin/adjudication/{rid}/decision", tag = "adjudication", params(("rid" = String, Path, description = "RID")),
     responses((status = 200, description = "the decided case; the packet is queued to finish"),
               (status = 400, description = "malformed_body, invalid_decision, not_a_candidate"),
@@ -581,13 +580,14 @@ async fn adjudication_decide(
     State(state): State<AppState>,
     _who: Adjudicator,
     Path(rid): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let rid = parse_rid(&rid)?;
+    let body = admin_body(body)?;
     let req: adjudication::DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_body",
-            format!("expected {{\"decision\": \"DUPLICATE\" | \"NOT_DUPLICATE\", \"duplicate_of\"?: \"<UIN>\"}}: {e}"),
+            format!("expected {{\"decision\": \"DUPLICATE\" | \"NOT_DUPLICATE\", \"duplicate_of\"?: \"<UIN>\"}} or, for a LOST case, {{\"decision\": \"FOUND\" | \"NOT_FOUND\", \"uin\"?: \"<UIN>\"}}: {e}"),
         )
     })?;
     let case = adjudication::decide(
