@@ -24,6 +24,8 @@ struct MailServer {
     messages: Mutex<Vec<Received>>,
     /// Sessions whose RCPT is answered with a temporary failure (451), counted down.
     refuse: Mutex<u32>,
+    /// Every command line received.
+    commands: Mutex<Vec<String>>,
 }
 
 /// Serves SMTP sessions on loopback until the task is dropped; returns the port.
@@ -42,6 +44,7 @@ async fn mail_server(state: Arc<MailServer>) -> (u16, tokio::task::JoinHandle<()
                 w.write_all(b"220 test.local ESMTP ready\r\n").await.unwrap();
                 let mut cur = Received::default();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    state.commands.lock().unwrap().push(line.clone());
                     let upper = line.to_ascii_uppercase();
                     let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
                         b"250-test.local\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
@@ -203,4 +206,56 @@ async fn an_smtp_section_with_a_bad_sender_address_stops_the_start() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("smtp.from"), "{err}");
+}
+
+#[tokio::test]
+async fn starttls_is_required_when_configured_so_nothing_goes_out_in_clear() {
+    let mail = Arc::new(MailServer::default());
+    let (port, server_task) = mail_server(Arc::clone(&mail)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        uin_pool_target: 10,
+        uin_pool_low_water: 5,
+        pipeline_workers: 0,
+        smtp: Some(SmtpSettings {
+            host: "localhost".into(),
+            port: Some(port),
+            user: Some("tessera".into()),
+            password: Some(tessera_server::settings::Secret::new("s3cret")),
+            from: "no-reply@id.example.org".into(),
+            tls: SmtpTls::Starttls,
+        }),
+        ..Settings::default()
+    };
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 29, 12, 0, 0).unwrap(),
+    ));
+    let state = tessera_server::prepare(settings, clock.clone()).await.unwrap();
+    notify::enqueue(
+        &state,
+        &note("10001100010000120261129100000", "email", "a@example.org", "eng"),
+    )
+    .await
+    .unwrap();
+    // The test server offers no STARTTLS: the sender refuses to continue in clear.
+    assert!(notify::run_once(&state, "t").await.unwrap());
+    assert!(mail.messages.lock().unwrap().is_empty());
+    assert!(
+        !notify::run_once(&state, "t").await.unwrap(),
+        "kept for a retry after the back-off"
+    );
+    clock.advance(Duration::seconds(30));
+    assert!(notify::run_once(&state, "t").await.unwrap(), "retried");
+    assert!(mail.messages.lock().unwrap().is_empty());
+    let commands = mail.commands.lock().unwrap().clone();
+    assert!(commands.iter().any(|c| c.starts_with("EHLO")), "{commands:?}");
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.starts_with("AUTH") || c.starts_with("MAIL")),
+        "no credentials or mail in clear: {commands:?}"
+    );
+    server_task.abort();
 }
