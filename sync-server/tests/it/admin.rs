@@ -85,6 +85,15 @@ async fn admin_routes_refuse_missing_wrong_and_adjudicator_tokens_and_are_docume
         assert_eq!(r.status(), 403, "{method} {path}");
         assert_eq!(error_code(r).await, "role_forbidden", "{method} {path}");
     }
+    // Query strings that do not parse get a JSON error with a code on the older admin routes too.
+    for (path, token) in [
+        ("/api/v1/admin/machines?bogus=1", &t.admin_token),
+        ("/api/v1/admin/adjudication?bogus=1", &t.adjudicator_token),
+    ] {
+        let r = t.http.get(t.url(path)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(error_code(r).await, "malformed_query", "{path}");
+    }
     // Nothing was written by the refused requests.
     let keys: Value = t.admin_ok("GET", "/api/v1/admin/packet-keys", None).await;
     assert_eq!(keys.as_array().unwrap().len(), 1, "no rotation happened");
