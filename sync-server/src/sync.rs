@@ -13,6 +13,12 @@
 //! `pre-registrations/`), each holding `*.json` files. A file holding a JSON object is one item keyed by the
 //! file stem; a file holding an array gives one item per element, keyed `<stem>/<code or id>` (the element's
 //! `code`, `id` or `key` field). Center-scoped kinds take the scope from the item's `center_id` (or `centerId`).
+//!
+//! Loading is three steps: [`read_country_config`] parses the folder, [`plan_country_config`] checks it
+//! against itself and the configuration in force (references between files, frozen ID-schema versions, a
+//! new `configVersion`) and works out the changes, and [`apply_country_config`] writes them in one
+//! transaction. The first start and `tessera-server country-config load` (or the admin API) use the same
+//! path, so a configuration is never half-applied.
 
 use std::path::{Path, PathBuf};
 
