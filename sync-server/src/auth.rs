@@ -48,7 +48,7 @@ fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, ApiError>
         .map_err(|_| ApiError::unauthorized("auth_malformed", format!("header {name} is not ASCII")))
 }
 
-fn parse_auth(h: &HeaderMap) -> Result<RequestAuth, ApiError> {
+pub(crate) fn parse_auth(h: &HeaderMap) -> Result<RequestAuth, ApiError> {
     let machine_id: MachineId = header(h, headers::MACHINE)?
         .parse()
         .map_err(|e| ApiError::unauthorized("auth_malformed", format!("header {}: {e}", headers::MACHINE)))?;

@@ -6,11 +6,12 @@ use std::time::Instant;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, head, post};
+use axum::routing::{delete, get, head, post, put};
 use serde::{Deserialize, Serialize};
 use tessera_packet::ids::Rid;
 use tessera_packet::wire::{
@@ -23,7 +24,7 @@ use utoipa::OpenApi;
 use crate::AppState;
 use crate::auth::{Adjudicator, Admin, Role, Signed, server_signature};
 use crate::error::{ApiError, REQUEST_ID};
-use crate::{adjudication, machines, operators, sync, upload};
+use crate::{adjudication, admin, machines, operators, sync, upload};
 
 /// A JSON body with the server's signature of its exact bytes in [`headers::SERVER_SIGNATURE`].
 pub fn signed_body(state: &AppState, status: StatusCode, body: Vec<u8>) -> Response {
@@ -108,6 +109,22 @@ pub fn router(state: AppState) -> Router {
             post(adjudication_decide),
         )
         .route("/api/v1/admin/credentials/{rid}", get(admin_credential))
+        .route(
+            "/api/v1/admin/operators",
+            get(admin_operators).post(admin_publish_operators),
+        )
+        .route("/api/v1/admin/operators/{id}", delete(admin_revoke_operator))
+        .route("/api/v1/admin/certificates", get(admin_certificates))
+        .route(
+            "/api/v1/admin/certificates/{id}",
+            put(admin_publish_certificate).delete(admin_revoke_certificate),
+        )
+        .route("/api/v1/admin/country-config", post(admin_country_config))
+        .route("/api/v1/admin/packet-keys", get(admin_packet_keys))
+        .route("/api/v1/admin/packet-keys/rotate", post(admin_rotate_packet_key))
+        .route("/api/v1/admin/packets", get(admin_packets))
+        .route("/api/v1/admin/packets/{rid}", get(admin_packet))
+        .route("/api/v1/admin/packets/{rid}/reprocess", post(admin_reprocess))
         .fallback(fallback);
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -115,6 +132,38 @@ pub fn router(state: AppState) -> Router {
     ))
     .layer(axum::extract::DefaultBodyLimit::disable())
     .with_state(state)
+}
+
+/// A query string, or `malformed_query` naming what is wrong.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))
+}
+
+/// Largest body of an admin request (operators, certificates, configuration requests).
+const ADMIN_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// An admin request body, at most [`ADMIN_BODY_LIMIT`] bytes (`body_too_large`, 413).
+fn admin_body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    let b = b.map_err(|e| ApiError::bad_request("malformed_body", e.body_text()))?;
+    if b.len() > ADMIN_BODY_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("admin request bodies are limited to {ADMIN_BODY_LIMIT} bytes"),
+        ));
+    }
+    Ok(b)
+}
+
+/// A JSON admin body of type `T`, or `malformed_body` with `expected` and the parser's message.
+fn admin_json<T: serde::de::DeserializeOwned>(
+    b: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    let b = admin_body(b)?;
+    serde_json::from_slice(&b)
+        .map_err(|e| ApiError::bad_request("malformed_body", format!("expected {expected}: {e}")))
 }
 
 async fn fallback() -> ApiError {
@@ -226,10 +275,10 @@ struct SyncQuery {
 async fn sync_page(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    query: Result<Query<SyncQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<SyncQuery>, QueryRejection>,
     req: Signed,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("malformed_query", e.body_text()))?;
+    let q = query(q)?;
     let kind = SyncKind::parse(&kind).ok_or_else(|| {
         ApiError::bad_request(
             "unknown_sync_kind",
@@ -361,8 +410,9 @@ struct MachineQuery {
 async fn admin_list_machines(
     State(state): State<AppState>,
     _admin: Admin,
-    Query(q): Query<MachineQuery>,
+    q: Result<Query<MachineQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = query(q)?;
     let status = q
         .status
         .map(|s| {
@@ -414,11 +464,9 @@ async fn admin_suspend(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let b: SuspendBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_body", format!("expected {{\"reason\": \"...\"}}: {e}"))
-    })?;
+    let b: SuspendBody = admin_json(body, "{\"reason\": \"...\"}")?;
     let m = machines::set_status(
         state.store.as_ref(),
         &id,
@@ -488,8 +536,9 @@ struct CaseQuery {
 async fn adjudication_list(
     State(state): State<AppState>,
     _who: Adjudicator,
-    Query(q): Query<CaseQuery>,
+    q: Result<Query<CaseQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => Some(crate::store::case_status::PENDING.to_owned()),
         Some("ALL") => None,
@@ -520,8 +569,9 @@ async fn adjudication_get(
     Ok(Json(case).into_response())
 }
 
-/// Decides a case: `{"decision": "DUPLICATE", "duplicate_of": "<candidate UIN>"}` or
-/// `{"decision": "NOT_DUPLICATE"}` (adjudicator token).
+/// Decides a case: NEW packets `{"decision": "DUPLICATE", "duplicate_of": "<candidate UIN>"}` or
+/// `{"decision": "NOT_DUPLICATE"}`; LOST packets held `lost:ambiguous` `{"decision": "FOUND", "uin":
+/// "<candidate UIN>"}` or `{"decision": "NOT_FOUND"}` (adjudicator token).
 #[utoipa::path(post, path = "/api/v1/admin/adjudication/{rid}/decision", tag = "adjudication", params(("rid" = String, Path, description = "RID")),
     responses((status = 200, description = "the decided case; the packet is queued to finish"),
               (status = 400, description = "malformed_body, invalid_decision, not_a_candidate"),
@@ -530,13 +580,14 @@ async fn adjudication_decide(
     State(state): State<AppState>,
     _who: Adjudicator,
     Path(rid): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let rid = parse_rid(&rid)?;
+    let body = admin_body(body)?;
     let req: adjudication::DecisionRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_body",
-            format!("expected {{\"decision\": \"DUPLICATE\" | \"NOT_DUPLICATE\", \"duplicate_of\"?: \"<UIN>\"}}: {e}"),
+            format!("expected {{\"decision\": \"DUPLICATE\" | \"NOT_DUPLICATE\", \"duplicate_of\"?: \"<UIN>\"}} or, for a LOST case, {{\"decision\": \"FOUND\" | \"NOT_FOUND\", \"uin\"?: \"<UIN>\"}}: {e}"),
         )
     })?;
     let case = adjudication::decide(
@@ -565,6 +616,234 @@ async fn admin_credential(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no credential for packet {rid}")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Query of the operator list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorQuery {
+    center: Option<String>,
+}
+
+/// Published operators, optionally of one center, without their password hashes (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/operators", tag = "admin",
+    params(("center" = Option<String>, Query, description = "5-digit center id")),
+    responses((status = 200, description = "array of {id, center_id, roles, active, version}"),
+              (status = 400, description = "invalid_center_id, malformed_query")))]
+async fn admin_operators(
+    State(state): State<AppState>,
+    _admin: Admin,
+    q: Result<Query<OperatorQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let list = admin::list_operators(state.store.as_ref(), q.center.as_deref()).await?;
+    Ok(Json(list).into_response())
+}
+
+/// Publishes operators to the stations of their centers, in one transaction: one operator record
+/// (`{"id", "name", "roles", "centerId", "active", "passwordHash"}`), a list of them, or a station bundle
+/// `{"version", "operators": [...]}` (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/operators", tag = "admin",
+    responses((status = 200, description = "array of {id, center_id, changed, moved_from?}"),
+              (status = 400, description = "malformed_body, invalid_operator_id, invalid_operator_name, invalid_roles, invalid_center_id, invalid_password_hash, duplicate_operator, unknown_center"),
+              (status = 413, description = "body_too_large")))]
+async fn admin_publish_operators(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let ops = admin::parse_operators(&admin_body(body)?)?;
+    Ok(Json(admin::publish_operators(state.store.as_ref(), ops).await?).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct Revoked {
+    id: String,
+    revoked_from: Vec<String>,
+}
+
+/// Revokes an operator: stations of every center drop the account at their next sync (admin token).
+#[utoipa::path(delete, path = "/api/v1/admin/operators/{id}", tag = "admin", params(("id" = String, Path, description = "operator id")),
+    responses((status = 200, description = "{id, revoked_from: [center ids]}"),
+              (status = 400, description = "invalid_operator_id"), (status = 404, description = "not_found")))]
+async fn admin_revoke_operator(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let revoked_from = admin::revoke_operator(state.store.as_ref(), &id).await?;
+    Ok(Json(Revoked { id, revoked_from }).into_response())
+}
+
+/// Published device-provider CA certificates (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/certificates", tag = "admin",
+    responses((status = 200, description = "array of {id, subjects, version}")))]
+async fn admin_certificates(State(state): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
+    Ok(Json(admin::list_certificates(state.store.as_ref()).await?).into_response())
+}
+
+/// Body of a certificate publication.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertificateBody {
+    pem: String,
+}
+
+/// Publishes (or replaces) a device-provider CA certificate `{"pem": "-----BEGIN CERTIFICATE-----..."}`;
+/// the server and stations then accept biometrics signed by that provider's devices (admin token).
+#[utoipa::path(put, path = "/api/v1/admin/certificates/{id}", tag = "admin", params(("id" = String, Path, description = "certificate id")),
+    responses((status = 200, description = "{id, subjects, version}"),
+              (status = 400, description = "malformed_body, invalid_certificate_id, invalid_certificate"),
+              (status = 413, description = "body_too_large")))]
+async fn admin_publish_certificate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b: CertificateBody = admin_json(body, "{\"pem\": \"-----BEGIN CERTIFICATE-----...\"}")?;
+    let view = admin::publish_certificate(state.store.as_ref(), &id, &b.pem).await?;
+    *state.rules.write().await = None;
+    Ok(Json(view).into_response())
+}
+
+/// Revokes a device-provider CA certificate: biometrics signed under it are refused from now on (admin
+/// token).
+#[utoipa::path(delete, path = "/api/v1/admin/certificates/{id}", tag = "admin", params(("id" = String, Path, description = "certificate id")),
+    responses((status = 200, description = "{id, revoked_from: []}"), (status = 404, description = "not_found")))]
+async fn admin_revoke_certificate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    admin::revoke_certificate(state.store.as_ref(), &id).await?;
+    *state.rules.write().await = None;
+    Ok(Json(Revoked {
+        id,
+        revoked_from: Vec::new(),
+    })
+    .into_response())
+}
+
+/// Body of a country-configuration reload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigBody {
+    #[serde(default)]
+    folder: Option<std::path::PathBuf>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Reloads the country configuration (ID schema, UI specs, master data) from a folder on the server
+/// (`{"folder": "/etc/tessera/country", "dry_run": false}`; default: the `country_config` setting). The
+/// folder is checked completely (references between files, published ID-schema versions unchanged, a new
+/// `configVersion`) before anything is written, then applied in one transaction (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/country-config", tag = "admin",
+    responses((status = 200, description = "{folder, config_version, id_schema_versions, changes, applied}"),
+              (status = 400, description = "malformed_body, country_config_unset, country_config_unreadable, invalid_country_config"),
+              (status = 409, description = "id_schema_version_frozen, config_version_unchanged")))]
+async fn admin_country_config(
+    State(state): State<AppState>,
+    _admin: Admin,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = admin_body(body)?;
+    let req: ConfigBody = if b.iter().all(u8::is_ascii_whitespace) {
+        ConfigBody::default()
+    } else {
+        serde_json::from_slice(&b).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_body",
+                format!("expected {{\"folder\"?: \"/path\", \"dry_run\"?: bool}}: {e}"),
+            )
+        })?
+    };
+    let folder = req
+        .folder
+        .or_else(|| state.settings.country_config.clone())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "country_config_unset",
+                "give {\"folder\": \"/path\"} or set country_config (TESSERA_COUNTRY_CONFIG)",
+            )
+        })?;
+    let report = admin::reload_country_config(state.store.as_ref(), &folder, req.dry_run).await?;
+    if report.applied {
+        *state.rules.write().await = None;
+    }
+    Ok(Json(report).into_response())
+}
+
+/// The packet-recipient keys, newest (the one stations encrypt to) first (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/packet-keys", tag = "admin",
+    responses((status = 200, description = "array of {key_id, recipient, published}")))]
+async fn admin_packet_keys(State(state): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
+    let view = admin::list_packet_keys(state.store.as_ref(), &state.packet_keys()).await?;
+    Ok(Json(view).into_response())
+}
+
+/// Rotates the packet-recipient key: a new key is created and published as the only one stations encrypt
+/// to; older keys stay on the server to open packets made before (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/packet-keys/rotate", tag = "admin",
+    responses((status = 200, description = "array of {key_id, recipient, published}, newest first")))]
+async fn admin_rotate_packet_key(State(state): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
+    let keys = admin::rotate_packet_key(state.store.as_ref(), &state.settings.data_dir).await?;
+    let view = admin::list_packet_keys(state.store.as_ref(), &keys).await?;
+    state.set_packet_keys(keys);
+    Ok(Json(view).into_response())
+}
+
+/// Query of the packet list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PacketQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Received packets, optionally by status (e.g. `QUARANTINED`), least recently changed first (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/packets", tag = "admin",
+    params(("status" = Option<String>, Query, description = "a packet status, e.g. QUARANTINED"),
+           ("limit" = Option<u32>, Query, description = "at most this many (default 100, at most 1000)")),
+    responses((status = 200, description = "array of {rid, machine_id, status, reason, size, sha256, received_at, updated_at}"),
+              (status = 400, description = "invalid_status, malformed_query")))]
+async fn admin_packets(
+    State(state): State<AppState>,
+    _admin: Admin,
+    q: Result<Query<PacketQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let status = q.status.as_deref().map(admin::parse_packet_status).transpose()?;
+    let list = admin::list_packets(state.store.as_ref(), status, q.limit.unwrap_or(100)).await?;
+    Ok(Json(list).into_response())
+}
+
+/// One packet with its status history (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/packets/{rid}", tag = "admin", params(("rid" = String, Path, description = "RID")),
+    responses((status = 200, description = "the packet and history [{status, reason, at}]"),
+              (status = 400, description = "invalid_rid"), (status = 404, description = "not_found")))]
+async fn admin_packet(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(rid): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(admin::packet_detail(state.store.as_ref(), &rid).await?).into_response())
+}
+
+/// Puts a quarantined packet back in the processing queue after a fix; it is verified again from the
+/// start (admin token).
+#[utoipa::path(post, path = "/api/v1/admin/packets/{rid}/reprocess", tag = "admin", params(("rid" = String, Path, description = "RID")),
+    responses((status = 202, description = "queued: the packet as it was"),
+              (status = 400, description = "invalid_rid"), (status = 404, description = "not_found"),
+              (status = 409, description = "not_quarantined")))]
+async fn admin_reprocess(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(rid): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = admin::reprocess(state.store.as_ref(), &rid, state.clock.now().timestamp()).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
 /// The OpenAPI document of the server.
@@ -597,7 +876,19 @@ async fn admin_credential(
         adjudication_list,
         adjudication_get,
         adjudication_decide,
-        admin_credential
+        admin_credential,
+        admin_operators,
+        admin_publish_operators,
+        admin_revoke_operator,
+        admin_certificates,
+        admin_publish_certificate,
+        admin_revoke_certificate,
+        admin_country_config,
+        admin_packet_keys,
+        admin_rotate_packet_key,
+        admin_packets,
+        admin_packet,
+        admin_reprocess
     )
 )]
 pub struct ApiDoc;

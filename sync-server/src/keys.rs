@@ -3,7 +3,7 @@
 //! | file | content | used for |
 //! |---|---|---|
 //! | `server-signing.key` | hex Ed25519 seed | receipts, signed sync responses |
-//! | `packet-recipient-1.key` | age X25519 identity (`AGE-SECRET-KEY-1...`) | opening packets; public half synced to stations |
+//! | `packet-recipient-<n>.key` | age X25519 identity (`AGE-SECRET-KEY-1...`) | opening packets; the newest one's public half is synced to stations (`tessera-server packet-keys rotate` adds one) |
 //! | `credential-issuer.key` | hex Ed25519 seed | credentials and QR records |
 //! | `id-repo-master.key` | hex 256-bit key | wrapping per-identity data keys |
 //! | `database.key` | hex 256-bit key | SQLCipher encryption of the embedded database |
@@ -75,7 +75,9 @@ pub fn random_hex<const N: usize>() -> Result<String, KeyError> {
 pub struct ServerKeys {
     /// Signs receipts and responses.
     pub signing: SigningKey,
-    /// Packet-recipient identities, (key id, identity); the first is current.
+    /// Packet-recipient identities, (key id, identity), newest first: the first is the one stations encrypt
+    /// to, the others (kept after a rotation) only decrypt packets made before it. As loaded at start; the
+    /// running server's current set is [`crate::Inner::packet_keys`].
     pub packet_identities: Vec<(String, age::x25519::Identity)>,
     /// Signs credentials.
     pub issuer: SigningKey,
@@ -198,6 +200,51 @@ pub fn create_next_master_key(data_dir: &Path) -> Result<u32, KeyError> {
     Ok(0)
 }
 
+/// Reads (or creates, when missing) an age X25519 identity file.
+fn packet_identity(path: &Path) -> Result<age::x25519::Identity, KeyError> {
+    let text = Zeroizing::new(load_or_create(path, || {
+        Ok(age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret()
+            .to_owned())
+    })?);
+    age::x25519::Identity::from_str(&text).map_err(|_| KeyError::Corrupt {
+        path: path.to_path_buf(),
+        what: "not an age X25519 identity",
+    })
+}
+
+/// The packet-recipient keys of a data directory (`keys/packet-recipient-1.key`, `-2`, ... up to the first
+/// missing number), newest first, as (key id, identity).
+pub fn load_packet_identities(data_dir: &Path) -> Result<Vec<(String, age::x25519::Identity)>, KeyError> {
+    let dir = data_dir.join("keys");
+    let mut out = Vec::new();
+    for n in 1u32.. {
+        let id = format!("packet-recipient-{n}");
+        let path = dir.join(format!("{id}.key"));
+        if !path.exists() {
+            break;
+        }
+        out.push((id, packet_identity(&path)?));
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Creates the next packet-recipient key file (`keys/packet-recipient-<n>.key`, mode 0600) and returns its
+/// key id. Existing keys are never touched.
+pub fn create_next_packet_key(data_dir: &Path) -> Result<String, KeyError> {
+    let dir = data_dir.join("keys");
+    ensure_private_dir(&dir)?;
+    let mut n = 1u32;
+    while dir.join(format!("packet-recipient-{n}.key")).exists() {
+        n += 1;
+    }
+    let id = format!("packet-recipient-{n}");
+    packet_identity(&dir.join(format!("{id}.key")))?;
+    Ok(id)
+}
+
 impl ServerKeys {
     /// Loads the keys from `<data_dir>/keys`, generating any that are missing.
     pub fn load_or_create(data_dir: &Path, admin_token: Option<&Secret>) -> Result<Self, KeyError> {
@@ -221,24 +268,15 @@ impl ServerKeys {
             random_hex::<24>,
         )?);
         let database_key = key32(&dir.join("database.key"))?;
-        let packet_path = dir.join("packet-recipient-1.key");
-        let text = Zeroizing::new(load_or_create(&packet_path, || {
-            Ok(age::x25519::Identity::generate()
-                .to_string()
-                .expose_secret()
-                .to_owned())
-        })?);
-        let identity = age::x25519::Identity::from_str(&text).map_err(|_| KeyError::Corrupt {
-            path: packet_path.clone(),
-            what: "not an age X25519 identity",
-        })?;
+        packet_identity(&dir.join("packet-recipient-1.key"))?;
+        let packet_identities = load_packet_identities(data_dir)?;
         let admin_token = match admin_token {
             Some(t) => t.clone(),
             None => Secret::new(load_or_create(&data_dir.join("admin.token"), random_hex::<24>)?),
         };
         Ok(Self {
             signing,
-            packet_identities: vec![("packet-recipient-1".to_owned(), identity)],
+            packet_identities,
             issuer,
             master_key,
             master_keys,
@@ -286,6 +324,28 @@ mod tests {
             a.packet_identities[0].1.to_public().to_string(),
             b.packet_identities[0].1.to_public().to_string()
         );
+    }
+
+    #[test]
+    fn packet_keys_rotate_newest_first_and_keep_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ServerKeys::load_or_create(dir.path(), None).unwrap();
+        assert_eq!(a.packet_identities.len(), 1);
+        assert_eq!(create_next_packet_key(dir.path()).unwrap(), "packet-recipient-2");
+        let b = ServerKeys::load_or_create(dir.path(), None).unwrap();
+        let ids: Vec<&str> = b.packet_identities.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["packet-recipient-2", "packet-recipient-1"]);
+        assert_eq!(
+            b.packet_identities[1].1.to_public().to_string(),
+            a.packet_identities[0].1.to_public().to_string(),
+            "the old key is kept as it was"
+        );
+        let mode = fs::metadata(dir.path().join("keys/packet-recipient-2.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

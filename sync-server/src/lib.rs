@@ -16,6 +16,9 @@
 //! - [`pipeline`]: durable processing jobs: verify, decrypt ([`validate`]) → demographic and biometric
 //!   dedupe ([`dedupe`]) → manual [`adjudication`] → UIN → ID repository ([`idrepo`], envelope encryption)
 //!   → [`credential`] → [`notify`] (outbox); quarantine for tampering, rejection for invalid content.
+//! - [`admin`]: administration shared by the admin API and the CLI (operators, device-provider certificates,
+//!   country configuration, packet-key rotation, quarantine and reprocessing).
+//! - [`card`]: the printable identity card (PDF with the signed QR record).
 //! - [`import`]: packets exported to removable media by offline stations (`tessera-server import`).
 //! - [`operators`]: operator sign-off keys registered by stations.
 //! - [`http`]: router, handlers, request ids, metrics, OpenAPI; [`error::ApiError`] is the one error response.
@@ -29,11 +32,15 @@
 #![deny(missing_docs)]
 
 pub mod adjudication;
+pub mod admin;
 pub mod auth;
+pub mod card;
 pub mod credential;
 pub mod dedupe;
 pub mod device_check;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod idrepo;
 pub mod import;
@@ -135,9 +142,56 @@ pub struct Inner {
     pub rules: tokio::sync::RwLock<Option<(i64, Arc<validate::Rules>)>>,
     /// Where credential files are written (`<data_dir>/credentials`).
     pub credentials_dir: PathBuf,
+    /// The packet-recipient keys in force, newest first (see [`Inner::packet_keys`]).
+    pub packet_keys: PacketKeys,
 }
 
+/// The packet-recipient keys a process holds, replaced whole after a rotation.
+pub struct PacketKeys(std::sync::RwLock<Arc<Vec<PacketKey>>>);
+
+impl std::fmt::Debug for PacketKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<String> = match self.0.read() {
+            Ok(k) => k.iter().map(|(id, _)| id.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        f.debug_tuple("PacketKeys").field(&ids).finish()
+    }
+}
+
+/// A packet-recipient key: (key id, age identity).
+pub type PacketKey = (String, age::x25519::Identity);
+
 impl Inner {
+    /// The packet-recipient keys in force, newest first.
+    pub fn packet_keys(&self) -> Arc<Vec<PacketKey>> {
+        match self.packet_keys.0.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replaces the keys in force (after a rotation by this process).
+    pub fn set_packet_keys(&self, keys: Vec<PacketKey>) {
+        let keys = Arc::new(keys);
+        match self.packet_keys.0.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+    }
+
+    /// Reads the key files again (another process, or the CLI, may have rotated them); returns whether a
+    /// key was added.
+    pub fn reload_packet_keys(&self) -> Result<bool, keys::KeyError> {
+        let fresh = keys::load_packet_identities(&self.settings.data_dir)?;
+        let known = self.packet_keys();
+        let added = fresh.iter().any(|(id, _)| !known.iter().any(|(k, _)| k == id));
+        if added {
+            self.set_packet_keys(fresh);
+        }
+        Ok(added)
+    }
+
     /// The master key that wraps new records.
     #[allow(
         clippy::expect_used,
@@ -233,7 +287,7 @@ async fn prepare_with(
     keys::ensure_private_dir(&credentials_dir)?;
     keys::ensure_private_dir(&settings.data_dir.join("outbox"))?;
     let store = open_store(&settings, &keys).await?;
-    sync::publish_packet_keys(store.as_ref(), &keys).await?;
+    sync::publish_packet_keys(store.as_ref(), &keys.packet_identities).await?;
     if let Some(dir) = &settings.country_config {
         let first_start = store.sync_items(SyncKind::IdSchema, "", 0, 1).await?.is_empty();
         if first_start {
@@ -284,9 +338,9 @@ async fn prepare_with(
     } else {
         Arc::new(dedupe::ExhaustiveGallery::new(1.0)) as Arc<dyn dedupe::BioIndex>
     };
-    let sender: Arc<dyn notify::Sender> = Arc::new(notify::FileSender {
-        path: settings.data_dir.join("outbox").join("notifications.jsonl"),
-    });
+    let packet_keys = keys.packet_identities.clone();
+    let sender = notify::sender_for(&settings)
+        .map_err(|message| ServerError::Settings(settings::SettingsError::Invalid { message }))?;
     Ok(AppState(Arc::new(Inner {
         settings,
         store,
@@ -301,6 +355,7 @@ async fn prepare_with(
         sender,
         rules: tokio::sync::RwLock::new(None),
         credentials_dir,
+        packet_keys: PacketKeys(std::sync::RwLock::new(Arc::new(packet_keys))),
     })))
 }
 

@@ -54,6 +54,120 @@ enum Command {
         #[command(subcommand)]
         action: IdRepoAction,
     },
+    /// Publish and revoke the operators (officers, supervisors) that stations of each center receive.
+    Operators {
+        #[command(subcommand)]
+        action: OperatorAction,
+    },
+    /// Publish and revoke device-provider CA certificates (the server and stations accept biometrics only
+    /// from devices certified under one of them).
+    Certificates {
+        #[command(subcommand)]
+        action: CertificateAction,
+    },
+    /// Load a new version of the country configuration (ID schema, UI specs, master data) from a folder.
+    CountryConfig {
+        #[command(subcommand)]
+        action: CountryConfigAction,
+    },
+    /// List or rotate the packet-recipient keys stations encrypt packets to.
+    PacketKeys {
+        #[command(subcommand)]
+        action: PacketKeyAction,
+    },
+    /// Inspect received packets (e.g. the quarantine), their status history, and reprocess a quarantined
+    /// packet after a fix.
+    Packets {
+        #[command(subcommand)]
+        action: PacketAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorAction {
+    /// List published operators (id, center, roles, active).
+    List {
+        /// Only this center (5 digits).
+        #[arg(long)]
+        center: Option<String>,
+    },
+    /// Publish operators from a JSON file: one operator record, a list, or a station bundle
+    /// `{"version", "operators": [...]}` with `id`, `name`, `roles`, `centerId`, `active` and an Argon2id
+    /// `passwordHash`. All are checked first and published together; re-publishing changes nothing.
+    Publish {
+        /// The JSON file.
+        file: PathBuf,
+    },
+    /// Revoke an operator: the stations of every center drop the account at their next sync.
+    Revoke {
+        /// Operator id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertificateAction {
+    /// List published device-provider CA certificates.
+    List,
+    /// Publish (or replace) a device-provider CA certificate from a PEM file.
+    Publish {
+        /// Id to publish it under (1-64 of A-Z a-z 0-9 . _ -).
+        id: String,
+        /// The PEM file.
+        file: PathBuf,
+    },
+    /// Revoke a certificate: biometrics signed by devices certified under it are refused from now on.
+    Revoke {
+        /// Certificate id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CountryConfigAction {
+    /// Check a configuration folder against itself and the configuration in force, then apply it in one
+    /// transaction. Refused, with the file and field named, when files are inconsistent, a published
+    /// ID-schema version would change, or files changed but `configVersion` did not. Prints each change.
+    Load {
+        /// The folder (default: the `country_config` setting).
+        folder: Option<PathBuf>,
+        /// Check and list the changes without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PacketKeyAction {
+    /// List the keys, newest (the one stations encrypt to) first.
+    List,
+    /// Create a new key and publish it as the only one stations encrypt to; older keys stay in `keys/`
+    /// to open packets made before (never delete them). A running server picks the new key up by itself.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum PacketAction {
+    /// List received packets, least recently changed first.
+    List {
+        /// Only this status (e.g. QUARANTINED, ON_HOLD, REJECTED).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show a packet and every status change it went through.
+    Show {
+        /// RID (29 digits).
+        rid: String,
+    },
+    /// Put a quarantined packet back in the processing queue after fixing the cause (a restored key, a
+    /// re-enrolled machine, a corrected configuration); the running server verifies it again from the start.
+    Reprocess {
+        /// RID (29 digits).
+        rid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +217,156 @@ fn install_tracing(format: LogFormat) {
     }
 }
 
+/// The store of the configured data directory, for commands that work on the database directly.
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn tessera_server::store::Store>> {
+    let keys =
+        tessera_server::keys::ServerKeys::load_or_create(&settings.data_dir, settings.admin_token.as_ref())?;
+    Ok(tessera_server::open_store(settings, &keys).await?)
+}
+
+fn api(e: tessera_server::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", e.code, e.message)
+}
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(|| secs.to_string(), |t| t.to_rfc3339())
+}
+
+#[allow(clippy::print_stdout, reason = "the CLI prints its results")]
+async fn admin_command(settings: Settings, command: Command) -> anyhow::Result<()> {
+    use tessera_server::admin;
+    let store = open_store(&settings).await?;
+    let store = store.as_ref();
+    match command {
+        Command::Operators { action } => match action {
+            OperatorAction::List { center } => {
+                for o in admin::list_operators(store, center.as_deref())
+                    .await
+                    .map_err(api)?
+                {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        o.id,
+                        o.center_id,
+                        o.roles.join(","),
+                        if o.active { "active" } else { "inactive" }
+                    );
+                }
+            }
+            OperatorAction::Publish { file } => {
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let ops = admin::parse_operators(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{}: {}: {}", file.display(), e.code, e.message))?;
+                for p in admin::publish_operators(store, ops).await.map_err(api)? {
+                    let what = match (&p.moved_from, p.changed) {
+                        (Some(from), _) => format!("moved from center {from}"),
+                        (None, true) => "published".to_owned(),
+                        (None, false) => "unchanged".to_owned(),
+                    };
+                    println!("{}\tcenter {}\t{what}", p.id, p.center_id);
+                }
+            }
+            OperatorAction::Revoke { id } => {
+                let centers = admin::revoke_operator(store, &id).await.map_err(api)?;
+                println!("{id} revoked (centers {})", centers.join(", "));
+            }
+        },
+        Command::Certificates { action } => match action {
+            CertificateAction::List => {
+                for c in admin::list_certificates(store).await.map_err(api)? {
+                    println!("{}\t{}", c.id, c.subjects.join("; "));
+                }
+            }
+            CertificateAction::Publish { id, file } => {
+                let pem =
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                let c = admin::publish_certificate(store, &id, &pem).await.map_err(api)?;
+                println!("{}\tpublished\t{}", c.id, c.subjects.join("; "));
+            }
+            CertificateAction::Revoke { id } => {
+                admin::revoke_certificate(store, &id).await.map_err(api)?;
+                println!("{id} revoked");
+            }
+        },
+        Command::CountryConfig {
+            action: CountryConfigAction::Load { folder, dry_run },
+        } => {
+            let folder = folder
+                .or_else(|| settings.country_config.clone())
+                .context("give the folder, or set country_config (TESSERA_COUNTRY_CONFIG)")?;
+            let r = admin::reload_country_config(store, &folder, dry_run)
+                .await
+                .map_err(api)?;
+            for c in &r.changes {
+                println!("{c}");
+            }
+            let version = r.config_version.as_deref().unwrap_or("(no manifest)");
+            match (r.changes.len(), r.applied) {
+                (0, _) => println!("configuration {version} of {}: nothing to change", r.folder),
+                (n, true) => println!("configuration {version} of {}: {n} changes applied", r.folder),
+                (n, false) => println!(
+                    "configuration {version} of {}: {n} changes (dry run, not applied)",
+                    r.folder
+                ),
+            }
+        }
+        Command::PacketKeys { action } => {
+            let keys = match action {
+                PacketKeyAction::List => tessera_server::keys::load_packet_identities(&settings.data_dir)?,
+                PacketKeyAction::Rotate => admin::rotate_packet_key(store, &settings.data_dir)
+                    .await
+                    .map_err(api)?,
+            };
+            for k in admin::list_packet_keys(store, &keys).await.map_err(api)? {
+                let role = if k.published { "published" } else { "decrypt only" };
+                println!("{}\t{role}\t{}", k.key_id, k.recipient);
+            }
+        }
+        Command::Packets { action } => match action {
+            PacketAction::List { status, limit } => {
+                let status = status
+                    .as_deref()
+                    .map(admin::parse_packet_status)
+                    .transpose()
+                    .map_err(api)?;
+                for p in admin::list_packets(store, status, limit).await.map_err(api)? {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        p.rid,
+                        p.status.as_str(),
+                        p.reason.as_deref().unwrap_or("-"),
+                        time(p.updated_at)
+                    );
+                }
+            }
+            PacketAction::Show { rid } => {
+                let d = admin::packet_detail(store, &rid).await.map_err(api)?;
+                let p = &d.packet;
+                println!(
+                    "RID {}  machine {}  {} bytes  sha256 {}",
+                    p.rid, p.machine_id, p.size, p.sha256
+                );
+                println!("received {}", time(p.received_at));
+                for e in &d.history {
+                    println!(
+                        "{}\t{}{}",
+                        time(e.at),
+                        e.status.as_str(),
+                        e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    );
+                }
+            }
+            PacketAction::Reprocess { rid } => {
+                let now = SystemClock.now().timestamp();
+                let p = admin::reprocess(store, &rid, now).await.map_err(api)?;
+                println!("{} queued for processing (status {})", p.rid, p.status.as_str());
+            }
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
 #[allow(clippy::print_stdout, reason = "the CLI prints its results")]
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -110,6 +374,11 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref()).context("loading configuration")?;
     install_tracing(settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
+        c @ (Command::Operators { .. }
+        | Command::Certificates { .. }
+        | Command::CountryConfig { .. }
+        | Command::PacketKeys { .. }
+        | Command::Packets { .. }) => admin_command(settings, c).await?,
         Command::Verify { file, issuer_key } => {
             let key_text = match issuer_key {
                 Some(k) if std::path::Path::new(&k).is_file() => {

@@ -1,8 +1,12 @@
 //! Resident notifications through an outbox. The pipeline queues a message (UIN issued, rejected, duplicate)
 //! in the `outbox` table, encrypted with the ID-repository envelope because it holds the contact address; a
 //! worker claims messages with a lease and hands them to a [`Sender`]. The default sender appends JSON lines
-//! to `<data_dir>/outbox/notifications.jsonl` (mode 0600), the local outbox the demo prints. Logs carry the
-//! RID and kind only, never the address or the UIN.
+//! to `<data_dir>/outbox/notifications.jsonl` (mode 0600), the local outbox the demo prints. With an
+//! `[smtp]` section, [`SmtpSender`] emails residents who gave an email address (a plain-text message in
+//! their language, [`email_text`]); the others still go to the local outbox file (no SMS gateway yet). A
+//! failed delivery is retried with exponential back-off ([`retry_delay`]). Logs carry the RID and kind only,
+//! never the address or the UIN; SMTP errors are logged by their reply code only (a server may quote the
+//! address in its reply text).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -139,6 +143,205 @@ pub async fn enqueue(state: &AppState, n: &Notification) -> Result<(), StoreErro
         .await
 }
 
+/// How long to wait before delivery attempt `attempts + 1` after attempt `attempts` failed: 30 s, doubling,
+/// at most 6 hours.
+pub fn retry_delay(attempts: i64) -> i64 {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    30i64.saturating_mul(1i64 << exp).min(6 * 3600)
+}
+
+/// Subject and plain-text body of an email notification, in French when the resident's language is `fra`,
+/// else in English. Holds the UIN when the kind carries one, never other personal data.
+pub fn email_text(n: &Notification) -> (String, String) {
+    let fr = n.language.as_deref() == Some("fra");
+    let uin = n.uin.as_deref().unwrap_or("-");
+    let reason = n.reason.as_deref().unwrap_or("-");
+    let rid = n.rid.as_str();
+    let (subject, body) = match (n.kind.as_str(), fr) {
+        (kind::UIN_ISSUED, false) => (
+            "Your national identity number (UIN)".to_owned(),
+            format!(
+                "Your registration {rid} is complete.\n\nYour UIN is {uin}.\n\nKeep this number safe: you will need it to prove your identity and to update your record."
+            ),
+        ),
+        (kind::UIN_ISSUED, true) => (
+            "Votre numéro d'identité nationale (UIN)".to_owned(),
+            format!(
+                "Votre inscription {rid} est terminée.\n\nVotre UIN est {uin}.\n\nConservez ce numéro : il vous servira à prouver votre identité et à mettre à jour votre dossier."
+            ),
+        ),
+        (kind::UPDATED, false) => (
+            "Your identity record was updated".to_owned(),
+            format!(
+                "The update {rid} of the identity with UIN {uin} was applied. A new credential was issued."
+            ),
+        ),
+        (kind::UPDATED, true) => (
+            "Votre dossier d'identité a été mis à jour".to_owned(),
+            format!(
+                "La mise à jour {rid} de l'identité UIN {uin} a été appliquée. Un nouveau justificatif a été émis."
+            ),
+        ),
+        (kind::LOST_FOUND, false) => (
+            "Your national identity number (UIN)".to_owned(),
+            format!("We found your identity from your request {rid}.\n\nYour UIN is {uin}."),
+        ),
+        (kind::LOST_FOUND, true) => (
+            "Votre numéro d'identité nationale (UIN)".to_owned(),
+            format!(
+                "Nous avons retrouvé votre identité grâce à votre demande {rid}.\n\nVotre UIN est {uin}."
+            ),
+        ),
+        (kind::LOST_NOT_FOUND, false) => (
+            "We could not find your registration".to_owned(),
+            format!(
+                "Your request {rid} did not match any registered identity. Please visit a registration center."
+            ),
+        ),
+        (kind::LOST_NOT_FOUND, true) => (
+            "Nous n'avons pas retrouvé votre inscription".to_owned(),
+            format!(
+                "Votre demande {rid} ne correspond à aucune identité enregistrée. Veuillez vous rendre dans un centre d'inscription."
+            ),
+        ),
+        (kind::DUPLICATE, false) => (
+            "You are already registered".to_owned(),
+            format!(
+                "Your registration {rid} matches an identity that already exists, so no new number was issued. If you lost your number, ask a registration center for a LOST request."
+            ),
+        ),
+        (kind::DUPLICATE, true) => (
+            "Vous êtes déjà inscrit".to_owned(),
+            format!(
+                "Votre inscription {rid} correspond à une identité existante : aucun nouveau numéro n'a été émis. Si vous avez perdu votre numéro, demandez une recherche (LOST) dans un centre d'inscription."
+            ),
+        ),
+        (_, false) => (
+            "Your registration could not be accepted".to_owned(),
+            format!(
+                "Your registration {rid} could not be accepted (reason: {reason}). Please visit a registration center."
+            ),
+        ),
+        (_, true) => (
+            "Votre inscription n'a pas pu être acceptée".to_owned(),
+            format!(
+                "Votre inscription {rid} n'a pas pu être acceptée (motif : {reason}). Veuillez vous rendre dans un centre d'inscription."
+            ),
+        ),
+    };
+    (subject, body)
+}
+
+/// Emails residents through an SMTP server (`[smtp]`); notifications without an email address go to
+/// `fallback` (the local outbox file).
+pub struct SmtpSender {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    host: String,
+    /// Where notifications without an email address go.
+    pub fallback: FileSender,
+}
+
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSender")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpSender {
+    /// Builds the sender from the `[smtp]` settings (no connection is made yet). Fails on a `from` that is
+    /// not an email address or a host TLS cannot be configured for.
+    pub fn new(cfg: &crate::settings::SmtpSettings, fallback: FileSender) -> Result<Self, String> {
+        use crate::settings::SmtpTls;
+        use lettre::transport::smtp::authentication::Credentials;
+        type Transport = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+        let from: lettre::message::Mailbox = cfg
+            .from
+            .parse()
+            .map_err(|e| format!("smtp.from {:?} is not an email address: {e}", cfg.from))?;
+        let builder = match cfg.tls {
+            SmtpTls::Starttls => {
+                Transport::starttls_relay(&cfg.host).map_err(|e| format!("smtp.host {}: {e}", cfg.host))?
+            }
+            SmtpTls::Tls => {
+                Transport::relay(&cfg.host).map_err(|e| format!("smtp.host {}: {e}", cfg.host))?
+            }
+            SmtpTls::None => Transport::builder_dangerous(&cfg.host),
+        };
+        let mut builder = builder
+            .port(cfg.port.unwrap_or_else(|| cfg.tls.default_port()))
+            .timeout(Some(Duration::from_secs(30)));
+        if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+            host: cfg.host.clone(),
+            fallback,
+        })
+    }
+}
+
+/// An SMTP failure as logged and stored: the reply code or the kind of failure, never the server's text.
+fn smtp_error(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_permanent() {
+        "permanent error"
+    } else if e.is_transient() {
+        "transient error"
+    } else if e.is_timeout() {
+        "timeout"
+    } else if e.is_tls() {
+        "TLS failure"
+    } else {
+        "connection or protocol failure"
+    };
+    match e.status() {
+        Some(code) => format!("SMTP {kind} (reply {code})"),
+        None => format!("SMTP {kind}"),
+    }
+}
+
+#[async_trait]
+impl Sender for SmtpSender {
+    async fn send(&self, n: &Notification) -> Result<(), String> {
+        use lettre::AsyncTransport as _;
+        let to = match (n.channel.as_deref(), n.address.as_deref()) {
+            (Some("email"), Some(a)) => a,
+            _ => return self.fallback.send(n).await,
+        };
+        let to: lettre::message::Mailbox = to
+            .parse()
+            .map_err(|_| "the resident's email address is not valid".to_owned())?;
+        let (subject, body) = email_text(n);
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| format!("building the message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| smtp_error(&e))
+    }
+}
+
+/// The sender the settings ask for: [`SmtpSender`] with an `[smtp]` section, else the local outbox file.
+pub fn sender_for(settings: &crate::settings::Settings) -> Result<std::sync::Arc<dyn Sender>, String> {
+    let file = FileSender {
+        path: settings.data_dir.join("outbox").join("notifications.jsonl"),
+    };
+    Ok(match &settings.smtp {
+        Some(cfg) => std::sync::Arc::new(SmtpSender::new(cfg, file)?),
+        None => std::sync::Arc::new(file),
+    })
+}
+
 /// Sends one queued notification; returns whether there was one.
 pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError> {
     let now = state.clock.now().timestamp();
@@ -159,7 +362,12 @@ pub async fn run_once(state: &AppState, worker: &str) -> Result<bool, StoreError
                 tracing::info!(rid = %rec.rid, kind = %rec.kind, "notification sent");
             }
             Err(e) => {
-                tracing::warn!(rid = %rec.rid, kind = %rec.kind, attempts = rec.attempts, error = %e, "notification not sent; will retry");
+                let delay = retry_delay(rec.attempts);
+                state
+                    .store
+                    .notification_retry_at(rec.id, state.clock.now().timestamp() + delay)
+                    .await?;
+                tracing::warn!(rid = %rec.rid, kind = %rec.kind, attempts = rec.attempts, retry_in_secs = delay, error = %e, "notification not sent; will retry");
             }
         },
         Err(e) => {
@@ -180,5 +388,55 @@ pub async fn worker_loop(state: AppState, worker: String) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(kind: &str, language: &str) -> Notification {
+        Notification {
+            rid: "10001100010000120261129080000".into(),
+            kind: kind.into(),
+            uin: Some("2345678901".into()),
+            reason: Some("validate:consent_missing".into()),
+            channel: Some("email".into()),
+            address: Some("resident@example.org".into()),
+            language: Some(language.into()),
+        }
+    }
+
+    #[test]
+    fn back_off_doubles_from_30_seconds_up_to_6_hours() {
+        let d: Vec<i64> = (1..=5).map(retry_delay).collect();
+        assert_eq!(d, [30, 60, 120, 240, 480]);
+        assert_eq!(retry_delay(40), 6 * 3600);
+        assert_eq!(retry_delay(0), 30);
+    }
+
+    #[test]
+    fn email_text_per_kind_and_language_carries_no_address() {
+        for k in [
+            kind::UIN_ISSUED,
+            kind::UPDATED,
+            kind::LOST_FOUND,
+            kind::LOST_NOT_FOUND,
+            kind::DUPLICATE,
+            kind::REJECTED,
+        ] {
+            for lang in ["eng", "fra"] {
+                let (subject, body) = email_text(&note(k, lang));
+                assert!(
+                    !subject.is_empty() && body.contains("10001100010000120261129080000"),
+                    "{k} {lang}"
+                );
+                assert!(!body.contains("resident@example.org"));
+            }
+        }
+        let (_, body) = email_text(&note(kind::UIN_ISSUED, "eng"));
+        assert!(body.contains("Your UIN is 2345678901."));
+        let (subject, body) = email_text(&note(kind::REJECTED, "fra"));
+        assert!(subject.contains("acceptée") && body.contains("validate:consent_missing"));
     }
 }

@@ -83,10 +83,27 @@ fn corrupt(what: &'static str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Verifies and opens a packet: the content and its sign-offs, or a quarantine reason.
+/// Verifies and opens a packet: the content and its sign-offs, or a quarantine reason. When no key in
+/// force opens it, the key files are read again once (a rotation by another process or the CLI).
 async fn open_packet(
     state: &AppState,
     rid: &Rid,
+) -> Result<Result<(PacketContent, Vec<SignOff>), String>, StoreError> {
+    let first = open_with(state, rid, state.packet_keys()).await?;
+    if matches!(&first, Err(r) if r.starts_with("decrypt:")) {
+        match state.reload_packet_keys() {
+            Ok(true) => return open_with(state, rid, state.packet_keys()).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "packet-recipient keys could not be read again"),
+        }
+    }
+    Ok(first)
+}
+
+async fn open_with(
+    state: &AppState,
+    rid: &Rid,
+    keys: Arc<Vec<crate::PacketKey>>,
 ) -> Result<Result<(PacketContent, Vec<SignOff>), String>, StoreError> {
     let Some(machine) = state.store.machine(&rid.machine_id()).await? else {
         return Ok(Err("verify:machine_unknown".into()));
@@ -95,19 +112,13 @@ async fn open_packet(
         return Ok(Err("verify:machine_key_invalid".into()));
     };
     let path = crate::upload::packet_path(state, rid);
-    let identities: Vec<age::x25519::Identity> = state
-        .keys
-        .packet_identities
-        .iter()
-        .map(|(_, i)| i.clone())
-        .collect();
     let expected = rid.clone();
     tokio::task::spawn_blocking(move || -> Result<(PacketContent, Vec<SignOff>), String> {
         let mut packet = tessera_packet::read_file(&path).map_err(|e| format!("read:{}", e.kind()))?;
         packet.verify(&key).map_err(|e| format!("verify:{}", e.kind()))?;
         let signoffs = packet.signoffs().to_vec();
         let mut last = String::from("decrypt:no_packet_key");
-        for id in &identities {
+        for (_, id) in keys.iter() {
             match packet.open(id) {
                 Ok(content) => {
                     if content.rid != expected || content.meta.machine_id != expected.machine_id() {
@@ -411,7 +422,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
             what: "identity",
             id: rid.to_string(),
         })?;
-    let body = write_credential(state, rid, &uin, &doc).await?;
+    let body = write_credential(state, rid, &uin, &doc, face_image(&content)).await?;
     notify_outcome(state, &content, notify::kind::UIN_ISSUED, Some(uin.clone()), None).await?;
     state.store.store_credential(rid, &uin, &body, now()).await?;
     Ok(Outcome::Processed(uin))
@@ -557,7 +568,7 @@ async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, Sto
         .gallery_loader
         .refresh(&state.gallery, state.store.as_ref())
         .await?;
-    let body = write_credential(state, &rid, &uin, &doc).await?;
+    let body = write_credential(state, &rid, &uin, &doc, face_image(&content)).await?;
     notify_outcome(state, &content, notify::kind::UPDATED, Some(uin.clone()), None).await?;
     state.store.store_credential(&rid, &uin, &body, now()).await?;
     Ok(Outcome::Updated(uin))
@@ -571,6 +582,32 @@ async fn update(state: &AppState, content: PacketContent) -> Result<Outcome, Sto
 async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, StoreError> {
     let now = || state.clock.now().timestamp();
     let rid = content.rid.clone();
+    // An officer decided an ambiguous case (`crate::adjudication`).
+    if let Some(case) = state.store.adjudication_case(&rid).await? {
+        use crate::adjudication::{LOST_AMBIGUOUS, lost_status};
+        match case.status.as_str() {
+            lost_status::FOUND => {
+                let uin = case.duplicate_of.unwrap_or_default();
+                return lost_found(state, &content, &uin).await;
+            }
+            lost_status::NOT_FOUND => {
+                return reject_with(
+                    state,
+                    &content,
+                    notify::kind::LOST_NOT_FOUND,
+                    "lost:not_found".into(),
+                )
+                .await;
+            }
+            _ => {
+                state
+                    .store
+                    .hold_for_adjudication(&rid, case.candidates, LOST_AMBIGUOUS, now())
+                    .await?;
+                return Ok(Outcome::Held(LOST_AMBIGUOUS.to_owned()));
+            }
+        }
+    }
     let (content, templates) = tokio::task::spawn_blocking(move || {
         let t = dedupe::extract_templates(&content);
         (content, t)
@@ -598,34 +635,9 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             )
             .await
         }
-        [found] => {
-            let (mut channel, mut address) = notify::contact(&content.identity);
-            if channel.is_none()
-                && let Some(doc) = fetch_by_uin(state, &found.uin).await?
-            {
-                (channel, address) = notify::contact(&doc.identity);
-            }
-            notify::enqueue(
-                state,
-                &Notification {
-                    rid: rid.to_string(),
-                    kind: notify::kind::LOST_FOUND.to_owned(),
-                    uin: Some(found.uin.clone()),
-                    reason: None,
-                    channel,
-                    address,
-                    language: content.meta.languages.first().cloned(),
-                },
-            )
-            .await?;
-            state
-                .store
-                .finish_job(&rid, PacketStatus::Processed, Some("lost:found".into()), now())
-                .await?;
-            Ok(Outcome::Found(found.uin.clone()))
-        }
+        [found] => lost_found(state, &content, &found.uin).await,
         several => {
-            let reason = "lost:ambiguous".to_owned();
+            let reason = crate::adjudication::LOST_AMBIGUOUS.to_owned();
             let candidates = several
                 .iter()
                 .map(|m| Candidate {
@@ -642,6 +654,40 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             Ok(Outcome::Held(reason))
         }
     }
+}
+
+/// A LOST packet's identity is `uin`: the UIN goes to the resident through the outbox (to the contact in the
+/// packet, else the one on record), the packet ends `PROCESSED` with reason `lost:found`.
+async fn lost_found(state: &AppState, content: &PacketContent, uin: &str) -> Result<Outcome, StoreError> {
+    let (mut channel, mut address) = notify::contact(&content.identity);
+    if channel.is_none()
+        && let Some(doc) = fetch_by_uin(state, uin).await?
+    {
+        (channel, address) = notify::contact(&doc.identity);
+    }
+    notify::enqueue(
+        state,
+        &Notification {
+            rid: content.rid.to_string(),
+            kind: notify::kind::LOST_FOUND.to_owned(),
+            uin: Some(uin.to_owned()),
+            reason: None,
+            channel,
+            address,
+            language: content.meta.languages.first().cloned(),
+        },
+    )
+    .await?;
+    state
+        .store
+        .finish_job(
+            &content.rid,
+            PacketStatus::Processed,
+            Some("lost:found".into()),
+            state.clock.now().timestamp(),
+        )
+        .await?;
+    Ok(Outcome::Found(uin.to_owned()))
 }
 
 /// Writes a file atomically (temporary file, fsync, rename) with mode 0600.
@@ -750,14 +796,25 @@ pub async fn worker_loop(state: AppState, worker: String) {
     }
 }
 
+/// The packet's face image record (ISO/IEC 19794-5), if one was captured.
+fn face_image(content: &PacketContent) -> Option<Vec<u8>> {
+    content
+        .biometrics
+        .iter()
+        .find(|b| b.attribute == tessera_packet::types::BioAttribute::Face && !b.image.is_empty())
+        .map(|b| b.image.clone())
+}
+
 /// Issues the credential of `rid` for `uin` from the repository record `doc` (or finds the one issued before, so
-/// a retried job issues nothing new) and writes its files (`<rid>.json`, `<rid>.qr.txt`) to the credentials
-/// folder. Returns the credential's body.
+/// a retried job issues nothing new) and writes its files to the credentials folder: `<rid>.json`, `<rid>.qr.txt`
+/// and the printable card `<rid>.card.pdf` ([`crate::card`], with the packet's `face` image when there is one).
+/// Returns the credential's body.
 async fn write_credential(
     state: &AppState,
     rid: &Rid,
     uin: &str,
     doc: &IdentityDoc,
+    face: Option<Vec<u8>>,
 ) -> Result<String, StoreError> {
     let lang = doc.languages.first().map(String::as_str);
     let subject = credential::Subject {
@@ -775,12 +832,24 @@ async fn write_credential(
         }
     };
     let qr = credential::qr_payload(&state.keys.issuer, &subject, at);
+    let card = crate::card::CardData {
+        full_name: subject.full_name.clone(),
+        uin: uin.to_owned(),
+        date_of_birth: subject.date_of_birth.clone(),
+        gender: subject.gender.clone(),
+        issuer: credential::issuer_id(&state.keys.issuer.verifying_key()),
+        issued: at.format("%Y-%m-%d").to_string(),
+        qr_payload: qr.clone(),
+    };
     let dir = state.credentials_dir.clone();
     let name = rid.to_string();
     let body_for_file = body.clone();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let photo = face.as_deref().and_then(crate::card::photo_from_face_record);
+        let pdf = crate::card::card_pdf(&card, photo.as_ref()).map_err(std::io::Error::other)?;
         write_private(&dir.join(format!("{name}.json")), body_for_file.as_bytes())?;
-        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())
+        write_private(&dir.join(format!("{name}.qr.txt")), format!("{qr}\n").as_bytes())?;
+        write_private(&dir.join(format!("{name}.card.pdf")), &pdf)
     })
     .await
     .map_err(task_err)?

@@ -2,7 +2,8 @@
 //!
 //! Every key of the file is a field of [`Settings`]; unknown keys are refused. Every field can also be set by
 //! the environment variable `TESSERA_<FIELD IN UPPER CASE>`, and the secrets (`database_url`, `admin_token`,
-//! `master_key`) by `TESSERA_<FIELD>_FILE` naming a file that holds the value. See `docs/server.md`.
+//! `master_key`) by `TESSERA_<FIELD>_FILE` naming a file that holds the value. The `[smtp]` section's keys
+//! are `TESSERA_SMTP_<KEY>` (`TESSERA_SMTP_PASSWORD_FILE` for the password). See `docs/server.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,6 +63,54 @@ pub enum DedupeIndex {
     Exhaustive,
 }
 
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, refused if the server cannot (port 587; the default).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// No encryption (a relay on the same host or a test server only; credentials are then not sent).
+    None,
+}
+
+impl SmtpTls {
+    /// The usual port of the mode.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Starttls => 587,
+            Self::Tls => 465,
+            Self::None => 25,
+        }
+    }
+}
+
+/// The `[smtp]` section: resident notifications by email. Without it (or without a host) notifications
+/// go to the local outbox file. Also `TESSERA_SMTP_HOST`, `TESSERA_SMTP_PORT`, `TESSERA_SMTP_USER`,
+/// `TESSERA_SMTP_PASSWORD` (or `TESSERA_SMTP_PASSWORD_FILE`), `TESSERA_SMTP_FROM`, `TESSERA_SMTP_TLS`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// The SMTP server (host name, checked against its TLS certificate).
+    pub host: String,
+    /// Its port (default: 587 with `starttls`, 465 with `tls`, 25 with `none`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Login name, when the server requires authentication.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password of `user`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Sender address, e.g. `Registration Office <no-reply@id.example.org>`.
+    pub from: String,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default)]
+    pub tls: SmtpTls,
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,6 +165,8 @@ pub struct Settings {
     /// (it is also written at shutdown; changes since the last save are reloaded from the database on
     /// start).
     pub bio_index_save_every: u32,
+    /// Email notifications (`[smtp]`); absent: the local outbox file `<data_dir>/outbox/notifications.jsonl`.
+    pub smtp: Option<SmtpSettings>,
 }
 
 impl Default for Settings {
@@ -142,6 +193,7 @@ impl Default for Settings {
             dedupe_index: DedupeIndex::Gallery,
             bio_index_min_score: BIO_INDEX_MIN_SCORE_DEFAULT,
             bio_index_save_every: 1_000,
+            smtp: None,
         }
     }
 }
@@ -226,6 +278,50 @@ const FIELDS: &[(&str, Kind)] = &[
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
 
+/// Keys of the `[smtp]` section with the type of their environment value (`TESSERA_SMTP_<KEY>`).
+const SMTP_FIELDS: &[(&str, Kind)] = &[
+    ("host", Kind::Str),
+    ("port", Kind::Int),
+    ("user", Kind::Str),
+    ("password", Kind::Str),
+    ("from", Kind::Str),
+    ("tls", Kind::Str),
+];
+
+/// Reads `var`, or the file named by `<var>_FILE` when `secret` (the file wins).
+fn env_value(
+    env: &BTreeMap<String, String>,
+    var: &str,
+    secret: bool,
+) -> Result<Option<String>, SettingsError> {
+    let mut value = env.get(var).cloned();
+    if secret {
+        let file_var = format!("{var}_FILE");
+        if let Some(path) = env.get(&file_var) {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
+                var: file_var.clone(),
+                path: PathBuf::from(path),
+                source,
+            })?;
+            value = Some(text.trim().to_owned());
+        }
+    }
+    Ok(value)
+}
+
+fn env_toml(var: &str, kind: Kind, value: String) -> Result<toml::Value, SettingsError> {
+    Ok(match kind {
+        Kind::Str => toml::Value::String(value),
+        Kind::Int => {
+            toml::Value::Integer(value.trim().parse::<i64>().map_err(|_| SettingsError::EnvValue {
+                var: var.to_owned(),
+                expected: "a whole number",
+                value: value.clone(),
+            })?)
+        }
+    })
+}
+
 impl Settings {
     /// Loads settings from an optional TOML file and the process environment.
     pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
@@ -262,30 +358,30 @@ impl Settings {
         };
         for (field, kind) in FIELDS {
             let var = format!("TESSERA_{}", field.to_ascii_uppercase());
-            let mut value = env.get(&var).cloned();
-            if SECRET_FIELDS.contains(field) {
-                let file_var = format!("{var}_FILE");
-                if let Some(path) = env.get(&file_var) {
-                    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
-                        var: file_var.clone(),
-                        path: PathBuf::from(path),
-                        source,
-                    })?;
-                    value = Some(text.trim().to_owned());
+            let Some(value) = env_value(env, &var, SECRET_FIELDS.contains(field))? else {
+                continue;
+            };
+            table.insert((*field).to_owned(), env_toml(&var, *kind, value)?);
+        }
+        for (field, kind) in SMTP_FIELDS {
+            let var = format!("TESSERA_SMTP_{}", field.to_ascii_uppercase());
+            let Some(value) = env_value(env, &var, *field == "password")? else {
+                continue;
+            };
+            let value = env_toml(&var, *kind, value)?;
+            let smtp = table
+                .entry("smtp")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match smtp {
+                toml::Value::Table(t) => {
+                    t.insert((*field).to_owned(), value);
+                }
+                _ => {
+                    return Err(SettingsError::Invalid {
+                        message: "smtp must be a table ([smtp])".into(),
+                    });
                 }
             }
-            let Some(value) = value else { continue };
-            let v = match kind {
-                Kind::Str => toml::Value::String(value),
-                Kind::Int => toml::Value::Integer(value.trim().parse::<i64>().map_err(|_| {
-                    SettingsError::EnvValue {
-                        var: var.clone(),
-                        expected: "a whole number",
-                        value: value.clone(),
-                    }
-                })?),
-            };
-            table.insert((*field).to_owned(), v);
         }
         let settings =
             Settings::deserialize(toml::Value::Table(table)).map_err(|e| SettingsError::Invalid {
@@ -317,6 +413,17 @@ impl Settings {
         }
         if self.bio_index_save_every == 0 {
             return bad("bio_index_save_every must be positive".into());
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() {
+                return bad("smtp.host must name the SMTP server".into());
+            }
+            if smtp.password.is_some() && smtp.user.is_none() {
+                return bad("smtp.password is set but smtp.user is not".into());
+            }
+            if smtp.user.is_some() && smtp.tls == SmtpTls::None {
+                return bad("smtp.user with smtp.tls = \"none\" would send the password in clear; use starttls or tls".into());
+            }
         }
         Ok(())
     }
@@ -389,6 +496,82 @@ mod tests {
         assert_eq!(s.dedupe_index, DedupeIndex::Exhaustive);
         let err = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "magic")])).unwrap_err();
         assert!(err.to_string().contains("magic"), "{err}");
+    }
+
+    #[test]
+    fn smtp_from_file_and_environment_with_password_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("smtp-pw");
+        std::fs::write(&p, "s3cret\n").unwrap();
+        let file = "[smtp]\nhost = \"mail.example.org\"\nfrom = \"ID Office <id@example.org>\"\n";
+        let s = Settings::from_sources(Some((Path::new("a.toml"), file)), &env(&[])).unwrap();
+        let smtp = s.smtp.unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.tls, smtp.port),
+            ("mail.example.org", SmtpTls::Starttls, None)
+        );
+        let e = env(&[
+            ("TESSERA_SMTP_PORT", "2525"),
+            ("TESSERA_SMTP_USER", "tessera"),
+            ("TESSERA_SMTP_PASSWORD_FILE", p.to_str().unwrap()),
+            ("TESSERA_SMTP_TLS", "tls"),
+        ]);
+        let s = Settings::from_sources(Some((Path::new("a.toml"), file)), &e).unwrap();
+        let smtp = s.smtp.clone().unwrap();
+        assert_eq!(
+            (smtp.port, smtp.tls),
+            (Some(2525), SmtpTls::Tls),
+            "env beats file"
+        );
+        assert_eq!(smtp.password.unwrap().expose(), "s3cret");
+        assert!(!format!("{s:?}").contains("s3cret"), "password redacted");
+        // Only the environment.
+        let e = env(&[
+            ("TESSERA_SMTP_HOST", "127.0.0.1"),
+            ("TESSERA_SMTP_FROM", "a@b.c"),
+            ("TESSERA_SMTP_TLS", "none"),
+        ]);
+        assert_eq!(
+            Settings::from_sources(None, &e).unwrap().smtp.unwrap().tls,
+            SmtpTls::None
+        );
+    }
+
+    #[test]
+    fn smtp_mistakes_are_named() {
+        let e = env(&[("TESSERA_SMTP_HOST", "h")]);
+        assert!(
+            Settings::from_sources(None, &e)
+                .unwrap_err()
+                .to_string()
+                .contains("from")
+        );
+        let e = env(&[
+            ("TESSERA_SMTP_HOST", "h"),
+            ("TESSERA_SMTP_FROM", "a@b.c"),
+            ("TESSERA_SMTP_TLS", "maybe"),
+        ]);
+        assert!(
+            Settings::from_sources(None, &e)
+                .unwrap_err()
+                .to_string()
+                .contains("maybe")
+        );
+        let e = env(&[
+            ("TESSERA_SMTP_HOST", "h"),
+            ("TESSERA_SMTP_FROM", "a@b.c"),
+            ("TESSERA_SMTP_USER", "u"),
+            ("TESSERA_SMTP_TLS", "none"),
+        ]);
+        assert!(
+            Settings::from_sources(None, &e)
+                .unwrap_err()
+                .to_string()
+                .contains("clear")
+        );
+        let file = "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nhots = 1\n";
+        let err = Settings::from_sources(Some((Path::new("a.toml"), file)), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("hots"), "{err}");
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn header_u64(h: &HeaderMap, name: &'static str) -> Result<u64, ApiError> {
+pub(crate) fn header_u64(h: &HeaderMap, name: &'static str) -> Result<u64, ApiError> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -300,7 +300,7 @@ fn lock_upload<'a>(state: &'a AppState, id: &str) -> Result<UploadLock<'a>, ApiE
     })
 }
 
-fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), ApiError> {
     let Some(v) = h.get(tus::UPLOAD_CHECKSUM) else {
         return Ok(());
     };

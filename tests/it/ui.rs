@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use tessera_packet::clock::SystemClock;
 use tessera_server::settings::Settings;
-use tessera_station::operators::OperatorBundle;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -95,9 +94,9 @@ async fn client_ui_unit_and_browser_e2e() {
     let url = format!("http://{}", server.addr);
     let (simulator, sbi_base) = tessera_e2e::demo::start_simulator().await.unwrap();
     // The administrator publishes the center's operators and the device provider's CA to stations.
-    let ops =
-        OperatorBundle::parse(&std::fs::read(root().join("client/demo/operators.json")).unwrap()).unwrap();
-    tessera_e2e::demo::publish_to_stations(server.state.store.as_ref(), &ops, simulator.ca_pem())
+    let admin = tessera_e2e::demo::AdminApi::new(&url, &dir.path().join("server")).unwrap();
+    let bundle = std::fs::read(root().join("client/demo/operators.json")).unwrap();
+    tessera_e2e::demo::publish_to_stations(&admin, &bundle, simulator.ca_pem())
         .await
         .unwrap();
     let packet_key = server

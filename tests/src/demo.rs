@@ -1,6 +1,8 @@
 //! The end-to-end demo: a server, the SBI device simulator and two stations, all in this process on the
 //! embedded default (SQLite, fresh keys, temporary folders), driven through the real crates' APIs and real
-//! HTTP (sync API and SBI).
+//! HTTP (sync API, admin and adjudication APIs, SBI). The administrator's work (publishing operators and the
+//! device provider's CA, approving machines, reading credentials) goes through the admin API with the admin
+//! token, as a real administrator's would; nothing is written to the server's database directly.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use tessera_packet::clock::{Clock, SystemClock};
-use tessera_packet::wire::{MachineStatus, SyncKind};
-use tessera_sbi::sim::{self, RunningSimulator, SimConfig, SimError};
+use tessera_sbi::sim::{self, DeviceKind, RunningSimulator, SimConfig, SimError};
 use tessera_server::settings::Settings;
 use tessera_station::capture::DeviceOptions;
 use tessera_station::crypto::KdfParams;
 use tessera_station::forms::Answers;
-use tessera_station::operators::OperatorBundle;
 use tessera_station::station::{InitParams, Station};
 use tessera_station::sync::{PROCESSED, Progress, SyncOptions, SyncReport};
 
@@ -23,9 +23,30 @@ use tessera_station::sync::{PROCESSED, Progress, SyncOptions, SyncReport};
 const OFFICER_PW: &str = "demo-officer-pass";
 const SUPERVISOR_PW: &str = "demo-supervisor-pass";
 
+/// One registration of the demo and what the server decided.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The resident's name.
+    pub name: String,
+    /// The station that registered them.
+    pub station: String,
+    /// The packet's RID.
+    pub rid: String,
+    /// Server statuses the packet went through, in order.
+    pub statuses: Vec<String>,
+    /// The UIN issued, when one was.
+    pub uin: Option<String>,
+    /// The outcome in words (`UIN issued`, `held as a duplicate of UIN ...`, ...).
+    pub outcome: String,
+    /// The credential files (JSON, QR payload, PDF card), when a UIN was issued.
+    pub files: Vec<PathBuf>,
+}
+
 /// What the demo produced, for tests.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// Every registration, in order; the last one is the deliberate duplicate.
+    pub registrations: Vec<Registration>,
     /// RID of the first registration.
     pub rid: String,
     /// Server statuses the first packet went through, in order.
@@ -38,6 +59,138 @@ pub struct Outcome {
     pub second_status: String,
     /// The status after the adjudicator's decision, when the second packet was held.
     pub adjudicated: Option<String>,
+    /// The resident notifications in the server's local outbox file, one JSON object per line.
+    pub notifications: Vec<serde_json::Value>,
+}
+
+/// A synthetic resident of the demo: who the device simulator captures, and the demographics entered.
+#[derive(Debug, Clone)]
+struct Resident {
+    /// Synthetic person id of the simulator (the same id gives the same fingers, irises and face).
+    person: u64,
+    name: &'static str,
+    date_of_birth: &'static str,
+    gender: &'static str,
+    email: Option<&'static str>,
+}
+
+/// The residents station A registers; the last registration (station B) is the first resident again.
+const RESIDENTS: [Resident; 3] = [
+    Resident {
+        person: 1,
+        name: "Amina Diallo",
+        date_of_birth: "1988-03-14",
+        gender: "FLE",
+        email: Some("amina@example.org"),
+    },
+    Resident {
+        person: 2,
+        name: "Kofi Mensah",
+        date_of_birth: "1979-07-22",
+        gender: "MLE",
+        email: Some("kofi.mensah@example.org"),
+    },
+    Resident {
+        person: 3,
+        name: "Mariam Traoré",
+        date_of_birth: "2001-11-05",
+        gender: "FLE",
+        email: None,
+    },
+];
+
+/// The administrator's side of the demo: the server's admin API with the admin token.
+#[derive(Debug, Clone)]
+pub struct AdminApi {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl AdminApi {
+    /// The admin API of the server at `url`, with the token in `<data_dir>/admin.token`.
+    pub fn new(url: &str, data_dir: &Path) -> Result<Self> {
+        let token = std::fs::read_to_string(data_dir.join("admin.token"))
+            .with_context(|| format!("reading {}/admin.token", data_dir.display()))?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            token: token.trim().to_owned(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<serde_json::Value> {
+        let mut rb = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            rb = rb.header("content-type", "application/json").body(b);
+        }
+        let r = rb.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Approves an enrolled machine.
+    pub async fn approve(&self, machine_id: &str) -> Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/v1/admin/machines/{machine_id}/approve"),
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Publishes an operator bundle (`client/demo/operators.json`'s format) to the stations of each center.
+    pub async fn publish_operators(&self, bundle: &[u8]) -> Result<serde_json::Value> {
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/admin/operators",
+            Some(bundle.to_vec()),
+        )
+        .await
+    }
+
+    /// Publishes a device provider's CA certificate.
+    pub async fn publish_certificate(&self, id: &str, pem: &str) -> Result<()> {
+        let body = serde_json::to_vec(&serde_json::json!({ "pem": pem }))?;
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/admin/certificates/{id}"),
+            Some(body),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The UIN of a packet's credential, if one was issued.
+    pub async fn credential_uin(&self, rid: &str) -> Result<Option<String>> {
+        let r = self
+            .http
+            .get(format!("{}/api/v1/admin/credentials/{rid}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let vc: serde_json::Value = r.error_for_status()?.json().await?;
+        Ok(vc
+            .pointer("/credentialSubject/uin")
+            .and_then(|u| u.as_str())
+            .map(str::to_owned))
+    }
 }
 
 /// Where the project's sample files are.
@@ -63,6 +216,14 @@ macro_rules! say {
     ($out:expr, $($arg:tt)*) => {{
         writeln!($out, $($arg)*).context("writing the demo output")?;
         $out.flush().ok();
+    }};
+}
+
+/// Like `say!` on the demo's output, with the progress bar hidden while the line is written.
+macro_rules! note {
+    ($demo:expr, $($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        $demo.line(&line)?;
     }};
 }
 
@@ -95,21 +256,34 @@ struct Demo<'a> {
     paths: Paths,
     server: tessera_server::RunningServer,
     url: String,
+    admin: AdminApi,
+    simulator: RunningSimulator,
     devices: DeviceOptions,
     clock: Arc<dyn Clock>,
     started: Instant,
+    bar: indicatif::ProgressBar,
 }
 
 impl Demo<'_> {
+    /// Writes a line of the demo's output, with the progress bar hidden meanwhile.
+    fn line(&mut self, line: &str) -> Result<()> {
+        let Demo { bar, out, .. } = self;
+        bar.suspend(|| -> Result<()> {
+            writeln!(out, "{line}").context("writing the demo output")?;
+            out.flush().ok();
+            Ok(())
+        })
+    }
+
     fn elapsed(&self) -> String {
         format!("[{:>5.1}s]", self.started.elapsed().as_secs_f64())
     }
 
-    /// Sets up, enrols (approved by the administrator) and syncs a station; returns it with officer1
-    /// logged in.
+    /// Sets up, enrols (approved by the administrator over the admin API) and syncs a station; returns it
+    /// with officer1 logged in.
     async fn station(&mut self, name: &str, provisional_machine: &str) -> Result<Station> {
         let home = self.dir.join(name);
-        let bundle = OperatorBundle::parse(
+        let bundle = tessera_station::operators::OperatorBundle::parse(
             &std::fs::read(self.paths.station_demo.join("operators.json"))
                 .context("reading operators.json")?,
         )?;
@@ -117,8 +291,7 @@ impl Demo<'_> {
         let packet_key = self
             .server
             .state
-            .keys
-            .packet_identities
+            .packet_keys()
             .first()
             .map(|(_, i)| i.to_public().to_string())
             .context("the server has no packet key")?;
@@ -139,8 +312,8 @@ impl Demo<'_> {
         )?;
         st.add_operator_slot("super1", SUPERVISOR_PW)?;
         let e = st.enrol_machine(&self.url, name).await?;
-        say!(
-            self.out,
+        note!(
+            self,
             "{}    {name}: initialised in {}, enrolled as machine {} ({}), key {}",
             self.elapsed(),
             home.display(),
@@ -148,15 +321,10 @@ impl Demo<'_> {
             e.status,
             id.fingerprint
         );
-        tessera_server::machines::set_status(
-            self.server.state.store.as_ref(),
-            &e.machine_id,
-            MachineStatus::Active,
-            None,
-            self.clock.now().timestamp(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("approving the machine: {e:?}"))?;
+        self.admin
+            .approve(e.machine_id.as_str())
+            .await
+            .context("approving the machine")?;
         let r = st.sync(&SyncOptions::default()).await?;
         if let Some(why) = r.stopped.or(r.master_data_error) {
             bail!("first sync of {name} failed: {why}");
@@ -166,19 +334,41 @@ impl Demo<'_> {
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        say!(
-            self.out,
-            "{}    {name}: administrator approved it; first sync: {}",
+        note!(
+            self,
+            "{}    {name}: administrator approved it (admin API); first sync: {}",
             self.elapsed(),
             kinds.join(", ")
         );
         Ok(st)
     }
 
-    /// Registers the demo resident at `st`, capturing from the simulator; returns the RID (approved).
-    async fn register(&mut self, st: &mut Station, name: &str) -> Result<String> {
+    /// Registers `who` at `st`, capturing from the simulator (set to that synthetic person); returns the RID
+    /// (approved by the supervisor).
+    async fn register(&mut self, st: &mut Station, name: &str, who: &Resident) -> Result<String> {
         let answers_path = self.paths.station_demo.join("answers-new-adult.json");
-        let answers: Answers = serde_json::from_slice(&std::fs::read(&answers_path)?)?;
+        let mut raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&answers_path)?)?;
+        if let Some(d) = raw.get_mut("demographics").and_then(|d| d.as_object_mut()) {
+            d.insert(
+                "fullName".into(),
+                serde_json::json!({"eng": who.name, "fra": who.name}),
+            );
+            d.insert("dateOfBirth".into(), who.date_of_birth.into());
+            d.insert("gender".into(), who.gender.into());
+            match who.email {
+                Some(e) => d.insert("email".into(), e.into()),
+                None => d.remove("email"),
+            };
+        }
+        let answers: Answers = serde_json::from_value(raw)?;
+        for kind in [
+            DeviceKind::FingerSlap,
+            DeviceKind::FingerSingle,
+            DeviceKind::IrisDouble,
+            DeviceKind::Face,
+        ] {
+            self.simulator.control(kind, |c| c.person_id = who.person);
+        }
         let id = st.start_draft(&answers.process)?;
         let problems = st.save_answers(id, answers.clone())?;
         if !problems.is_empty() {
@@ -188,17 +378,19 @@ impl Demo<'_> {
             let bytes = std::fs::read(self.paths.station_demo.join(&doc.file))?;
             st.import_document(id, field, &doc.doc_type, doc.ref_number.clone(), &bytes)?;
         }
-        say!(
-            self.out,
-            "{}    {name}: officer1 entered demographics ({} fields) and {} document scans",
+        note!(
+            self,
+            "{}    {name}: officer1 registers {} (synthetic person {}): {} demographic fields, {} document scans",
             self.elapsed(),
+            who.name,
+            who.person,
             answers.demographics.len(),
             answers.documents.len()
         );
         for p in st.capture_all(id, &self.devices).await? {
             let q: Vec<String> = p.qualities.iter().map(|(a, q)| format!("{a} {q}")).collect();
-            say!(
-                self.out,
+            note!(
+                self,
                 "{}    {name}: captured {:?} over SBI from {} in {} attempt(s): quality {}",
                 self.elapsed(),
                 p.part,
@@ -212,8 +404,8 @@ impl Demo<'_> {
             bail!("the draft is not ready: {:?}", review.problems);
         }
         let sealed = st.seal_draft(id)?;
-        say!(
-            self.out,
+        note!(
+            self,
             "{}    {name}: sealed and signed by officer1: RID {} ({} bytes)",
             self.elapsed(),
             sealed.rid,
@@ -227,16 +419,23 @@ impl Demo<'_> {
         )?;
         sup.approve(&sealed.rid)?;
         sup.logout()?;
-        say!(
-            self.out,
+        note!(
+            self,
             "{}    {name}: supervisor super1 approved it",
             self.elapsed()
         );
+        self.bar.inc(1);
         Ok(sealed.rid)
     }
 
-    /// Uploads and follows the packet's status until it is final (or on hold), printing transitions.
-    async fn upload_and_follow(&mut self, st: &mut Station, name: &str, rid: &str) -> Result<Vec<String>> {
+    /// Uploads the station's approved packets and follows their statuses until each is final (or on hold),
+    /// printing transitions; returns each RID's statuses in order.
+    async fn upload_and_follow(
+        &mut self,
+        st: &mut Station,
+        name: &str,
+        rids: &[String],
+    ) -> Result<Vec<Vec<String>>> {
         let mut lines = Vec::new();
         let r = st
             .sync_with(&SyncOptions::default(), &mut |p: &Progress| match p {
@@ -250,44 +449,55 @@ impl Demo<'_> {
             })
             .await?;
         for l in lines {
-            say!(self.out, "{}    {name}: {l}", self.elapsed());
+            note!(self, "{}    {name}: {l}", self.elapsed());
         }
         if let Some(why) = r.stopped {
             bail!("upload stopped: {why}");
         }
-        let mut statuses = vec!["RECEIVED".to_owned()];
-        say!(self.out, "{}    {name}: {rid} status RECEIVED", self.elapsed());
-        self.follow(st, rid, |demo, r, st| {
-            for s in r.statuses.iter().filter(|s| s.rid == rid) {
-                if statuses.last() != Some(&s.to) {
-                    say!(
-                        demo.out,
-                        "{}    {name}: {rid} status {}{}",
-                        demo.elapsed(),
-                        s.to,
-                        s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
-                    );
-                    statuses.push(s.to.clone());
+        let mut statuses: Vec<Vec<String>> = rids.iter().map(|_| vec!["RECEIVED".to_owned()]).collect();
+        for rid in rids {
+            note!(self, "{}    {name}: {rid} status RECEIVED", self.elapsed());
+        }
+        self.follow(st, name, |demo, r, st| {
+            for (rid, seen) in rids.iter().zip(statuses.iter_mut()) {
+                for s in r.statuses.iter().filter(|s| &s.rid == rid) {
+                    if seen.last() != Some(&s.to) {
+                        note!(
+                            demo,
+                            "{}    {name}: {rid} status {}{}",
+                            demo.elapsed(),
+                            s.to,
+                            s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                        );
+                        seen.push(s.to.clone());
+                        if is_settled(&s.to) {
+                            demo.bar.inc(1);
+                        }
+                    }
                 }
             }
-            let done = st.uploads()?.iter().any(|u| {
-                u.rid == rid && (u.state == PROCESSED || u.server_status.as_deref() == Some("ON_HOLD"))
+            let uploads = st.uploads()?;
+            let settled = rids.iter().zip(&statuses).all(|(rid, seen)| {
+                seen.last().is_some_and(|s| s == "QUARANTINED")
+                    || uploads.iter().any(|u| {
+                        &u.rid == rid
+                            && (u.state == PROCESSED || u.server_status.as_deref() == Some("ON_HOLD"))
+                    })
             });
-            let quarantined = statuses.last().is_some_and(|s| s == "QUARANTINED");
-            Ok((done || quarantined).then(|| statuses.clone()))
+            Ok(settled.then(|| statuses.clone()))
         })
         .await
     }
 
     /// Syncs statuses (no master data) every 200 ms and calls `step` after each round, until it returns a value
-    /// or 30 s pass.
+    /// or 60 s pass.
     async fn follow<T>(
         &mut self,
         st: &mut Station,
-        rid: &str,
+        what: &str,
         mut step: impl FnMut(&mut Self, &SyncReport, &Station) -> Result<Option<T>>,
     ) -> Result<T> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let opts = SyncOptions {
             master_data: false,
             ..SyncOptions::default()
@@ -298,7 +508,7 @@ impl Demo<'_> {
                 return Ok(v);
             }
             if Instant::now() > deadline {
-                bail!("{rid} reached no final status within 30 s");
+                bail!("{what}: the packets reached no final status within 60 s");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -307,9 +517,9 @@ impl Demo<'_> {
     /// The adjudicator reviews the held case over the server's adjudication API (adjudicator token), confirms the
     /// candidate is the first registration's UIN and decides DUPLICATE; station B then syncs the final status.
     async fn adjudicate(&mut self, st: &mut Station, rid: &str, first_uin: Option<&str>) -> Result<String> {
-        say!(
-            self.out,
-            "10. Adjudication: the held case is reviewed over the server's adjudication API"
+        note!(
+            self,
+            "9. Adjudication: the held case is reviewed over the server's adjudication API"
         );
         let token_path = self.dir.join("server").join("adjudicator.token");
         let token = std::fs::read_to_string(&token_path)?;
@@ -330,8 +540,8 @@ impl Demo<'_> {
             .unwrap_or_default();
         let field = |c: &serde_json::Value, k: &str| c.get(k).cloned().unwrap_or_default();
         for c in &candidates {
-            say!(
-                self.out,
+            note!(
+                self,
                 "         candidate UIN {} ({} match, score {:.2})",
                 field(c, "uin").as_str().unwrap_or("?"),
                 field(c, "kind").as_str().unwrap_or("?"),
@@ -354,8 +564,8 @@ impl Demo<'_> {
             .error_for_status()?
             .json()
             .await?;
-        say!(
-            self.out,
+        note!(
+            self,
             "         adjudicator decided {} (duplicate of UIN {dup}): one person, one ID",
             decided.get("status").and_then(|v| v.as_str()).unwrap_or("?")
         );
@@ -369,7 +579,7 @@ impl Demo<'_> {
                 |s: &String| ["DUPLICATE", "PROCESSED", "REJECTED", "QUARANTINED"].contains(&s.as_str());
             match now.filter(is_final) {
                 Some(status) => {
-                    say!(demo.out, "{}    station-b: {rid} status {status}", demo.elapsed());
+                    note!(demo, "{}    station-b: {rid} status {status}", demo.elapsed());
                     Ok(Some(status))
                 }
                 None => Ok(None),
@@ -378,52 +588,62 @@ impl Demo<'_> {
         .await
     }
 
-    async fn uin_of(&self, rid: &str) -> Result<Option<String>> {
-        // The sync API does not return UINs to stations; the demo reads the server's record.
-        let rid: tessera_packet::ids::Rid = rid.parse()?;
-        let got = self
-            .server
-            .state
-            .store
-            .allocate_uins(vec![rid], self.clock.now().timestamp())
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the UIN: {e:?}"))?;
-        Ok(got.into_iter().next().map(|(_, u)| u))
+    /// The credential files the server wrote for a packet that got a UIN.
+    fn credential_files(&self, rid: &str) -> Vec<PathBuf> {
+        let dir = self.dir.join("server").join("credentials");
+        [".json", ".qr.txt", ".card.pdf"]
+            .iter()
+            .map(|ext| dir.join(format!("{rid}{ext}")))
+            .filter(|p| p.is_file())
+            .collect()
+    }
+
+    /// The resident notifications in the server's local outbox file, waiting up to 10 s for `expected`.
+    async fn outbox(&self, expected: usize) -> Result<Vec<serde_json::Value>> {
+        let path = self.dir.join("server/outbox/notifications.jsonl");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+                .context("reading the outbox file")?;
+            if lines.len() >= expected || Instant::now() > deadline {
+                return Ok(lines);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
-/// What the administrator publishes to stations before they register anyone: the center's operators and the
-/// device provider's CA certificate (the server also checks every biometric's device signature against it).
-pub async fn publish_to_stations(
-    store: &dyn tessera_server::store::Store,
-    ops: &OperatorBundle,
-    provider_ca_pem: &str,
-) -> Result<()> {
-    for o in &ops.operators {
-        store
-            .put_sync_item(
-                SyncKind::Operators,
-                &o.center_id,
-                &o.id,
-                Some(serde_json::to_value(o)?),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    }
-    store
-        .put_sync_item(
-            SyncKind::Certificates,
-            "",
-            "sim-provider-ca",
-            Some(serde_json::json!({"pem": provider_ca_pem})),
-        )
+/// Whether a server status is where a packet rests (final, or held for a person).
+fn is_settled(status: &str) -> bool {
+    ["PROCESSED", "DUPLICATE", "REJECTED", "QUARANTINED", "ON_HOLD"].contains(&status)
+}
+
+/// What the administrator publishes to stations before they register anyone, over the admin API: the
+/// center's operators (`bundle`, the format of `client/demo/operators.json`) and the device provider's CA
+/// certificate (the server also checks every biometric's device signature against it).
+pub async fn publish_to_stations(admin: &AdminApi, bundle: &[u8], provider_ca_pem: &str) -> Result<()> {
+    admin
+        .publish_operators(bundle)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    Ok(())
+        .context("publishing the operators")?;
+    admin
+        .publish_certificate("sim-provider-ca", provider_ca_pem)
+        .await
+        .context("publishing the device provider's CA certificate")
 }
 
 /// Runs the whole demo in `dir` (which must exist and be empty), printing each step to `out`.
 pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcome> {
+    run_with(dir, paths, out, false).await
+}
+
+/// [`run`], with a progress bar on standard error when `progress` is set (and standard error is a
+/// terminal).
+pub async fn run_with(dir: &Path, paths: Paths, out: &mut dyn Write, progress: bool) -> Result<Outcome> {
     let started = Instant::now();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     say!(
@@ -449,7 +669,7 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
 
     say!(
         out,
-        "2. Devices: SBI 0.9.5 simulator (finger slap, single finger, iris, face; synthetic person 1)"
+        "2. Devices: SBI 0.9.5 simulator (finger slap, single finger, iris, face; synthetic persons)"
     );
     let (simulator, base) = start_simulator().await?;
     for (kind, addr) in simulator.devices() {
@@ -458,21 +678,37 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
 
     say!(
         out,
-        "3. Administrator: publishes the center's operators and the device provider's CA to stations"
+        "3. Administrator (admin API): publishes the center's operators and the device provider's CA to stations"
     );
-    let ops: OperatorBundle =
-        OperatorBundle::parse(&std::fs::read(paths.station_demo.join("operators.json"))?)?;
-    publish_to_stations(server.state.store.as_ref(), &ops, simulator.ca_pem()).await?;
+    let admin = AdminApi::new(&url, &dir.join("server"))?;
+    let bundle = std::fs::read(paths.station_demo.join("operators.json"))?;
+    publish_to_stations(&admin, &bundle, simulator.ca_pem()).await?;
+    let ops = tessera_station::operators::OperatorBundle::parse(&bundle)?;
     for o in &ops.operators {
         say!(out, "         {} ({:?}) of center {}", o.id, o.roles, o.center_id);
     }
 
+    // Each registration counts twice: captured and sealed, then settled at the server.
+    let steps = u64::try_from(2 * (RESIDENTS.len() + 1)).unwrap_or(0);
+    let bar = if progress {
+        indicatif::ProgressBar::new(steps)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message("registrations captured and processed");
     let mut demo = Demo {
         out,
         dir: dir.to_path_buf(),
         paths,
         server,
         url,
+        admin,
+        simulator,
         devices: DeviceOptions {
             first_port: base,
             last_port: base + 3,
@@ -480,62 +716,142 @@ pub async fn run(dir: &Path, paths: Paths, out: &mut dyn Write) -> Result<Outcom
         },
         clock,
         started,
+        bar,
     };
-    say!(demo.out, "4. Station A: init, enrol with the server, first sync");
+    note!(demo, "4. Station A: init, enrol with the server, first sync");
     let mut a = demo.station("station-a", "10077").await?;
-    say!(demo.out, "5. Registration at station A (NEW, adult)");
-    let rid = demo.register(&mut a, "station-a").await?;
-    say!(
-        demo.out,
-        "6. Sync: upload (tus, resumable), receipt, processing status"
+    note!(
+        demo,
+        "5. Registrations at station A (NEW, adults): {} residents",
+        RESIDENTS.len()
     );
-    let statuses = demo.upload_and_follow(&mut a, "station-a", &rid).await?;
-    let uin = if statuses.last().is_some_and(|s| s == "PROCESSED") {
-        demo.uin_of(&rid).await?
-    } else {
-        None
-    };
-    match &uin {
-        Some(u) => say!(demo.out, "7. UIN issued: {u} for RID {rid}"),
-        None => say!(demo.out, "7. No UIN: the server decided {:?}", statuses.last()),
+    let mut rids = Vec::new();
+    for who in &RESIDENTS {
+        rids.push(demo.register(&mut a, "station-a", who).await?);
+    }
+    note!(
+        demo,
+        "6. Sync: upload (tus, resumable), receipts, processing statuses"
+    );
+    let statuses = demo.upload_and_follow(&mut a, "station-a", &rids).await?;
+    let mut registrations = Vec::new();
+    for ((who, rid), statuses) in RESIDENTS.iter().zip(&rids).zip(statuses) {
+        let uin = if statuses.last().is_some_and(|s| s == "PROCESSED") {
+            demo.admin.credential_uin(rid).await?
+        } else {
+            None
+        };
+        let outcome = match &uin {
+            Some(u) => format!("UIN issued: {u}"),
+            None => format!("no UIN: {}", statuses.last().map_or("?", String::as_str)),
+        };
+        registrations.push(Registration {
+            name: who.name.to_owned(),
+            station: "station-a".into(),
+            rid: rid.clone(),
+            statuses,
+            files: demo.credential_files(rid),
+            uin,
+            outcome,
+        });
+    }
+    let first = registrations
+        .first()
+        .cloned()
+        .context("no registration was made")?;
+    match &first.uin {
+        Some(u) => note!(demo, "7. UIN issued: {u} for RID {}", first.rid),
+        None => note!(demo, "7. No UIN: the server decided {:?}", first.statuses.last()),
     }
 
-    say!(demo.out, "8. The same person registers again at station B");
-    let mut b = demo.station("station-b", "10078").await?;
-    let second_rid = demo.register(&mut b, "station-b").await?;
-    let second = demo.upload_and_follow(&mut b, "station-b", &second_rid).await?;
-    let second_status = second.last().cloned().unwrap_or_default();
-    let second_uin = if second_status == "PROCESSED" {
-        demo.uin_of(&second_rid).await?
-    } else {
-        None
-    };
-    say!(
-        demo.out,
-        "9. Server decision for the second registration: {second_status}{}",
-        second_uin
-            .map(|u| format!(
-                ", UIN {u} (deduplication is not in the server pipeline yet, so the same person got a second UIN)"
-            ))
-            .unwrap_or_default()
+    let again = RESIDENTS.first().context("no resident")?;
+    note!(
+        demo,
+        "8. The same person ({}) registers again at station B: a deliberate duplicate",
+        again.name
     );
+    let mut b = demo.station("station-b", "10078").await?;
+    let second_rid = demo.register(&mut b, "station-b", again).await?;
+    let second = demo
+        .upload_and_follow(&mut b, "station-b", std::slice::from_ref(&second_rid))
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let second_status = second.last().cloned().unwrap_or_default();
     let adjudicated = if second_status == "ON_HOLD" {
-        Some(demo.adjudicate(&mut b, &second_rid, uin.as_deref()).await?)
+        Some(demo.adjudicate(&mut b, &second_rid, first.uin.as_deref()).await?)
     } else {
         None
     };
+    let second_uin = demo.admin.credential_uin(&second_rid).await?;
+    registrations.push(Registration {
+        name: again.name.to_owned(),
+        station: "station-b".into(),
+        rid: second_rid.clone(),
+        statuses: second.clone(),
+        files: demo.credential_files(&second_rid),
+        outcome: match (&adjudicated, &second_uin) {
+            (Some(s), _) if s == "DUPLICATE" => format!(
+                "held as a duplicate of UIN {}: no second UIN",
+                first.uin.as_deref().unwrap_or("?")
+            ),
+            (_, Some(u)) => format!("UIN issued: {u} (not recognised as a duplicate)"),
+            _ => format!("no UIN: {}", adjudicated.as_deref().unwrap_or(&second_status)),
+        },
+        uin: second_uin,
+    });
+    demo.bar.finish_and_clear();
+
+    note!(demo, "10. Outcome of each registration");
+    for r in &registrations {
+        note!(demo, "    {} {} ({}): {}", r.rid, r.name, r.station, r.outcome);
+        for f in &r.files {
+            note!(demo, "        {}", f.display());
+        }
+    }
+    let expected = registrations.len();
+    let notifications = demo.outbox(expected).await?;
+    note!(
+        demo,
+        "11. Notification outbox ({}, no SMTP server configured): {} messages",
+        demo.dir.join("server/outbox/notifications.jsonl").display(),
+        notifications.len()
+    );
+    for n in &notifications {
+        let s = |k: &str| n.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_owned();
+        note!(
+            demo,
+            "    {} {} to {} {}{}",
+            s("rid"),
+            s("kind"),
+            s("channel"),
+            s("address"),
+            n.get("uin")
+                .and_then(|v| v.as_str())
+                .map(|u| format!(": UIN {u}"))
+                .unwrap_or_default()
+        );
+    }
     a.logout()?;
     b.logout()?;
-    let Demo { server, out, .. } = demo;
+    let Demo {
+        server,
+        out,
+        simulator,
+        ..
+    } = demo;
     server.stop().await?;
     drop(simulator);
     say!(out, "Done in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(Outcome {
-        rid,
-        statuses,
-        uin,
+        rid: first.rid.clone(),
+        statuses: first.statuses.clone(),
+        uin: first.uin.clone(),
         second_rid,
         second_status,
         adjudicated,
+        registrations,
+        notifications,
     })
 }

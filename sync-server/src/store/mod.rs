@@ -340,6 +340,41 @@ pub struct NotificationRecord {
     pub attempts: i64,
 }
 
+/// One change of a sync item for [`Store::put_sync_items`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncChange {
+    /// The kind.
+    pub kind: SyncKind,
+    /// `""` for every station, else a center id.
+    pub scope: String,
+    /// The item's key.
+    pub key: String,
+    /// The new body, or `None` to delete the item.
+    pub body: Option<serde_json::Value>,
+}
+
+/// A current (not deleted) sync item with its scope, as the admin API lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopedSyncItem {
+    /// `""` for every station, else a center id.
+    pub scope: String,
+    /// The item.
+    pub item: SyncItem,
+}
+
+/// One change of a packet's status or reason, as the database recorded it (table `packet_events`, written
+/// by a trigger on every change of `packets.status` or `packets.reason`, whoever makes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PacketEvent {
+    /// The status it entered.
+    pub status: PacketStatus,
+    /// Its reason code then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When (Unix seconds).
+    pub at: i64,
+}
+
 /// The server's storage. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -548,6 +583,31 @@ pub trait Store: Send + Sync + fmt::Debug {
         new_key_id: &str,
         wrapped_key: Vec<u8>,
     ) -> Result<bool, StoreError>;
+    /// Applies several sync-item changes in one transaction (all or nothing), each as
+    /// [`Store::put_sync_item`] would; returns each change's new version, or `None` when it changed nothing.
+    async fn put_sync_items(&self, changes: Vec<SyncChange>) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// The current (not deleted) items of `kind` in every scope, by scope and key.
+    async fn current_sync_items(&self, kind: SyncKind) -> Result<Vec<ScopedSyncItem>, StoreError>;
+
+    /// Received packets, optionally only those with `status`, least recently changed first, at most `limit`.
+    async fn packets_by_status(
+        &self,
+        status: Option<PacketStatus>,
+        limit: u32,
+    ) -> Result<Vec<PacketRecord>, StoreError>;
+
+    /// Every status change of a packet, oldest first (empty for an unknown RID).
+    async fn packet_history(&self, rid: &Rid) -> Result<Vec<PacketEvent>, StoreError>;
+
+    /// Puts a packet whose status is `from` back in the processing queue (status `Received`, reason
+    /// cleared, job ready now), in one transaction; `false` (and nothing changed) when its status is not
+    /// `from`. `NotFound` for an unknown RID.
+    async fn requeue_packet(&self, rid: &Rid, from: PacketStatus, now: i64) -> Result<bool, StoreError>;
+
+    /// After a failed delivery: leaves an unsent notification for no worker to claim before `at` (the
+    /// sender's back-off). No effect on a sent one.
+    async fn notification_retry_at(&self, id: i64, at: i64) -> Result<(), StoreError>;
 }
 
 pub(crate) fn to_u64(what: &'static str, v: i64) -> Result<u64, StoreError> {

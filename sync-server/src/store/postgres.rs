@@ -11,9 +11,9 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
-    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketRecord,
-    Store, StoreError, UploadRecord, case_status, key_bytes, parse_body, parse_candidates, parse_id,
-    parse_machine_status, parse_packet_status, to_i64, to_u64,
+    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
+    PacketRecord, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status, key_bytes,
+    parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only.
@@ -156,6 +156,33 @@ CREATE TABLE outbox (
     UNIQUE (rid, kind)
 );
 CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
+"#,
+    ),
+    (
+        5,
+        // Status history of every packet, written by a trigger so that no code path can change a status
+        // without leaving a trace. Existing packets get one event with their current status.
+        r#"
+CREATE TABLE packet_events (
+    id BIGSERIAL PRIMARY KEY,
+    rid TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    at BIGINT NOT NULL
+);
+CREATE INDEX packet_events_rid ON packet_events (rid, id);
+INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, reason, updated_at FROM packets;
+CREATE FUNCTION packet_events_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status OR NEW.reason IS DISTINCT FROM OLD.reason THEN
+        INSERT INTO packet_events (rid, status, reason, at) VALUES (NEW.rid, NEW.status, NEW.reason, NEW.updated_at);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER packet_events_change AFTER INSERT OR UPDATE ON packets
+    FOR EACH ROW EXECUTE FUNCTION packet_events_record();
+CREATE INDEX packets_status ON packets (status, updated_at);
 "#,
     ),
 ];
@@ -336,29 +363,70 @@ async fn upload_where<C: GenericClient>(
         .transpose()
 }
 
+const PACKET_COLS: &str = "rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at";
+
+fn packet_from(r: &Row) -> Result<PacketRecord, StoreError> {
+    Ok(PacketRecord {
+        rid: parse_id("rid", r.get::<_, &str>(0))?,
+        machine_id: parse_id("machine id", r.get::<_, &str>(1))?,
+        sha256: r.get(2),
+        size: to_u64("packet size", r.get(3))?,
+        status: parse_packet_status(r.get(4))?,
+        reason: r.get(5),
+        receipt: r.get(6),
+        received_at: r.get(7),
+        updated_at: r.get(8),
+    })
+}
+
 async fn packet_where<C: GenericClient>(c: &C, rid: &str) -> Result<Option<PacketRecord>, StoreError> {
-    let row = c
+    c.query_opt(
+        &format!("SELECT {PACKET_COLS} FROM packets WHERE rid = $1"),
+        &[&rid],
+    )
+    .await
+    .map_err(pg("read packet"))?
+    .as_ref()
+    .map(packet_from)
+    .transpose()
+}
+
+/// Applies one sync-item change inside a transaction that holds the `sync_items` lock; see
+/// [`Store::put_sync_item`].
+async fn put_item_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: SyncKind,
+    scope: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> Result<Option<i64>, StoreError> {
+    let text = body.map(|b| b.to_string());
+    let existing = tx
         .query_opt(
-            "SELECT rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at
-             FROM packets WHERE rid = $1",
-            &[&rid],
+            "SELECT deleted, body FROM sync_items WHERE kind = $1 AND scope = $2 AND key = $3",
+            &[&kind.as_str(), &scope, &key],
         )
         .await
-        .map_err(pg("read packet"))?;
-    row.map(|r| {
-        Ok(PacketRecord {
-            rid: parse_id("rid", r.get::<_, &str>(0))?,
-            machine_id: parse_id("machine id", r.get::<_, &str>(1))?,
-            sha256: r.get(2),
-            size: to_u64("packet size", r.get(3))?,
-            status: parse_packet_status(r.get(4))?,
-            reason: r.get(5),
-            receipt: r.get(6),
-            received_at: r.get(7),
-            updated_at: r.get(8),
-        })
-    })
-    .transpose()
+        .map_err(pg("put sync item"))?
+        .map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1)));
+    match (&existing, &text) {
+        (None, None) | (Some((true, _)), None) => return Ok(None),
+        (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
+        _ => {}
+    }
+    let version: i64 = tx
+        .query_one(
+            "INSERT INTO sync_items (kind, scope, key, version, deleted, body)
+             VALUES ($1, $2, $3, nextval('sync_version_seq'), $4, $5)
+             ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
+               deleted = excluded.deleted, body = excluded.body
+             RETURNING version",
+            &[&kind.as_str(), &scope, &key, &text.is_none(), &text],
+        )
+        .await
+        .map_err(pg("put sync item"))?
+        .get(0);
+    Ok(Some(version))
 }
 
 #[async_trait]
@@ -493,34 +561,9 @@ impl Store for PgStore {
         tx.batch_execute("LOCK TABLE sync_items IN SHARE ROW EXCLUSIVE MODE")
             .await
             .map_err(pg("put sync item"))?;
-        let text = body.map(|b| b.to_string());
-        let existing = tx
-            .query_opt(
-                "SELECT deleted, body FROM sync_items WHERE kind = $1 AND scope = $2 AND key = $3",
-                &[&kind.as_str(), &scope, &key],
-            )
-            .await
-            .map_err(pg("put sync item"))?
-            .map(|r| (r.get::<_, bool>(0), r.get::<_, Option<String>>(1)));
-        match (&existing, &text) {
-            (None, None) | (Some((true, _)), None) => return Ok(None),
-            (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
-            _ => {}
-        }
-        let version: i64 = tx
-            .query_one(
-                "INSERT INTO sync_items (kind, scope, key, version, deleted, body)
-                 VALUES ($1, $2, $3, nextval('sync_version_seq'), $4, $5)
-                 ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
-                   deleted = excluded.deleted, body = excluded.body
-                 RETURNING version",
-                &[&kind.as_str(), &scope, &key, &text.is_none(), &text],
-            )
-            .await
-            .map_err(pg("put sync item"))?
-            .get(0);
+        let version = put_item_tx(&tx, kind, scope, key, body).await?;
         tx.commit().await.map_err(pg("put sync item"))?;
-        Ok(Some(version))
+        Ok(version)
     }
 
     async fn sync_items(
@@ -1194,6 +1237,134 @@ impl Store for PgStore {
             .await
             .map_err(pg("rewrap identity key"))?;
         Ok(n == 1)
+    }
+
+    async fn put_sync_items(&self, changes: Vec<SyncChange>) -> Result<Vec<Option<i64>>, StoreError> {
+        let mut c = self.conn("put sync items").await?;
+        let tx = c.transaction().await.map_err(pg("put sync items"))?;
+        tx.batch_execute("LOCK TABLE sync_items IN SHARE ROW EXCLUSIVE MODE")
+            .await
+            .map_err(pg("put sync items"))?;
+        let mut out = Vec::with_capacity(changes.len());
+        for ch in changes {
+            out.push(put_item_tx(&tx, ch.kind, &ch.scope, &ch.key, ch.body).await?);
+        }
+        tx.commit().await.map_err(pg("put sync items"))?;
+        Ok(out)
+    }
+
+    async fn current_sync_items(&self, kind: SyncKind) -> Result<Vec<ScopedSyncItem>, StoreError> {
+        let c = self.conn("current sync items").await?;
+        let rows = c
+            .query(
+                "SELECT scope, key, version, body FROM sync_items
+                 WHERE kind = $1 AND NOT deleted ORDER BY scope, key",
+                &[&kind.as_str()],
+            )
+            .await
+            .map_err(pg("current sync items"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(ScopedSyncItem {
+                    scope: r.get(0),
+                    item: SyncItem {
+                        key: r.get(1),
+                        version: r.get(2),
+                        deleted: false,
+                        body: parse_body(false, r.get(3))?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn packets_by_status(
+        &self,
+        status: Option<PacketStatus>,
+        limit: u32,
+    ) -> Result<Vec<PacketRecord>, StoreError> {
+        let c = self.conn("list packets").await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {PACKET_COLS} FROM packets WHERE ($1::text IS NULL OR status = $1)
+                     ORDER BY updated_at, rid LIMIT $2"
+                ),
+                &[&status.map(PacketStatus::as_str), &i64::from(limit)],
+            )
+            .await
+            .map_err(pg("list packets"))?;
+        rows.iter().map(packet_from).collect()
+    }
+
+    async fn packet_history(&self, rid: &Rid) -> Result<Vec<PacketEvent>, StoreError> {
+        let c = self.conn("packet history").await?;
+        let rows = c
+            .query(
+                "SELECT status, reason, at FROM packet_events WHERE rid = $1 ORDER BY id",
+                &[&rid.as_str()],
+            )
+            .await
+            .map_err(pg("packet history"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(PacketEvent {
+                    status: parse_packet_status(r.get(0))?,
+                    reason: r.get(1),
+                    at: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    async fn requeue_packet(&self, rid: &Rid, from: PacketStatus, now: i64) -> Result<bool, StoreError> {
+        let mut c = self.conn("requeue packet").await?;
+        let tx = c.transaction().await.map_err(pg("requeue packet"))?;
+        let current: Option<String> = tx
+            .query_opt(
+                "SELECT status FROM packets WHERE rid = $1 FOR UPDATE",
+                &[&rid.as_str()],
+            )
+            .await
+            .map_err(pg("requeue packet"))?
+            .map(|r| r.get(0));
+        let Some(current) = current else {
+            return Err(StoreError::NotFound {
+                what: "packet",
+                id: rid.to_string(),
+            });
+        };
+        if parse_packet_status(&current)? != from {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE packets SET status = $2, reason = NULL, updated_at = $3 WHERE rid = $1",
+            &[&rid.as_str(), &PacketStatus::Received.as_str(), &now],
+        )
+        .await
+        .map_err(pg("requeue packet"))?;
+        tx.execute(
+            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+             VALUES ($1, 'ready', 0, NULL, 0, $2)
+             ON CONFLICT (rid) DO UPDATE SET state = 'ready', locked_by = NULL, locked_until = 0,
+               updated_at = excluded.updated_at",
+            &[&rid.as_str(), &now],
+        )
+        .await
+        .map_err(pg("requeue packet"))?;
+        tx.commit().await.map_err(pg("requeue packet"))?;
+        Ok(true)
+    }
+
+    async fn notification_retry_at(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        let c = self.conn("notification retry").await?;
+        c.execute(
+            "UPDATE outbox SET locked_until = $2 WHERE id = $1 AND sent_at IS NULL",
+            &[&id, &at],
+        )
+        .await
+        .map_err(pg("notification retry"))?;
+        Ok(())
     }
 }
 

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
-    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketRecord,
-    Store, StoreError, UploadRecord, case_status, key_bytes, parse_body, parse_candidates, parse_id,
-    parse_machine_status, parse_packet_status, to_i64, to_u64,
+    NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
+    PacketRecord, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status, key_bytes,
+    parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
@@ -157,6 +157,30 @@ CREATE TABLE outbox (
     UNIQUE (rid, kind)
 );
 CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
+"#,
+    ),
+    (
+        5,
+        // Status history of every packet, written by triggers so that no code path can change a status
+        // without leaving a trace. Existing packets get one event with their current status.
+        r#"
+CREATE TABLE packet_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rid TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    at INTEGER NOT NULL
+);
+CREATE INDEX packet_events_rid ON packet_events (rid, id);
+INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, reason, updated_at FROM packets;
+CREATE TRIGGER packet_events_insert AFTER INSERT ON packets BEGIN
+    INSERT INTO packet_events (rid, status, reason, at) VALUES (NEW.rid, NEW.status, NEW.reason, NEW.updated_at);
+END;
+CREATE TRIGGER packet_events_update AFTER UPDATE OF status, reason ON packets
+WHEN NEW.status IS NOT OLD.status OR NEW.reason IS NOT OLD.reason BEGIN
+    INSERT INTO packet_events (rid, status, reason, at) VALUES (NEW.rid, NEW.status, NEW.reason, NEW.updated_at);
+END;
+CREATE INDEX packets_status ON packets (status, updated_at);
 "#,
     ),
 ];
@@ -351,44 +375,99 @@ fn upload_by(c: &Connection, clause: &str, arg: &str) -> Result<Option<UploadRec
     .transpose()
 }
 
+const PACKET_COLS: &str = "rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at";
+
+type PacketRow = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+);
+
+fn packet_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PacketRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn packet_from(row: PacketRow) -> Result<PacketRecord, StoreError> {
+    let (rid, m, sha256, size, status, reason, receipt, received_at, updated_at) = row;
+    Ok(PacketRecord {
+        rid: parse_id("rid", &rid)?,
+        machine_id: parse_id("machine id", &m)?,
+        sha256,
+        size: to_u64("packet size", size)?,
+        status: parse_packet_status(&status)?,
+        reason,
+        receipt,
+        received_at,
+        updated_at,
+    })
+}
+
 fn packet_by_rid(c: &Connection, rid: &str) -> Result<Option<PacketRecord>, StoreError> {
-    let row = c
+    c.query_row(
+        &format!("SELECT {PACKET_COLS} FROM packets WHERE rid = ?1"),
+        [rid],
+        packet_row,
+    )
+    .optional()
+    .map_err(sq("read packet"))?
+    .map(packet_from)
+    .transpose()
+}
+
+/// Applies one sync-item change inside a transaction; see [`Store::put_sync_item`].
+fn put_item_tx(
+    tx: &Transaction<'_>,
+    kind: SyncKind,
+    scope: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> Result<Option<i64>, StoreError> {
+    let text = body.map(|b| b.to_string());
+    let existing: Option<(bool, Option<String>)> = tx
         .query_row(
-            "SELECT rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at
-             FROM packets WHERE rid = ?1",
-            [rid],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                ))
-            },
+            "SELECT deleted, body FROM sync_items WHERE kind = ?1 AND scope = ?2 AND key = ?3",
+            params![kind.as_str(), scope, key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
-        .map_err(sq("read packet"))?;
-    row.map(
-        |(rid, m, sha256, size, status, reason, receipt, received_at, updated_at)| {
-            Ok(PacketRecord {
-                rid: parse_id("rid", &rid)?,
-                machine_id: parse_id("machine id", &m)?,
-                sha256,
-                size: to_u64("packet size", size)?,
-                status: parse_packet_status(&status)?,
-                reason,
-                receipt,
-                received_at,
-                updated_at,
-            })
-        },
+        .map_err(sq("put sync item"))?;
+    match (&existing, &text) {
+        (None, None) => return Ok(None),
+        (Some((true, _)), None) => return Ok(None),
+        (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
+        _ => {}
+    }
+    let version: i64 = tx
+        .query_row(
+            "UPDATE counters SET value = value + 1 WHERE name = 'sync_version' RETURNING value",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sq("put sync item"))?;
+    tx.execute(
+        "INSERT INTO sync_items (kind, scope, key, version, deleted, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
+           deleted = excluded.deleted, body = excluded.body",
+        params![kind.as_str(), scope, key, version, text.is_none(), text],
     )
-    .transpose()
+    .map_err(sq("put sync item"))?;
+    Ok(Some(version))
 }
 
 #[async_trait]
@@ -515,36 +594,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<i64>, StoreError> {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.tx("put sync item", move |tx| {
-            let text = body.map(|b| b.to_string());
-            let existing: Option<(bool, Option<String>)> = tx
-                .query_row(
-                    "SELECT deleted, body FROM sync_items WHERE kind = ?1 AND scope = ?2 AND key = ?3",
-                    params![kind.as_str(), scope, key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(sq("put sync item"))?;
-            match (&existing, &text) {
-                (None, None) => return Ok(None),
-                (Some((true, _)), None) => return Ok(None),
-                (Some((false, old)), Some(new)) if old.as_deref() == Some(new.as_str()) => return Ok(None),
-                _ => {}
-            }
-            let version: i64 = tx
-                .query_row(
-                    "UPDATE counters SET value = value + 1 WHERE name = 'sync_version' RETURNING value",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(sq("put sync item"))?;
-            tx.execute(
-                "INSERT INTO sync_items (kind, scope, key, version, deleted, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (kind, scope, key) DO UPDATE SET version = excluded.version,
-                   deleted = excluded.deleted, body = excluded.body",
-                params![kind.as_str(), scope, key, version, text.is_none(), text],
-            )
-            .map_err(sq("put sync item"))?;
-            Ok(Some(version))
+            put_item_tx(tx, kind, &scope, &key, body)
         })
         .await
     }
@@ -1276,6 +1326,146 @@ impl Store for SqliteStore {
                 )
                 .map_err(sq("rewrap identity key"))?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn put_sync_items(&self, changes: Vec<SyncChange>) -> Result<Vec<Option<i64>>, StoreError> {
+        self.tx("put sync items", move |tx| {
+            changes
+                .into_iter()
+                .map(|c| put_item_tx(tx, c.kind, &c.scope, &c.key, c.body))
+                .collect()
+        })
+        .await
+    }
+
+    async fn current_sync_items(&self, kind: SyncKind) -> Result<Vec<ScopedSyncItem>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT scope, key, version, body FROM sync_items
+                     WHERE kind = ?1 AND deleted = 0 ORDER BY scope, key",
+                )
+                .map_err(sq("current sync items"))?;
+            let rows = stmt
+                .query_map([kind.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .map_err(sq("current sync items"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("current sync items"))?;
+            rows.into_iter()
+                .map(|(scope, key, version, body)| {
+                    Ok(ScopedSyncItem {
+                        scope,
+                        item: SyncItem {
+                            key,
+                            version,
+                            deleted: false,
+                            body: parse_body(false, body)?,
+                        },
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn packets_by_status(
+        &self,
+        status: Option<PacketStatus>,
+        limit: u32,
+    ) -> Result<Vec<PacketRecord>, StoreError> {
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {PACKET_COLS} FROM packets WHERE (?1 IS NULL OR status = ?1)
+                 ORDER BY updated_at, rid LIMIT ?2"
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(sq("list packets"))?;
+            let rows = stmt
+                .query_map(params![status.map(PacketStatus::as_str), limit], packet_row)
+                .map_err(sq("list packets"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("list packets"))?;
+            rows.into_iter().map(packet_from).collect()
+        })
+        .await
+    }
+
+    async fn packet_history(&self, rid: &Rid) -> Result<Vec<PacketEvent>, StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT status, reason, at FROM packet_events WHERE rid = ?1 ORDER BY id")
+                .map_err(sq("packet history"))?;
+            let rows = stmt
+                .query_map([rid], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(sq("packet history"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("packet history"))?;
+            rows.into_iter()
+                .map(|(status, reason, at)| {
+                    Ok(PacketEvent {
+                        status: parse_packet_status(&status)?,
+                        reason,
+                        at,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn requeue_packet(&self, rid: &Rid, from: PacketStatus, now: i64) -> Result<bool, StoreError> {
+        let rid = rid.as_str().to_owned();
+        self.tx("requeue packet", move |tx| {
+            let Some(p) = packet_by_rid(tx, &rid)? else {
+                return Err(StoreError::NotFound {
+                    what: "packet",
+                    id: rid,
+                });
+            };
+            if p.status != from {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE packets SET status = ?2, reason = NULL, updated_at = ?3 WHERE rid = ?1",
+                params![rid, PacketStatus::Received.as_str(), now],
+            )
+            .map_err(sq("requeue packet"))?;
+            tx.execute(
+                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+                 VALUES (?1, 'ready', 0, NULL, 0, ?2)
+                 ON CONFLICT (rid) DO UPDATE SET state = 'ready', locked_by = NULL, locked_until = 0,
+                   updated_at = excluded.updated_at",
+                params![rid, now],
+            )
+            .map_err(sq("requeue packet"))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn notification_retry_at(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.tx("notification retry", move |tx| {
+            tx.execute(
+                "UPDATE outbox SET locked_until = ?2 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, at],
+            )
+            .map_err(sq("notification retry"))?;
+            Ok(())
         })
         .await
     }

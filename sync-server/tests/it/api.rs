@@ -260,7 +260,10 @@ fn write_config(dir: &std::path::Path) {
     std::fs::write(md.join("centers.json"), serde_json::to_string(&centers).unwrap()).unwrap();
     std::fs::write(
         dir.join("operators/ops.json"),
-        r#"[{"id": "op1", "center_id": "10001"}, {"id": "op2", "center_id": "10002"}]"#,
+        r#"[{"id": "op1", "name": "Op One", "roles": ["officer"], "centerId": "10001", "active": true,
+             "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"},
+            {"id": "op2", "name": "Op Two", "roles": ["supervisor"], "centerId": "10002", "active": true,
+             "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"}]"#,
     )
     .unwrap();
 }

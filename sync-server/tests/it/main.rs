@@ -7,14 +7,17 @@
     clippy::indexing_slicing
 )]
 
+mod admin;
 mod api;
 mod binary;
+mod card;
 mod common;
 mod flow;
 mod gallery;
 mod import;
 mod lost;
 mod pipeline;
+mod smtp;
 mod store;
 mod update;
 mod upload;

@@ -20,6 +20,7 @@ pub async fn recipients(s: &Station) -> Vec<age::x25519::Recipient> {
     let page: SyncPage = s.get("/api/v1/sync/packet-keys").await.json().await.unwrap();
     page.items
         .iter()
+        .filter(|i| !i.deleted)
         .map(|i| i.body["recipient"].as_str().unwrap().parse().unwrap())
         .collect()
 }

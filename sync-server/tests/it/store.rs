@@ -3,8 +3,8 @@
 use tessera_packet::ids::Rid;
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncKind};
 use tessera_server::store::{
-    Candidate, IdentityLookup, NewIdentity, NewMachine, NewNotification, NewUpload, OperatorKeyRecord, Store,
-    StoreError,
+    Candidate, IdentityLookup, NewIdentity, NewMachine, NewNotification, NewUpload, OperatorKeyRecord,
+    PacketEvent, Store, StoreError, SyncChange,
 };
 
 use crate::common::{drop_schema, pg_store, sqlite_store};
@@ -50,6 +50,9 @@ conformance!(
     identity_update_replaces_record_and_gallery_rows,
     outbox_claims_with_lease_and_marks_sent,
     rewrap_touches_only_other_keys,
+    sync_batches_apply_together_and_current_items_span_scopes,
+    packet_history_lists_and_requeue_of_quarantined_packets,
+    outbox_retry_waits_until_the_back_off_ends,
 );
 
 fn key(n: u8) -> [u8; 32] {
@@ -61,7 +64,7 @@ fn rid(machine: &str, seq: u32) -> Rid {
 }
 
 async fn migrations_applied(s: &dyn Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 3);
+    assert_eq!(s.schema_version().await.unwrap(), 5);
     s.ping().await.unwrap();
 }
 
@@ -360,7 +363,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        3,
+        5,
         "reopening does not re-migrate"
     );
 }
@@ -732,4 +735,197 @@ async fn rewrap_touches_only_other_keys(s: &dyn Store) {
         .unwrap();
     assert_eq!((rec.key_id.as_str(), rec.wrapped_key), ("new", vec![5; 72]));
     assert_eq!(s.identity_keys_to_rewrap("new", 10).await.unwrap().len(), 1);
+}
+
+fn change(kind: SyncKind, scope: &str, key: &str, body: Option<serde_json::Value>) -> SyncChange {
+    SyncChange {
+        kind,
+        scope: scope.into(),
+        key: key.into(),
+        body,
+    }
+}
+
+async fn sync_batches_apply_together_and_current_items_span_scopes(s: &dyn Store) {
+    let v = s
+        .put_sync_items(vec![
+            change(
+                SyncKind::Operators,
+                "10001",
+                "op1",
+                Some(serde_json::json!({"id": "op1"})),
+            ),
+            change(
+                SyncKind::Operators,
+                "10002",
+                "op2",
+                Some(serde_json::json!({"id": "op2"})),
+            ),
+            change(SyncKind::Operators, "10002", "ghost", None),
+            change(
+                SyncKind::Certificates,
+                "",
+                "ca",
+                Some(serde_json::json!({"pem": "x"})),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 4);
+    assert!(
+        v[0].unwrap() < v[1].unwrap() && v[1].unwrap() < v[3].unwrap(),
+        "{v:?}"
+    );
+    assert_eq!(v[2], None, "deleting an item that never existed changes nothing");
+    // The same batch again changes nothing; a deletion and a change in one batch.
+    let again = s
+        .put_sync_items(vec![
+            change(
+                SyncKind::Operators,
+                "10001",
+                "op1",
+                Some(serde_json::json!({"id": "op1"})),
+            ),
+            change(SyncKind::Operators, "10002", "op2", None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0], None);
+    assert!(again[1].unwrap() > v[3].unwrap());
+    let ops = s.current_sync_items(SyncKind::Operators).await.unwrap();
+    assert_eq!(ops.len(), 1, "deleted items are not current: {ops:?}");
+    assert_eq!(
+        (ops[0].scope.as_str(), ops[0].item.key.as_str()),
+        ("10001", "op1")
+    );
+    assert_eq!(ops[0].item.body["id"], "op1");
+    s.put_sync_item(
+        SyncKind::Operators,
+        "10003",
+        "op3",
+        Some(serde_json::json!({"id": "op3"})),
+    )
+    .await
+    .unwrap();
+    let scopes: Vec<String> = s
+        .current_sync_items(SyncKind::Operators)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.scope)
+        .collect();
+    assert_eq!(scopes, ["10001", "10003"]);
+    assert_eq!(
+        s.current_sync_items(SyncKind::Certificates).await.unwrap().len(),
+        1
+    );
+    // Stations still see the deletion through the cursor.
+    let page = s.sync_items(SyncKind::Operators, "10002", 0, 10).await.unwrap();
+    assert!(page.len() == 1 && page[0].deleted, "{page:?}");
+}
+
+async fn packet_history_lists_and_requeue_of_quarantined_packets(s: &dyn Store) {
+    let a = claimed_packet(s, "h1", 1, 100).await;
+    let b = claimed_packet(s, "h2", 2, 101).await;
+    s.finish_job(
+        &a,
+        PacketStatus::Quarantined,
+        Some("decrypt:no_packet_key".into()),
+        110,
+    )
+    .await
+    .unwrap();
+    s.finish_job(&b, PacketStatus::Processed, None, 111)
+        .await
+        .unwrap();
+    let q = s
+        .packets_by_status(Some(PacketStatus::Quarantined), 10)
+        .await
+        .unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        (q[0].rid.clone(), q[0].reason.as_deref()),
+        (a.clone(), Some("decrypt:no_packet_key"))
+    );
+    let all = s.packets_by_status(None, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|p| p.rid.clone()).collect::<Vec<_>>(),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(s.packets_by_status(None, 1).await.unwrap().len(), 1, "limit");
+
+    // Only a packet with the expected status is requeued.
+    assert!(
+        !s.requeue_packet(&b, PacketStatus::Quarantined, 120)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.packet(&b).await.unwrap().unwrap().status,
+        PacketStatus::Processed
+    );
+    assert!(
+        s.requeue_packet(&a, PacketStatus::Quarantined, 120)
+            .await
+            .unwrap()
+    );
+    let p = s.packet(&a).await.unwrap().unwrap();
+    assert_eq!((p.status, p.reason), (PacketStatus::Received, None));
+    assert!(
+        !s.requeue_packet(&a, PacketStatus::Quarantined, 121)
+            .await
+            .unwrap(),
+        "once"
+    );
+    assert_eq!(
+        s.claim_job("w", 130, 60).await.unwrap(),
+        Some(a.clone()),
+        "back in the queue"
+    );
+    let unknown = rid("10001", 99);
+    assert!(matches!(
+        s.requeue_packet(&unknown, PacketStatus::Quarantined, 130).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let ev = |status, reason: Option<&str>, at| PacketEvent {
+        status,
+        reason: reason.map(str::to_owned),
+        at,
+    };
+    assert_eq!(
+        s.packet_history(&a).await.unwrap(),
+        [
+            ev(PacketStatus::Received, None, 100),
+            ev(PacketStatus::Processing, None, 100),
+            ev(PacketStatus::Quarantined, Some("decrypt:no_packet_key"), 110),
+            ev(PacketStatus::Received, None, 120),
+            ev(PacketStatus::Processing, None, 130),
+        ]
+    );
+    assert!(s.packet_history(&unknown).await.unwrap().is_empty());
+}
+
+async fn outbox_retry_waits_until_the_back_off_ends(s: &dyn Store) {
+    s.enqueue_notification(NewNotification {
+        rid: rid("10001", 7),
+        kind: "UIN_ISSUED".into(),
+        payload: vec![1; 10],
+        at: 10,
+    })
+    .await
+    .unwrap();
+    let a = s.claim_notification("w", 100, 60).await.unwrap().unwrap();
+    // The delivery failed: back off for 10 minutes, past the 60 s lease.
+    s.notification_retry_at(a.id, 700).await.unwrap();
+    assert!(s.claim_notification("w", 200, 60).await.unwrap().is_none());
+    assert!(s.claim_notification("w", 699, 60).await.unwrap().is_none());
+    let again = s.claim_notification("w", 700, 60).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (a.id, 2));
+    s.notification_sent(a.id, 710).await.unwrap();
+    s.notification_retry_at(a.id, 0).await.unwrap();
+    assert!(
+        s.claim_notification("w", 10_000, 60).await.unwrap().is_none(),
+        "a sent notification stays sent"
+    );
 }

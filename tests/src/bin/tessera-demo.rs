@@ -1,11 +1,14 @@
 //! `tessera-demo`: the README's first command. Runs Tessera's main job on the embedded default.
 //!
 //! In one process, with fresh temporary folders and keys: the sync server (embedded SQLite), the SBI device
-//! simulator, and a station. An officer and a supervisor are provisioned; the officer registers a resident
+//! simulator, and two stations. The administrator publishes the operators and the device provider's CA and
+//! approves the machines over the admin API; the officer registers three synthetic residents
 //! (demographics from the sample country, fingers, irises and face captured from the simulator over SBI
-//! HTTP) and seals the packet; the supervisor approves; the station syncs; the server processes and issues
-//! a UIN. Then the same person registers again at a second station and the demo prints what the server
-//! decided. `--packet-only` runs the earlier packet round trip (seal, sign off, inspect, verify, open).
+//! HTTP) and seals each packet; the supervisor approves; the station syncs; the server processes them and
+//! issues UINs, credentials and printable cards. Then the first resident registers again at a second
+//! station: held as a duplicate, an adjudicator decides. The demo prints each RID with its outcome and
+//! credential files, and the notification outbox. `--packet-only` runs the earlier packet round trip
+//! (seal, sign off, inspect, verify, open).
 #![allow(clippy::print_stdout, reason = "a demo prints its progress")]
 
 use std::path::PathBuf;
@@ -58,10 +61,11 @@ fn main() -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let mut out = std::io::stdout();
-    rt.block_on(tessera_e2e::demo::run(
+    rt.block_on(tessera_e2e::demo::run_with(
         &dir,
         tessera_e2e::demo::Paths::default(),
         &mut out,
+        true,
     ))?;
     Ok(())
 }
