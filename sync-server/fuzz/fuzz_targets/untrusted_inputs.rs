@@ -36,7 +36,9 @@ fn fixture() -> &'static Option<(Rules, PacketContent)> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((mode, rest)) = data.split_first() else { return };
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 5 {
         0 => fuzzing::signed_request(rest),
         1 => fuzzing::tus_headers(rest),
