@@ -325,7 +325,7 @@ fn read_password(auth: &Auth, env: &str, who: &str) -> anyhow::Result<String> {
 
 fn exit_code(code: ErrorCode) -> u8 {
     match code {
-        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document => 3,
+        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document | ErrorCode::Kit => 3,
         ErrorCode::WrongPassword
         | ErrorCode::LockedOut
         | ErrorCode::NoSlot
