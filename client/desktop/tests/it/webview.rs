@@ -558,6 +558,7 @@ async fn register(s: &Session, display: &str, sbi_base: u16) -> WdResult<()> {
             "no preview frame in the webview ({e}): {status}"
         )));
     }
+    screenshot(display, "desktop-wizard-preview-eng");
     s.click(&preview).await?;
     s.wait_text("[data-testid=preview-status]", "Preview stopped.", WAIT)
         .await?;
