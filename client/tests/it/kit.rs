@@ -240,3 +240,47 @@ async fn bad_kits_are_refused_with_what_to_do_and_another_server_key_cannot_enro
     let e = inspect(&SignedStationKit::sign(&kit, key).unwrap().to_bytes().unwrap()).unwrap_err();
     assert!(e.message.contains("center 99999 is not an active center"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_a_station_from_a_kit_only_with_the_slip_fingerprint() {
+    let server = Server::start(now_clock()).await;
+    let bytes = make_kit(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kit = dir.path().join("station-10001.tkit");
+    std::fs::write(&kit, &bytes).unwrap();
+    let home = dir.path().join("station");
+    let fp = tessera_station::crypto::fingerprint(server.state().keys.signing.verifying_key().as_bytes());
+    let run = |fingerprint: &str| {
+        std::process::Command::new(crate::cli::bin())
+            .args([
+                "--home",
+                home.to_str().unwrap(),
+                "init-kit",
+                kit.to_str().unwrap(),
+            ])
+            .args(["--server-fingerprint", fingerprint, "-o", "officer1"])
+            .env("TESSERA_STATION_PASSWORD", OFFICER_PW)
+            .env_remove("TESSERA_STATION_OPERATOR")
+            .output()
+            .unwrap()
+    };
+    let out = run("SHA256:0000 1111");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("not the SHA256:0000 1111 you gave"), "{err}");
+    assert!(!home.join("station.db").exists());
+    // As written on the slip, in lower case and without spaces: accepted.
+    let out = run(&fp.replace(' ', "").to_lowercase());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("from the kit for center 10001") && said.contains(&server.url()),
+        "{said}"
+    );
+    assert!(said.contains("enrol-machine"), "{said}");
+    assert!(home.join("station.db").exists());
+}
