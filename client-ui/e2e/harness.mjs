@@ -101,12 +101,103 @@ export async function fillDemographics(page) {
 export function liveServer() {
   const url = process.env.TESSERA_E2E_SERVER_URL;
   const m = /^(\d+)-(\d+)$/.exec(process.env.TESSERA_E2E_SBI_PORTS ?? '');
-  if (!url || !m || !process.env.TESSERA_E2E_ADMIN_TOKEN || !process.env.TESSERA_E2E_PACKET_KEY) return null;
-  return { url, adminToken: process.env.TESSERA_E2E_ADMIN_TOKEN, packetKey: process.env.TESSERA_E2E_PACKET_KEY, firstPort: Number(m[1]), lastPort: Number(m[2]) };
+  const e = process.env;
+  if (!url || !m || !e.TESSERA_E2E_ADMIN_TOKEN || !e.TESSERA_E2E_PACKET_KEY || !e.TESSERA_E2E_KIT || !e.TESSERA_E2E_KIT_FINGERPRINT) return null;
+  return {
+    url, adminToken: e.TESSERA_E2E_ADMIN_TOKEN, packetKey: e.TESSERA_E2E_PACKET_KEY, firstPort: Number(m[1]), lastPort: Number(m[2]),
+    // The station set-up kit the server made for center 10001, and its server-key fingerprint (the slip).
+    kit: e.TESSERA_E2E_KIT, kitFingerprint: e.TESSERA_E2E_KIT_FINGERPRINT,
+  };
 }
 
 /** Changes the SBI simulator device on `port` through its control API (`/admin/failure`, `/admin/score`). */
 export async function simControl(port, what, body) {
   const r = await fetch(`http://127.0.0.1:${port}/admin/${what}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (!r.ok) throw new Error(`simulator /admin/${what} on ${port}: HTTP ${r.status} ${await r.text()}`);
+}
+
+// Verhoeff check digit (UINs carry one): tables of the dihedral group D5.
+const VD = [[0,1,2,3,4,5,6,7,8,9],[1,2,3,4,0,6,7,8,9,5],[2,3,4,0,1,7,8,9,5,6],[3,4,0,1,2,8,9,5,6,7],[4,0,1,2,3,9,5,6,7,8],
+  [5,9,8,7,6,0,4,3,2,1],[6,5,9,8,7,1,0,4,3,2],[7,6,5,9,8,2,1,0,4,3],[8,7,6,5,9,3,2,1,0,4],[9,8,7,6,5,4,3,2,1,0]];
+const VP = [[0,1,2,3,4,5,6,7,8,9],[1,5,7,6,2,8,3,0,9,4],[5,8,0,3,7,9,6,1,4,2],[8,9,1,6,0,4,3,5,2,7],[9,4,5,3,1,2,6,8,7,0],
+  [4,2,8,6,5,7,3,9,0,1],[2,7,9,3,8,0,6,4,1,5],[7,0,4,6,9,1,3,2,5,8]];
+const VINV = [0,4,3,2,1,5,6,7,8,9];
+/** `body` (9 digits) followed by its Verhoeff check digit. */
+export function verhoeffUin(body) {
+  let c = 0;
+  const digits = [...body].reverse().map(Number);
+  for (let i = 0; i < digits.length; i++) c = VD[c][VP[(i + 1) % 8][digits[i]]];
+  return body + VINV[c];
+}
+
+/**
+ * A station set-up kit (`tessera_packet::wire::kit`, version 1) for center 10001, made here the way
+ * `tessera-server station-kit` makes one: the sample configuration as sync pages, the demo operators, a packet
+ * key, `caPem` as the trusted device-provider CA, signed by a fresh (test) server key. For the screenshots,
+ * which run without a server. Returns { path, fingerprint } (the server key's fingerprint, as on the slip).
+ */
+export async function makeKit(dir, { caPem = null, serverUrl = 'https://tessera.example:8440' } = {}) {
+  const { generateKeyPairSync, sign, createHash } = await import('node:crypto');
+  const { readFileSync: read, writeFileSync: write } = await import('node:fs');
+  const cfgDir = join(ROOT, 'config/sample-country');
+  const json = (f) => JSON.parse(read(join(cfgDir, f), 'utf8'));
+  const manifest = json('manifest.json');
+  let version = 0;
+  const item = (key, body) => ({ key, version: ++version, deleted: false, body });
+  const schema = [], specs = [], md = [];
+  for (const [name, f] of Object.entries(manifest.files)) {
+    if (name === 'idSchema') schema.push(item(manifest.idSchemaVersion ?? '1.0', json(f)));
+    else if (name === 'uiSpecs') for (const [p, pf] of Object.entries(f)) specs.push(item(p, json(pf)));
+    else if (name === 'labels') for (const [l, lf] of Object.entries(f)) md.push(item(`labels/${l}`, json(lf)));
+    else md.push(item(name, json(f)));
+  }
+  md.push(item('manifest', manifest));
+  const ops = JSON.parse(read(join(DEMO, 'operators.json'), 'utf8')).operators.filter((o) => o.centerId === '10001');
+  const page = (kind, items) => ({ kind, items, next_cursor: String(version), has_more: false });
+  const sections = [
+    page('id-schema', schema), page('ui-spec', specs), page('master-data', md),
+    page('operators', ops.map((o) => item(o.id, o))),
+    page('packet-keys', [item('k1', { recipient: ageKey() })]),
+    page('certificates', caPem ? [item('provider-ca', { pem: caPem })] : []),
+  ];
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+  const kit = {
+    centerId: '10001', machineId: '00000', serverUrl, serverKey: raw.toString('base64'), recoveryKey: ageKey(),
+    createdAt: new Date().toISOString(), sections,
+  };
+  const payload = JSON.stringify(kit);
+  const signature = sign(null, Buffer.concat([Buffer.from('TESSERA-STATION-KIT-V1\n'), Buffer.from(payload)]), privateKey).toString('base64');
+  const path = join(dir, 'station-10001.tkit');
+  write(path, JSON.stringify({ format: 'tessera-station-kit', version: 1, payload, signature }, null, 2));
+  const hex = createHash('sha256').update(raw).digest('hex').toUpperCase();
+  return { path, fingerprint: `SHA256:${hex.match(/.{4}/g).join(' ')}` };
+}
+
+/** Starts `tessera-sbi simulate` (the SBI device simulator) when built; resolves { firstPort, lastPort, caPem, stop } or null. */
+export async function startSimulator(dir) {
+  const bin = process.env.TESSERA_SBI_BIN ?? join(ROOT, 'target/debug/tessera-sbi');
+  if (!existsSync(bin)) return null;
+  const { readFileSync: read } = await import('node:fs');
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const first = 20000 + Math.floor(Math.random() * 30000);
+    const ca = join(dir, `sim-ca-${first}.pem`);
+    const child = spawn(bin, ['simulate', '--first-port', String(first), '--ca-out', ca], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const up = await new Promise((ok) => {
+      const deadline = Date.now() + 15000;
+      const poll = async () => {
+        if (child.exitCode !== null) return ok(false);
+        try {
+          const r = await fetch(`http://127.0.0.1:${first + 3}/admin/status`);
+          if (r.ok && existsSync(ca)) return ok(true);
+        } catch { /* not yet */ }
+        if (Date.now() > deadline) return ok(false);
+        setTimeout(poll, 200);
+      };
+      poll();
+    });
+    if (up) return { firstPort: first, lastPort: first + 3, caPem: read(ca, 'utf8'), stop: () => child.kill('SIGTERM') };
+    child.kill('SIGKILL');
+  }
+  return null;
 }

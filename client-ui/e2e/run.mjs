@@ -1,12 +1,14 @@
 // End-to-end: the built front end in headless Chromium against the real bridge and station core.
 // Usage: npm run build && npm run e2e   (needs target/debug/tessera-station, or TESSERA_STATION_BIN)
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startBridge } from './harness.mjs';
+import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startBridge, verhoeffUin } from './harness.mjs';
 
 const results = [];
+const pages = [];
 async function step(name, f) {
   const t = Date.now();
   try {
@@ -16,6 +18,7 @@ async function step(name, f) {
   } catch (e) {
     results.push({ name, ok: false, error: String(e) });
     console.log(`FAIL ${name}: ${e?.stack ?? e}`);
+    for (const p of pages) console.log('--- page text:\n' + (await p.evaluate(() => document.body.innerText).catch(() => '(closed)')).slice(0, 3000));
     throw e;
   }
 }
@@ -30,6 +33,7 @@ const live = liveServer();
 let live2 = null; // { home, bridge } of the station linked to the live server
 try {
   const page = await browser.newPage();
+  pages.push(page);
   page.on('pageerror', (e) => console.log('page error:', e.message));
 
   await step('without the token the API refuses (401) and the UI says so', async () => {
@@ -120,6 +124,9 @@ try {
     await page.locator('#dt-proofOfIdentity').selectOption('DOC001');
     await page.locator('#df-proofOfIdentity').setInputFiles(join(DEMO, 'passport.png'));
     await page.getByTestId('imported-proofOfIdentity').waitFor();
+    // Previews of what the core stored: the scan as an image, the PDF by kind and size.
+    await page.getByTestId('docprev-pdf-proofOfAddress').waitFor();
+    await page.waitForFunction(() => (document.querySelector('[data-testid="docprev-img-proofOfIdentity"]')?.naturalWidth ?? 0) > 0);
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByTestId('step-title').getByText('Biometrics').waitFor();
     const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
@@ -142,6 +149,13 @@ try {
     await page.getByRole('button', { name: 'Approvals' }).click();
     const row = page.locator(`tr[data-rid="${rid}"]`);
     await row.waitFor();
+    // The supervisor reviews the data from the station's draft copy before deciding.
+    await row.getByRole('button', { name: 'Review data' }).click();
+    const copy = page.getByTestId('review-copy-body');
+    await copy.getByText('Amina Diallo').first().waitFor();
+    await copy.getByText('12 Hill Street').waitFor();
+    await page.waitForFunction(() => (document.querySelector('[data-testid="review-copy-body"] [data-testid="docprev-img-proofOfIdentity"]')?.naturalWidth ?? 0) > 0);
+    assert.match(await copy.getByTestId('review-copy-bio').textContent(), /Right thumb/);
     // Rejecting without a reason is refused with a message.
     await row.getByRole('button', { name: 'Reject' }).click();
     await page.getByText('Choose a reason to reject.').waitFor();
@@ -169,8 +183,9 @@ try {
     await page.getByRole('checkbox', { name: 'fra' }).check();
     await page.getByRole('button', { name: 'Next' }).click();
     await fillDemographics(page);
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    // Typed but not submitted: saved a moment after the officer pauses.
+    await page.locator('#f-email').fill('amina.diallo@example.org');
+    await page.waitForTimeout(2500);
     earlierTimes = await page.evaluate(() => window.__tesseraScreenTimes ?? []);
     await page.reload(); // the window closes; the token stays in this tab's session storage
     await login(page, OFFICER);
@@ -178,6 +193,47 @@ try {
     await page.getByTestId('step-title').getByText('Demographics').waitFor();
     assert.equal(await page.locator('#f-fullName-fra').inputValue(), 'Amina Diallo');
     assert.equal(await page.locator('#f-city').inputValue(), 'HLB');
+    assert.equal(await page.locator('#f-email').inputValue(), 'amina.diallo@example.org');
+    // A later step: the draft resumes exactly there, not at the demographics.
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    await page.locator('#dt-proofOfAddress').selectOption('DOC002');
+    await page.locator('#df-proofOfAddress').setInputFiles(join(DEMO, 'proof-of-address.pdf'));
+    await page.getByTestId('imported-proofOfAddress').waitFor();
+    earlierTimes = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
+    await page.reload();
+    await login(page, OFFICER);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    await page.getByTestId('imported-proofOfAddress').waitFor();
+    await page.getByTestId('docprev-pdf-proofOfAddress').waitFor();
+  });
+
+  await step('update process: choose the groups that change; only their fields and documents are asked', async () => {
+    await page.getByTestId('nav-new').click();
+    await page.getByLabel('Update details').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('The resident agrees').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('update-groups').getByText('Choose at least one group').waitFor();
+    await page.getByTestId('update-groups').getByLabel('Address').check();
+    assert.equal(await page.locator('#f-fullName-eng').count(), 0, 'the name does not change: not asked');
+    await page.locator('#f-UIN').fill('12');
+    await page.locator('#f-UIN').blur();
+    await page.getByTestId('error-UIN').getByText('is not valid').waitFor();
+    await page.locator('#f-UIN').fill(verhoeffUin('234567890'));
+    await page.locator('#f-addressLine1-eng').fill('3 New Road');
+    await page.locator('#f-region').selectOption('NOR');
+    await page.locator('#f-province').selectOption('NOR-HL');
+    await page.locator('#f-city').selectOption('HLB');
+    await page.locator('#f-postalCode').selectOption('10101');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Documents').waitFor();
+    await page.getByTestId('doc-proofOfAddress').waitFor();
+    assert.equal(await page.getByTestId('doc-proofOfIdentity').count(), 0, 'only the address proof is asked');
   });
 
   earlierTimes = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
@@ -187,18 +243,52 @@ try {
     if (process.env.TESSERA_TEST_REQUIRE_ALL === '1') throw new Error('TESSERA_E2E_SERVER_URL etc. are not set: run this E2E through `cargo test -p tessera-e2e --test it ui`');
     console.log('skip registration through a real server: run through `cargo test -p tessera-e2e --test it ui` to include it');
   } else {
-    const home2 = initStation(live.packetKey);
+    // An empty station folder: everything from the app, starting with the administrator's set-up kit.
+    const home2 = mkdtempSync(join(tmpdir(), 'tessera-ui-e2e-empty-'));
     live2 = { home: home2, bridge: await startBridge(home2) };
     const p2 = await browser.newPage();
+    pages.push(p2);
     p2.on('pageerror', (e) => console.log('page error:', e.message));
     const slap = live.firstPort; // the simulator's default set: finger slap, single finger, iris, face
     let rid2 = '';
 
-    await step('first run: server address, machine enrolment with its fingerprint, first sync', async () => {
+    await step('first run from an empty station folder: the set-up kit, bad kits refused, station created', async () => {
       await p2.goto(live2.bridge.url);
-      await login(p2, OFFICER);
-      await p2.getByTestId('not-enrolled').waitFor();
-      await p2.getByTestId('go-setup').click();
+      await p2.getByRole('heading', { name: 'Set up this station' }).waitFor();
+      const good = readFileSync(live.kit);
+      const cut = join(home2, '..', `cut-${Date.now()}.tkit`);
+      writeFileSync(cut, good.subarray(0, Math.floor(good.length / 2)));
+      await p2.getByLabel('Station set-up kit').setInputFiles(cut);
+      await p2.getByTestId('kit-error').getByText('incomplete').waitFor();
+      const k = JSON.parse(good.toString('utf8'));
+      k.payload = k.payload.replace('"serverUrl":"', '"serverUrl":"https://evil.example/#');
+      const tampered = join(home2, '..', `tampered-${Date.now()}.tkit`);
+      writeFileSync(tampered, JSON.stringify(k));
+      await p2.getByLabel('Station set-up kit').setInputFiles(tampered);
+      await p2.getByTestId('kit-error').getByText('changed after the server made it').waitFor();
+      const v9 = join(home2, '..', `v9-${Date.now()}.tkit`);
+      writeFileSync(v9, JSON.stringify({ ...JSON.parse(good.toString('utf8')), version: 9 }));
+      await p2.getByLabel('Station set-up kit').setInputFiles(v9);
+      await p2.getByTestId('kit-error').getByText('update the station software').waitFor();
+      for (const f of [cut, tampered, v9]) rmSync(f);
+      await p2.getByLabel('Station set-up kit').setInputFiles(live.kit);
+      await p2.getByTestId('kit-summary').waitFor();
+      assert.match(await p2.getByTestId('kit-center').textContent(), /10001/);
+      assert.equal((await p2.getByTestId('kit-server').textContent()).trim(), live.url);
+      assert.equal((await p2.getByTestId('kit-fingerprint').textContent()).trim(), live.kitFingerprint);
+      assert.match(await p2.getByTestId('kit-operators').textContent(), /super1/);
+      await p2.getByLabel('You (first operator)').selectOption(OFFICER.id);
+      await p2.getByLabel('Your password').fill(OFFICER.pw);
+      await p2.getByRole('button', { name: 'Create the station' }).click();
+      await p2.getByText('Confirm that the fingerprint matches').waitFor();
+      await p2.getByLabel("The fingerprint is the same as on the administrator's slip").check();
+      await p2.getByRole('button', { name: 'Create the station' }).click();
+      await p2.getByRole('heading', { name: 'Station setup' }).waitFor();
+    });
+
+    await step('first run: machine enrolment with its fingerprint (server from the kit), first sync', async () => {
+      await p2.getByTestId('setup-kit').waitFor();
+      assert.equal(await p2.getByLabel('Server address').inputValue(), live.url);
       const fp = (await p2.getByTestId('fingerprint').textContent()).trim();
       assert.ok(fp.length >= 8, `fingerprint shown: ${fp}`);
       await p2.getByLabel('Server address').fill('tessera.example');
@@ -224,6 +314,14 @@ try {
       await p2.getByLabel('Last port').fill(String(live.lastPort));
       await p2.getByRole('button', { name: 'Save' }).click();
       await p2.getByTestId('settings-saved').waitFor();
+      // The supervisor gets a key on this station from the app (they type their own password).
+      await p2.locator('#slot-operator').fill(SUPERVISOR.id);
+      await p2.locator('#slot-password').fill('not-their-password');
+      await p2.getByRole('button', { name: 'Add the operator' }).click();
+      await p2.getByTestId('slot-error').getByText('password').waitFor();
+      await p2.locator('#slot-password').fill(SUPERVISOR.pw);
+      await p2.getByRole('button', { name: 'Add the operator' }).click();
+      await p2.getByTestId('slot-added').getByText('super1 can now log in').waitFor();
     });
 
     await step('biometrics over SBI: device status, device busy, low quality, missing finger', async () => {
@@ -246,6 +344,24 @@ try {
       await p2.getByTestId('step-title').getByText('Biometrics').waitFor();
       await p2.getByTestId('device-status-Finger').first().getByText('Ready').waitFor();
       assert.equal(await p2.getByTestId('devices').locator('li').count(), 4);
+      // Live STREAM preview through the core: decoded frames arrive and change on screen; a capture stops it.
+      await p2.getByTestId('preview-thumbs').click();
+      await p2.getByTestId('preview-status').getByText('Live: Both thumbs').waitFor({ timeout: 20000 });
+      await p2.waitForFunction(() => Number(document.querySelector('[data-testid="preview"]')?.dataset.frames) >= 2, null, { timeout: 20000 });
+      const firstSrc = await p2.getByTestId('preview-image').getAttribute('src');
+      await p2.waitForFunction((s) => {
+        const img = document.querySelector('[data-testid="preview-image"]');
+        return img && img.getAttribute('src') !== s && img.naturalWidth > 0;
+      }, firstSrc, { timeout: 20000 });
+      const shown = Number(await p2.getByTestId('preview').getAttribute('data-frames'));
+      assert.ok(shown >= 3, `decoded frames shown: ${shown}`);
+      metrics.previewFramesBeforeCapture = shown;
+      await p2.getByTestId('capture-thumbs').click();
+      await p2.getByTestId('preview-status').getByText('Preview stopped: the capture started.').waitFor({ timeout: 20000 });
+      await p2.getByTestId('capture-thumbs').getByText('Capture again').waitFor({ timeout: 60000 });
+      const stoppedAt = Number(await p2.getByTestId('preview').getAttribute('data-frames'));
+      await p2.waitForTimeout(700);
+      assert.equal(Number(await p2.getByTestId('preview').getAttribute('data-frames')), stoppedAt, 'no frame after the capture stopped the preview');
       // Device busy: the officer is told in plain words, nothing is stored.
       await simControl(slap, 'failure', { mode: 'busy' });
       await p2.getByTestId('capture-leftSlap').click();

@@ -7,7 +7,14 @@
 //! - `POST /api/command` carries a serialised [`Command`] and returns the [`Output`](crate::commands::Output) (HTTP 200) or a
 //!   [`CommandError`] (HTTP 4xx/5xx, see [`http_status`]). `logout` also closes the station.
 //! - `GET /api/form/{process}` returns the synced form description ([`FormSpec`]) the wizard is generated
-//!   from. (The command table has no such command yet; the Tauri shell will need one.)
+//!   from.
+//! - First run (no station in the home yet): `GET /api/home` ([`commands::HomeState`]),
+//!   `POST /api/kit/inspect` ([`commands::KitInput`] → [`crate::kit::KitSummary`]) and `POST /api/kit/create`
+//!   (`{"kitBase64","kitSha256","operator","password"}` → [`commands::KitCreated`]; the first operator is then
+//!   logged in on the bridge).
+//! - `POST /api/preview` ([`PreviewInput`]) streams the live STREAM preview of a device
+//!   ([`crate::preview`]) as `application/x-ndjson`: one [`PreviewEvent`] per line, `started`, `frame`s,
+//!   then `ended` or `failed`. Closing the request stops the preview; so do a capture and `stopPreview`.
 //!
 //! Every `/api` request must carry the per-launch random token in the `x-tessera-token` header; without it the
 //! bridge answers 401. The launch URL carries the token in its fragment (`#token=…`), which browsers never
@@ -33,6 +40,7 @@ use tessera_packet::clock::Clock;
 
 use crate::commands::{self, Command, LoginInput};
 use crate::error::{CommandError, ErrorCode};
+use crate::preview::{PreviewEvent, PreviewInput};
 use crate::station::Station;
 
 /// Header carrying the per-launch token.
@@ -206,6 +214,10 @@ fn router(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/command", post(command))
         .route("/api/form/{process}", get(form))
+        .route("/api/preview", post(preview))
+        .route("/api/home", get(home))
+        .route("/api/kit/inspect", post(kit_inspect))
+        .route("/api/kit/create", post(kit_create))
         .layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
@@ -246,7 +258,7 @@ pub fn http_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::NotPermitted
         | ErrorCode::OperatorRejected
         | ErrorCode::NoSlot => StatusCode::FORBIDDEN,
-        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document => {
+        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document | ErrorCode::Kit => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         ErrorCode::Frozen | ErrorCode::InvalidState | ErrorCode::AlreadyInitialised => StatusCode::CONFLICT,
@@ -356,6 +368,108 @@ async fn form(State(s): State<AppState>, UrlPath(process): UrlPath<String>) -> R
         Ok(out) => axum::Json(out).into_response(),
         Err(e) => error_response(e),
     }
+}
+
+async fn home(State(s): State<AppState>) -> Response {
+    axum::Json(commands::home_state(&s.home)).into_response()
+}
+
+async fn kit_inspect(body: Bytes) -> Response {
+    let input: commands::KitInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return bad_request(format!("kit body: {e}")),
+    };
+    // Argon2-free but CPU-bound (parsing, validation): off the async workers.
+    match tokio::task::spawn_blocking(move || commands::inspect_kit(&input)).await {
+        Ok(Ok(out)) => axum::Json(out).into_response(),
+        Ok(Err(e)) => error_response(e),
+        Err(e) => bad_request(format!("reading the kit: {e}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct KitCreateBody {
+    kit_base64: String,
+    kit_sha256: String,
+    operator: String,
+    password: String,
+}
+
+async fn kit_create(State(s): State<AppState>, body: Bytes) -> Response {
+    let b: KitCreateBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_request(format!("kit body: {e}")),
+    };
+    let input = commands::KitCreateInput {
+        home: s.home.to_path_buf(),
+        kit_base64: b.kit_base64,
+        kit_sha256: b.kit_sha256,
+        operator: b.operator,
+        password: b.password,
+    };
+    let clock = s.clock.clone();
+    let r = on_station(&s, move |slot| {
+        if let Some(mut old) = slot.take() {
+            let _ = old.execute(Command::Logout);
+        }
+        let (st, out) = commands::create_from_kit(&input, clock)?;
+        *slot = Some(st);
+        tracing::info!(operator = %out.operator, machine = %out.machine.machine_id, "station created from a kit");
+        Ok(out)
+    })
+    .await;
+    match r {
+        Ok(out) => axum::Json(out).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+/// Frames waiting for a slow page beyond this are dropped (the preview stays live rather than late).
+const PREVIEW_BACKLOG: usize = 3;
+
+async fn preview(State(s): State<AppState>, body: Bytes) -> Response {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let input: PreviewInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return bad_request(format!("preview body: {e}")),
+    };
+    let source = match on_station(&s, move |slot| {
+        let st = slot.as_mut().ok_or_else(not_logged_in)?;
+        Ok(st.prepare_preview(input)?)
+    })
+    .await
+    {
+        Ok(src) => src,
+        Err(e) => return error_response(e),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<PreviewEvent>();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let queued = backlog.clone();
+    tokio::spawn(source.run(move |ev| {
+        if matches!(ev, PreviewEvent::Frame { .. }) && queued.load(Ordering::Relaxed) >= PREVIEW_BACKLOG {
+            return !tx.is_closed();
+        }
+        queued.fetch_add(1, Ordering::Relaxed);
+        tx.send(ev).is_ok()
+    }));
+    let lines = futures_util::stream::unfold((rx, backlog), |(mut rx, backlog)| async move {
+        let ev = rx.recv().await?;
+        backlog.fetch_sub(1, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+        line.push(b'\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(line)),
+            (rx, backlog),
+        ))
+    });
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (h, axum::body::Body::from_stream(lines)).into_response()
 }
 
 /// Builds the [`FormSpec`] of a process from the station's master data.
@@ -674,6 +788,56 @@ mod tests {
         let (code, body) = cmd(r#"{"op":"pending"}"#);
         assert_eq!(code, 200, "{body}");
         assert_eq!(json(&body)["kind"], "packets");
+    }
+
+    #[test]
+    fn preview_streams_json_lines_of_frames() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(tessera_packet::clock::SystemClock);
+        let (sim, base) = rt.block_on(async {
+            for _ in 0..50 {
+                let mut r = [0u8; 2];
+                getrandom::fill(&mut r).unwrap();
+                let base = 20_000 + u16::from_le_bytes(r) % 40_000;
+                let cfg = tessera_sbi::sim::SimConfig::from_port(base);
+                let images = tessera_sbi::sim::default_image_source().unwrap();
+                if let Ok(s) = tessera_sbi::sim::start(cfg, clock.clone(), images).await {
+                    return (s, base);
+                }
+            }
+            panic!("no free block of 4 ports")
+        });
+        let home = station_home();
+        let (addr, token) = start(home.path(), None);
+        let t = Some(token.as_str());
+        let body = serde_json::json!({"part": "face", "timeoutSecs": 2, "devices": {
+            "firstPort": base, "lastPort": base + 3, "trustedCaPem": [sim.ca_pem()]}})
+        .to_string();
+        // Not logged in: a typed error, not a stream.
+        let (code, out) = http(addr, "POST", "/api/preview", t, &body);
+        assert_eq!(code, 403, "{out}");
+        assert_eq!(json(&out)["code"], "NOT_LOGGED_IN");
+        assert_eq!(http(addr, "POST", "/api/preview", None, &body).0, 401);
+        let login = format!(r#"{{"operator":"officer1","password":"{OFFICER_PW}"}}"#);
+        assert_eq!(http(addr, "POST", "/api/login", t, &login).0, 200);
+        assert_eq!(http(addr, "POST", "/api/preview", t, r#"{"part":"nose"}"#).0, 422);
+
+        let (code, out) = http(addr, "POST", "/api/preview", t, &body);
+        assert_eq!(code, 200, "{out}");
+        let events: Vec<serde_json::Value> = out.lines().map(json).collect();
+        assert_eq!(events[0]["event"], "started", "{:?}", events[0]);
+        assert_eq!(events[0]["device"]["bioType"], "Face");
+        let frames: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "frame").collect();
+        assert!(frames.len() >= 3, "{} frames in 2 s", frames.len());
+        assert!(
+            frames
+                .iter()
+                .all(|f| f["jpegBase64"].as_str().is_some_and(|j| j.starts_with("/9j/")))
+        );
+        let last = events.last().unwrap();
+        assert_eq!(last["event"], "ended", "{last}");
+        assert_eq!(last["reason"], "timeout");
+        drop(sim);
     }
 
     #[test]

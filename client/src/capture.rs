@@ -24,6 +24,7 @@ use tessera_sbi::protocol::{BioSubType, BioType, DeviceSubId, HashChain, Transac
 use tracing::{info, instrument, warn};
 
 use crate::error::{Result, StationError};
+use crate::preview::PreviewEnd;
 use crate::station::Station;
 use crate::workflow::Capture;
 
@@ -78,7 +79,7 @@ impl CapturePart {
         Self::Face,
     ];
 
-    fn bio_type(self) -> BioType {
+    pub(crate) fn bio_type(self) -> BioType {
         match self {
             Self::LeftSlap | Self::RightSlap | Self::Thumbs => BioType::Finger,
             Self::Irises => BioType::Iris,
@@ -177,7 +178,8 @@ pub struct SbiSession {
 }
 
 impl Station {
-    pub(crate) fn sbi_client(&self, opts: &DeviceOptions) -> Result<SbiClient> {
+    /// The SBI client settings and the device trust store (synced provider CAs plus those in `opts`).
+    pub(crate) fn sbi_parts(&self, opts: &DeviceOptions) -> Result<(ClientConfig, Arc<TrustStore>)> {
         let mut trust = TrustStore::new();
         let mut pems = self.synced_certificates()?;
         pems.extend(opts.trusted_ca_pem.iter().cloned());
@@ -198,7 +200,12 @@ impl Station {
             last_port: opts.last_port.max(opts.first_port),
             ..ClientConfig::default()
         };
-        SbiClient::new(config, Arc::new(trust), self.clock.clone()).map_err(|e| StationError::Device {
+        Ok((config, Arc::new(trust)))
+    }
+
+    pub(crate) fn sbi_client(&self, opts: &DeviceOptions) -> Result<SbiClient> {
+        let (config, trust) = self.sbi_parts(opts)?;
+        SbiClient::new(config, trust, self.clock.clone()).map_err(|e| StationError::Device {
             context: "setting up the SBI client".into(),
             detail: e.to_string(),
         })
@@ -218,6 +225,7 @@ impl Station {
 
     /// Captures every part the draft still needs (required attributes not excepted and not yet captured).
     pub async fn capture_all(&mut self, draft: i64, opts: &DeviceOptions) -> Result<Vec<PartCapture>> {
+        self.previews.stop(PreviewEnd::Capture);
         let review = self.review(draft)?;
         let required: Vec<BioAttribute> = match &review.form {
             Some(f) if !f.biometrics.applicable => Vec::new(),
@@ -256,6 +264,7 @@ impl Station {
         opts: &DeviceOptions,
     ) -> Result<PartCapture> {
         self.session()?;
+        self.previews.stop(PreviewEnd::Capture);
         let client = self.sbi_client(opts)?;
         let found = client.discover().await;
         self.capture_part_with(&client, &found.devices, draft, part, opts)
@@ -273,19 +282,15 @@ impl Station {
     ) -> Result<PartCapture> {
         let d = self.draft(draft)?;
         let bio_type = part.bio_type();
-        let device = devices
-            .iter()
-            .find(|f| f.bio_type() == bio_type && f.entry.device_sub_id.contains(&part.sub_id()))
-            .or_else(|| devices.iter().find(|f| f.bio_type() == bio_type))
-            .ok_or_else(|| StationError::Device {
-                context: format!("capturing {part:?}"),
-                detail: format!(
-                    "no {} device found on ports {}-{}; connect the device and check its service runs",
-                    bio_type.as_str(),
-                    opts.first_port,
-                    opts.last_port
-                ),
-            })?;
+        let device = crate::preview::device_for(devices, part).ok_or_else(|| StationError::Device {
+            context: format!("capturing {part:?}"),
+            detail: format!(
+                "no {} device found on ports {}-{}; connect the device and check its service runs",
+                bio_type.as_str(),
+                opts.first_port,
+                opts.last_port
+            ),
+        })?;
         let exceptions: Vec<BioSubType> = d
             .body
             .answers
@@ -430,7 +435,7 @@ fn parse_chain(hex_hash: &str) -> Result<HashChain> {
     Ok(HashChain::from_hash(bytes))
 }
 
-fn view(f: &FoundDevice) -> DeviceView {
+pub(crate) fn view(f: &FoundDevice) -> DeviceView {
     let text = |v: serde_json::Result<serde_json::Value>| {
         v.ok()
             .and_then(|v| v.as_str().map(str::to_owned))

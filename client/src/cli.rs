@@ -82,6 +82,20 @@ enum Cmd {
         #[command(flatten)]
         auth: Auth,
     },
+    /// Set up this station once from the station set-up kit the administrator handed over (the file made by
+    /// `tessera-server station-kit`), instead of `init`: no keys to type. Give the server key fingerprint
+    /// written on the administrator's slip with --server-fingerprint; the station is created only when it is
+    /// the kit's, and then enrols only with that server. The desktop app does the same on its first-run
+    /// screen.
+    InitKit {
+        /// The kit file (e.g. /media/usb/station-10001.tkit).
+        kit: PathBuf,
+        /// The server key fingerprint from the administrator's slip (SHA256:...; spaces and case ignored).
+        #[arg(long)]
+        server_fingerprint: String,
+        #[command(flatten)]
+        auth: Auth,
+    },
     /// Check your password offline, finish anything an interruption left half done, and show the station.
     Login {
         #[command(flatten)]
@@ -325,7 +339,7 @@ fn read_password(auth: &Auth, env: &str, who: &str) -> anyhow::Result<String> {
 
 fn exit_code(code: ErrorCode) -> u8 {
     match code {
-        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document => 3,
+        ErrorCode::Validation | ErrorCode::InvalidInput | ErrorCode::Document | ErrorCode::Kit => 3,
         ErrorCode::WrongPassword
         | ErrorCode::LockedOut
         | ErrorCode::NoSlot
@@ -464,6 +478,63 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 say(&format!(
                     "Machine key fingerprint (read it to your administrator):\n  {}",
                     id.fingerprint
+                ));
+            }
+        }
+        Cmd::InitKit {
+            kit,
+            server_fingerprint,
+            auth,
+        } => {
+            let bytes = commands::read_input_file(&kit, tessera_packet::wire::kit::MAX_KIT_BYTES as u64)
+                .map_err(CommandError::from)?;
+            let summary = tessera_station::kit::inspect(&bytes).map_err(CommandError::from)?;
+            let norm = |f: &str| {
+                f.chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+                    .to_ascii_uppercase()
+            };
+            if norm(&server_fingerprint) != norm(&summary.server_key_fingerprint) {
+                return Err(CommandError {
+                    code: ErrorCode::Kit,
+                    message: format!(
+                        "station kit: its server key fingerprint is {}, not the {} you gave; do not use this kit, ask the administrator",
+                        summary.server_key_fingerprint, server_fingerprint
+                    ),
+                    fields: vec![],
+                    freeze: None,
+                }
+                .into());
+            }
+            let password = read_password(&auth, "TESSERA_STATION_PASSWORD", &auth.operator)?;
+            let (_st, id, summary) = tessera_station::kit::create(
+                &home,
+                &bytes,
+                Some(&summary.kit_sha256),
+                &auth.operator,
+                &password,
+                tessera_station::crypto::KdfParams::DEFAULT,
+                clock,
+            )
+            .map_err(CommandError::from)?;
+            if cli.json {
+                print_output(true, &Output::Machine(id))?;
+            } else {
+                say(&format!(
+                    "Station created in {} from the kit for center {} (server {}, key {})",
+                    home.display(),
+                    summary.center_id,
+                    summary.server_url,
+                    summary.server_key_fingerprint
+                ));
+                say(&format!(
+                    "Machine key fingerprint (read it to your administrator):\n  {}",
+                    id.fingerprint
+                ));
+                say(&format!(
+                    "Next: tessera-station enrol-machine --operator {} --server {} --name <this machine>",
+                    auth.operator, summary.server_url
                 ));
             }
         }

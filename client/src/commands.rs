@@ -123,6 +123,120 @@ pub fn login(input: &LoginInput, clock: Arc<dyn Clock>) -> Result<(Station, Logi
     Ok((st, out))
 }
 
+/// Whether a station home holds a station yet (adapters ask before login, to offer the first-run set-up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HomeState {
+    /// A station store exists.
+    pub initialised: bool,
+}
+
+/// Whether `home` holds a station.
+pub fn home_state(home: &Path) -> HomeState {
+    HomeState {
+        initialised: crate::store::StorePaths::new(home).db.exists(),
+    }
+}
+
+/// Input of [`inspect_kit`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KitInput {
+    /// The kit file, base64.
+    pub kit_base64: String,
+}
+
+/// Reads a station set-up kit and says what it holds ([`crate::kit::inspect`]); writes nothing.
+pub fn inspect_kit(input: &KitInput) -> Result<crate::kit::KitSummary, CommandError> {
+    let bytes = kit_bytes(&input.kit_base64)?;
+    Ok(crate::kit::inspect(&bytes)?)
+}
+
+fn kit_bytes(b: &str) -> Result<Vec<u8>, StationError> {
+    if b.len() > tessera_packet::wire::kit::MAX_KIT_BYTES / 3 * 4 + 4 {
+        return Err(StationError::Kit(
+            "the file is larger than a station kit can be; choose the kit file the administrator gave you"
+                .into(),
+        ));
+    }
+    B64.decode(b.trim())
+        .map_err(|e| StationError::Kit(format!("the file did not arrive intact (not valid base64: {e})")))
+}
+
+/// Input of [`create_from_kit`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KitCreateInput {
+    /// Station home (must not hold a station yet).
+    pub home: PathBuf,
+    /// The kit file, base64.
+    pub kit_base64: String,
+    /// The digest [`inspect_kit`] reported and the officer confirmed.
+    pub kit_sha256: String,
+    /// The first operator (listed in the kit).
+    pub operator: String,
+    /// Their password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for KitCreateInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KitCreateInput")
+            .field("home", &self.home)
+            .field("operator", &self.operator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Output of [`create_from_kit`]: the logged-in first operator, the machine identity (fingerprint for the
+/// administrator) and what the kit held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KitCreated {
+    /// Operator id (logged in).
+    pub operator: String,
+    /// Their roles.
+    pub roles: Vec<String>,
+    /// The new machine identity.
+    pub machine: MachineIdentity,
+    /// The kit.
+    pub kit: crate::kit::KitSummary,
+}
+
+/// Creates a station from a set-up kit ([`crate::kit::create`]); the first operator is logged in.
+pub fn create_from_kit(
+    input: &KitCreateInput,
+    clock: Arc<dyn Clock>,
+) -> Result<(Station, KitCreated), CommandError> {
+    let bytes = kit_bytes(&input.kit_base64)?;
+    let (mut st, machine, kit) = crate::kit::create(
+        &input.home,
+        &bytes,
+        Some(&input.kit_sha256),
+        &input.operator,
+        &input.password,
+        KdfParams::DEFAULT,
+        clock,
+    )?;
+    let roles = st
+        .session()
+        .map_err(CommandError::from)?
+        .operator
+        .roles
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    Ok((
+        st,
+        KitCreated {
+            operator: input.operator.clone(),
+            roles,
+            machine,
+            kit,
+        },
+    ))
+}
+
 /// A biometric capture as adapters send it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -330,6 +444,28 @@ pub enum Command {
         /// The id, or what the QR scanner typed.
         reference: String,
     },
+    /// Record where the officer is in the wizard, so the draft resumes exactly there.
+    SetDraftStep {
+        /// Draft id.
+        draft: i64,
+        /// The wizard's step name.
+        step: String,
+    },
+    /// A document (or `exceptionPhoto`) of a draft, for preview.
+    DraftDocument {
+        /// Draft id.
+        draft: i64,
+        /// Document field, or `exceptionPhoto`.
+        field: String,
+    },
+    /// The supervisor's review copy of a packet awaiting approval (the draft it was sealed from).
+    PacketReview {
+        /// RID.
+        rid: String,
+    },
+    /// Stop the running STREAM preview, if any (the preview itself is started by the adapters'
+    /// streaming call, see [`crate::preview`]).
+    StopPreview,
 }
 
 /// Station status.
@@ -353,6 +489,9 @@ pub struct Status {
     /// The server this machine is enrolled with, if any.
     #[serde(default)]
     pub server: Option<ServerLink>,
+    /// The server named by the set-up kit the station was created from, if any (its key is pinned).
+    #[serde(default)]
+    pub kit: Option<crate::kit::KitPin>,
 }
 
 /// Outputs, one per command.
@@ -385,6 +524,7 @@ pub enum Output {
     OperatorFingers(OperatorFingers),
     PreRegistration(Box<PreRegistration>),
     Prefilled(Prefilled),
+    DraftDocument { mime: String, content_base64: String },
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, StationError> {
@@ -525,6 +665,22 @@ impl Station {
             Command::OperatorBiometrics => self.run_operator_biometrics()?,
             Command::PreRegistration { reference } => self.run_pre_registration(&reference)?,
             Command::StartDraftFromPreRegistration { reference } => self.run_prefill(&reference)?,
+            Command::SetDraftStep { draft, step } => {
+                self.set_draft_step(draft, &step)?;
+                Output::Done
+            }
+            Command::DraftDocument { draft, field } => {
+                let (mime, bytes) = self.draft_document(draft, &field)?;
+                Output::DraftDocument {
+                    mime,
+                    content_base64: B64.encode(bytes),
+                }
+            }
+            Command::PacketReview { rid } => Output::Draft(Box::new(self.review_copy(&rid)?)),
+            Command::StopPreview => {
+                self.previews.stop(crate::preview::PreviewEnd::Stopped);
+                Output::Done
+            }
         })
     }
 
@@ -544,6 +700,7 @@ impl Station {
             config_version: self.master.manifest.config_version.clone(),
             id_schema_version: self.master.schema.id_version.clone(),
             server: self.server_link()?,
+            kit: self.kit_pin()?,
         })
     }
 }

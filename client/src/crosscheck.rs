@@ -324,6 +324,7 @@ impl Station {
     /// enrols them ([`Station::enrol_operator_fingers`]).
     pub async fn enrol_operator_biometrics(&mut self, opts: &DeviceOptions) -> Result<OperatorFingers> {
         self.session()?;
+        self.previews.stop(crate::preview::PreviewEnd::Capture);
         let client = self.sbi_client(opts)?;
         let found = client.discover().await;
         let txn = TransactionId::random().map_err(|e| StationError::Crypto {

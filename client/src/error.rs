@@ -382,6 +382,10 @@ pub enum StationError {
         /// Detail, including the packet-format error code.
         detail: String,
     },
+    /// A station set-up kit cannot be used (truncated, tampered, another version, not a kit, or content the
+    /// station refuses).
+    #[error("station kit: {0}")]
+    Kit(String),
 }
 
 /// A hint for the errors SQLite reports when a write cannot be completed (disk full, file-size limit,
@@ -461,6 +465,7 @@ impl StationError {
             Self::Server { .. } => ErrorCode::Server,
             Self::Device { .. } => ErrorCode::Device,
             Self::BiometricCrossCheck { .. } => ErrorCode::BiometricCrossCheck,
+            Self::Kit(_) => ErrorCode::Kit,
         }
     }
 }
@@ -499,6 +504,7 @@ pub enum ErrorCode {
     Server,
     Device,
     BiometricCrossCheck,
+    Kit,
 }
 
 /// The serialisable error every command returns: a stable code, the human message, and per-field problems.

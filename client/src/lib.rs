@@ -15,6 +15,8 @@
 //!   renders the acknowledgement; [`audit`] keeps the hash-chained audit log;
 //! - [`sync`]: enrolment with the server, delta master-data sync, resumable upload with signed receipts,
 //!   status polling and retention; [`capture`]: biometric capture from SBI devices into a draft;
+//!   [`preview`]: the live STREAM preview handed to the front ends frame by frame;
+//! - [`kit`]: creating a station offline from the server's signed station set-up kit;
 //! - [`commands`]: the command table every front end (CLI, Tauri shell, HTTP bridge) calls.
 //!
 //! ```no_run
@@ -42,9 +44,11 @@ pub mod documents;
 pub mod error;
 pub mod expr;
 pub mod forms;
+pub mod kit;
 pub mod masterdata;
 pub mod operators;
 pub mod prereg;
+pub mod preview;
 pub mod receipt;
 pub mod receipt_pdf;
 pub mod station;

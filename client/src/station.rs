@@ -99,6 +99,8 @@ pub struct Station {
     pub(crate) last_recovery: crate::workflow::RecoveryReport,
     /// Free-disk probe (replaceable in tests to simulate a full disk).
     pub(crate) free_disk: FreeDiskProbe,
+    /// Stops the running STREAM preview (captures and logout do).
+    pub(crate) previews: crate::preview::PreviewControl,
 }
 
 impl std::fmt::Debug for Station {
@@ -139,6 +141,26 @@ impl Station {
     /// data and operators. Crash-safe: the database only appears under its final name once complete.
     #[instrument(skip_all, fields(center = %p.center_id, machine = %p.machine_id))]
     pub fn init(p: InitParams<'_>, clock: Arc<dyn Clock>) -> Result<(Self, MachineIdentity)> {
+        Self::init_inner(p, clock, None)
+    }
+
+    /// [`Station::init`] from a station set-up kit ([`crate::kit`]): the kit's items are also stored as
+    /// synced items with their cursors and its server key is pinned, in the same transaction.
+    #[instrument(skip_all, fields(center = %p.center_id, machine = %p.machine_id))]
+    pub(crate) fn init_from_kit(
+        p: InitParams<'_>,
+        clock: Arc<dyn Clock>,
+        kit: &tessera_packet::wire::kit::StationKit,
+        kit_sha256: &str,
+    ) -> Result<(Self, MachineIdentity)> {
+        Self::init_inner(p, clock, Some((kit, kit_sha256)))
+    }
+
+    fn init_inner(
+        p: InitParams<'_>,
+        clock: Arc<dyn Clock>,
+        kit: Option<(&tessera_packet::wire::kit::StationKit, &str)>,
+    ) -> Result<(Self, MachineIdentity)> {
         let paths = StorePaths::new(p.home);
         std::fs::create_dir_all(p.home).map_err(StationError::io("creating the station home", p.home))?;
         if paths.db.exists() {
@@ -206,7 +228,11 @@ impl Station {
                 operators::store_bundle(tx, &p.operators, now)?;
                 crate::workflow::store_recipients(tx, &p.packet_recipients, now)?;
                 operators::set_public_key(tx, &op.id, &hex::encode(op_key.verifying_key().as_bytes()))?;
-                audit::append(tx, now, &op.id, "STATION_INIT", p.machine_id.as_str(), "")?;
+                if let Some((kit, sha)) = kit {
+                    crate::kit::store_seed(tx, kit, sha, now)?;
+                }
+                let detail = kit.map(|(_, sha)| format!("kit={sha}")).unwrap_or_default();
+                audit::append(tx, now, &op.id, "STATION_INIT", p.machine_id.as_str(), &detail)?;
                 Ok(())
             })?;
             store
@@ -274,6 +300,7 @@ impl Station {
             db_key,
             last_recovery: Default::default(),
             free_disk: Box::new(|p| fs4::available_space(p).ok()),
+            previews: crate::preview::PreviewControl::default(),
         })
     }
 
@@ -496,6 +523,7 @@ impl Station {
 
     /// Ends the session.
     pub fn logout(&mut self) -> Result<()> {
+        self.previews.stop(crate::preview::PreviewEnd::Logout);
         if let Some(s) = self.session.take() {
             let now = self.clock.now();
             self.store

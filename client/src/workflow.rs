@@ -49,6 +49,9 @@ pub mod state {
     pub const REJECTED: &str = "REJECTED";
     /// Exported to a folder for offline transfer.
     pub const EXPORTED: &str = "EXPORTED";
+    /// A draft whose packet is sealed: kept (encrypted, in the store) as the supervisor's review copy until
+    /// the packet is approved or rejected, then deleted.
+    pub const SEALED: &str = "SEALED";
 }
 
 /// A stored document of a draft (bytes in `draft_blobs`).
@@ -102,6 +105,10 @@ pub struct DraftBody {
     /// The SBI transaction and hash chain of this registration's device captures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbi: Option<crate::capture::SbiSession>,
+    /// Where the officer was in the front end's wizard (a step name, opaque to the core), so the draft
+    /// resumes exactly there after a crash or a closed window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_step: Option<String>,
 }
 
 /// A draft as shown when resuming it.
@@ -621,10 +628,15 @@ impl Station {
         }
     }
 
-    /// A draft, to resume it.
+    /// A draft, to resume it. A sealed registration is no longer a draft (its review copy is
+    /// [`Station::review_copy`]).
     pub fn draft(&mut self, id: i64) -> Result<DraftView> {
         self.session()?;
-        self.load_draft(id)
+        let d = self.load_draft(id)?;
+        if d.state == state::SEALED {
+            return Err(StationError::DraftNotFound { id });
+        }
+        Ok(d)
     }
 
     /// Open drafts of the logged-in officer.
@@ -653,6 +665,79 @@ impl Station {
             audit::append(tx, now, &me, "DRAFT_DISCARDED", &id.to_string(), "")
         })?;
         Ok(())
+    }
+
+    /// Records where the officer is in the wizard (a short step name), so the draft resumes exactly there.
+    /// Not audited: it is the screen position, not registration data.
+    pub fn set_draft_step(&mut self, id: i64, step: &str) -> Result<()> {
+        let (_, mut d) = self.editable_draft(id, "edit a draft")?;
+        if step.is_empty()
+            || step.len() > 40
+            || !step
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(StationError::Validation(vec![FieldError {
+                field: "step".into(),
+                code: "INVALID".into(),
+                language: None,
+                message: "a wizard step name is 1-40 letters, digits, '-' or '_'".into(),
+            }]));
+        }
+        if d.body.resume_step.as_deref() == Some(step) {
+            return Ok(());
+        }
+        d.body.resume_step = Some(step.into());
+        self.save_body(id, &d.body, &[])
+    }
+
+    /// The supervisor's review copy of a sealed packet awaiting approval: the draft it was sealed from
+    /// (decrypted from the station store, never from the sealed packet, which only the server can open).
+    pub fn review_copy(&mut self, rid: &str) -> Result<DraftView> {
+        self.require(Role::Supervisor, "review a packet's data")?;
+        let id: Option<i64> = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT id FROM drafts WHERE rid = ?1 AND state = ?2",
+                params![rid, state::SEALED],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(StationError::db("finding a review copy"))?;
+        let id = id.ok_or_else(|| StationError::PacketNotFound { rid: rid.into() })?;
+        self.load_draft(id)
+    }
+
+    /// A document (or the exception photo, field `exceptionPhoto`) of a draft, for the front end's preview:
+    /// (MIME type, bytes). The draft's officer may read an open draft; a supervisor a review copy.
+    pub fn draft_document(&mut self, id: i64, field: &str) -> Result<(String, Vec<u8>)> {
+        let me = self.session()?.operator.clone();
+        let d = self.load_draft(id)?;
+        let own = d.operator_id == me.id && d.state == state::DRAFT;
+        let reviewing = d.state == state::SEALED && me.roles.contains(&Role::Supervisor);
+        if !own && !reviewing {
+            return Err(StationError::NotPermitted {
+                operator: me.id,
+                action: "see this draft's documents",
+                role: "draft's own officer, or a supervisor for a sealed packet",
+            });
+        }
+        let (mime, blob) = if field == "exceptionPhoto" {
+            (d.body.exception_photo.clone(), BLOB_EXCEPTION_PHOTO.to_owned())
+        } else {
+            (
+                d.body.documents.get(field).map(|doc| doc.mime.clone()),
+                blob_doc(field),
+            )
+        };
+        let not_there = || StationError::Document {
+            name: field.into(),
+            detail: format!("draft {id} has no such document"),
+        };
+        let mime = mime.ok_or_else(not_there)?;
+        let bytes = self.draft_blob_opt(id, &blob)?.ok_or_else(not_there)?;
+        Ok((mime, bytes))
     }
 
     /// Reviews a draft: validates answers, documents and biometrics together.
@@ -1024,7 +1109,9 @@ impl Station {
                 params![rid.as_str(), process, state::AWAITING_APPROVAL, officer, format!("{rid}.tpkt"), size, sha, now.to_rfc3339()],
             )
             .map_err(StationError::db("recording the sealed packet"))?;
-            tx.execute("DELETE FROM drafts WHERE id = ?1", [id]).map_err(StationError::db("closing the draft"))?;
+            // The draft stays as the supervisor's review copy until the decision.
+            tx.execute("UPDATE drafts SET state = ?2 WHERE id = ?1", params![id, state::SEALED])
+                .map_err(StationError::db("closing the draft"))?;
             audit::append(tx, now, officer, "PACKET_SEALED", rid.as_str(), &format!("size={size}"))
         })?;
         Ok(())
@@ -1224,6 +1311,9 @@ impl Station {
                 params![rid, new_state, s.operator_id, reason, sha, size, now.to_rfc3339()],
             )
             .map_err(StationError::db("recording the supervisor's decision"))?;
+            // The review copy has served its purpose.
+            tx.execute("DELETE FROM drafts WHERE rid = ?1 AND state = ?2", params![rid, state::SEALED])
+                .map_err(StationError::db("deleting the review copy"))?;
             audit::append(tx, now, &s.operator_id, if reason.is_some() { "PACKET_REJECTED" } else { "PACKET_APPROVED" }, rid, reason.as_deref().unwrap_or(""))
         })?;
         Ok(())
@@ -1330,7 +1420,11 @@ impl Station {
         d.drafts = self
             .store
             .conn()
-            .query_row("SELECT count(*) FROM drafts", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT count(*) FROM drafts WHERE state <> ?1",
+                [state::SEALED],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| u64::try_from(n).unwrap_or(0))
             .map_err(StationError::db("counting drafts"))?;
         Ok(d)

@@ -12,7 +12,8 @@
 //! - packet upload (tus 1.0 core, creation and checksum extensions; see `docs/api.md`): [`upload_metadata`],
 //!   [`SignedReceipt`] / [`Receipt`];
 //! - packet status per RID: [`PacketStatus`], [`PacketStatusResponse`];
-//! - the error body every endpoint returns on failure: [`ErrorBody`].
+//! - the error body every endpoint returns on failure: [`ErrorBody`];
+//! - the station set-up kit an administrator hands over to create a station offline: [`kit`].
 //!
 //! Server responses to station requests carry an Ed25519 signature of the body by the server signing key in
 //! [`headers::SERVER_SIGNATURE`]; check it with [`verify_server_signature`].
@@ -34,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::ids::{CenterId, MachineId, Rid};
+
+pub mod kit;
 
 /// The API version segment of every path (`/api/v1/...`).
 pub const API_VERSION: &str = "v1";

@@ -51,6 +51,7 @@ pub mod notify;
 pub mod operators;
 pub mod pipeline;
 pub mod settings;
+pub mod station_kit;
 pub mod store;
 pub mod sync;
 pub mod uin;

@@ -49,6 +49,28 @@ enum Command {
         /// The export folder (holding `export-<machine>-<time>.json`, its `.sig` and the `.tpkt` files).
         folder: PathBuf,
     },
+    /// Write a station set-up kit: one signed file from which a registration station is created offline in
+    /// the station app's first-run screen (no keys to type). It holds the country configuration, the
+    /// center's operators (with their password hashes: keep the file confidential and delete it after use),
+    /// the packet keys, the device-provider certificates, this server's address and signing key, and your
+    /// recovery public key. Prints the server key fingerprint to write on the handover slip.
+    StationKit {
+        /// The station's center (5 digits).
+        #[arg(long)]
+        center: String,
+        /// The address stations reach this server at, e.g. https://tessera.example:8440.
+        #[arg(long)]
+        server_url: String,
+        /// The recovery public key (age1...); its private half stays offline with the administrator.
+        #[arg(long)]
+        recovery_key: String,
+        /// Provisional machine id until enrolment assigns one (5 digits).
+        #[arg(long, default_value = "00000")]
+        machine: String,
+        /// Where to write the kit, e.g. /media/usb/station-10001.tkit.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// ID-repository key management.
     IdRepo {
         #[command(subcommand)]
@@ -473,6 +495,47 @@ async fn main() -> anyhow::Result<()> {
             if bad > 0 {
                 std::process::exit(1);
             }
+        }
+        Command::StationKit {
+            center,
+            server_url,
+            recovery_key,
+            machine,
+            out,
+        } => {
+            let state = tessera_server::prepare_for_tools(settings, Arc::new(SystemClock)).await?;
+            let req = tessera_server::station_kit::KitRequest {
+                center_id: center,
+                machine_id: machine,
+                server_url,
+                recovery_key,
+            };
+            let (kit, summary) = tessera_server::station_kit::build(
+                state.store.as_ref(),
+                &state.keys,
+                &req,
+                SystemClock.now(),
+            )
+            .await?;
+            let bytes = kit.to_bytes().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut f = {
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                o.open(&out)
+                    .with_context(|| format!("creating {}", out.display()))?
+            };
+            std::io::Write::write_all(&mut f, &bytes)
+                .with_context(|| format!("writing {}", out.display()))?;
+            f.sync_all()
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("station kit written: {} ({} bytes)", out.display(), bytes.len());
+            println!("center: {}", summary.center_id);
+            println!("server: {}", summary.server_url);
+            println!("operators: {}", summary.operators);
+            println!("server key fingerprint (write it on the handover slip; the officer compares it):");
+            println!("  {}", summary.server_key_fingerprint);
         }
         Command::Serve => tessera_server::run(settings).await?,
         Command::Init => {

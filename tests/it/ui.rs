@@ -4,9 +4,10 @@
 //! For the E2E this test starts, in this process and as `tests/src/demo.rs` does, a real `tessera-server`
 //! on the embedded default (SQLite, fresh keys, sample country) with the demo operators and the simulator's
 //! device CA published for stations to sync, and the SBI device simulator; the browser run enrols the
-//! station through the UI, captures over SBI, gets the packet approved, uploads it and sees the server's
-//! status come back. The E2E learns where they are from `TESSERA_E2E_SERVER_URL`, `TESSERA_E2E_ADMIN_TOKEN`,
-//! `TESSERA_E2E_PACKET_KEY` and `TESSERA_E2E_SBI_PORTS` (`first-last`).
+//! station through the UI from an empty folder and the server's station set-up kit, previews and captures
+//! over SBI, gets the packet approved, uploads it and sees the server's status come back. The E2E learns where they are from `TESSERA_E2E_SERVER_URL`, `TESSERA_E2E_ADMIN_TOKEN`,
+//! `TESSERA_E2E_PACKET_KEY`, `TESSERA_E2E_SBI_PORTS` (`first-last`), `TESSERA_E2E_KIT` (the kit file) and
+//! `TESSERA_E2E_KIT_FINGERPRINT` (its server-key fingerprint, as on the administrator's slip).
 //!
 //! Runs when `client-ui/node_modules` exists (after `npm ci --prefix client-ui`); otherwise skips with a
 //! note, or fails when `TESSERA_TEST_REQUIRE_ALL=1`. The E2E needs the station binary: `TESSERA_STATION_BIN`,
@@ -110,6 +111,23 @@ async fn client_ui_unit_and_browser_e2e() {
         .unwrap()
         .trim()
         .to_owned();
+    // The administrator's station set-up kit for center 10001 (`tessera-server station-kit`), from which the
+    // browser run creates its second station in an empty folder.
+    let (kit, kit_summary) = tessera_server::station_kit::build(
+        server.state.store.as_ref(),
+        &server.state.keys,
+        &tessera_server::station_kit::KitRequest {
+            center_id: "10001".into(),
+            machine_id: "00000".into(),
+            server_url: url.clone(),
+            recovery_key: age::x25519::Identity::generate().to_public().to_string(),
+        },
+        tessera_packet::clock::Clock::now(&SystemClock),
+    )
+    .await
+    .unwrap();
+    let kit_path = dir.path().join("station-10001.tkit");
+    std::fs::write(&kit_path, kit.to_bytes().unwrap()).unwrap();
 
     npm(
         &ui,
@@ -120,6 +138,8 @@ async fn client_ui_unit_and_browser_e2e() {
             ("TESSERA_E2E_ADMIN_TOKEN", admin_token),
             ("TESSERA_E2E_PACKET_KEY", packet_key),
             ("TESSERA_E2E_SBI_PORTS", format!("{sbi_base}-{}", sbi_base + 3)),
+            ("TESSERA_E2E_KIT", kit_path.display().to_string()),
+            ("TESSERA_E2E_KIT_FINGERPRINT", kit_summary.server_key_fingerprint),
         ],
     );
     drop(simulator);

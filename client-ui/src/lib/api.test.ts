@@ -96,3 +96,81 @@ describe('transport detection', () => {
     expect(e.code).toBe('WRONG_PASSWORD');
   });
 });
+
+describe('live preview', () => {
+  function ndjson(lines: unknown[], chunkAt = 7) {
+    const text = lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+    const bytes = new TextEncoder().encode(text);
+    // Chunks that cut lines in the middle, as a network would.
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += chunkAt) c.enqueue(bytes.slice(i, i + chunkAt));
+        c.close();
+      },
+    });
+  }
+
+  it('reads the bridge stream line by line into events, with the token', async () => {
+    const events = [
+      { event: 'started', part: 'face', device: { port: 4504, bioType: 'Face', subType: 'Full face', status: 'Ready', serialNo: 'F1', model: 'Sim' } },
+      { event: 'frame', seq: 1, jpegBase64: '/9j/AA==' },
+      { event: 'frame', seq: 2, jpegBase64: '/9j/AB==' },
+      { event: 'ended', reason: 'capture', frames: 2 },
+    ];
+    const f = vi.fn(async (_u: string, _i?: RequestInit) => new Response(ndjson(events), { status: 200 }));
+    const got: any[] = [];
+    await new Promise<void>((done) => {
+      httpTransport('tok', '', f as any).preview({ part: 'face' }, (e) => {
+        got.push(e);
+        if (e.event === 'ended') done();
+      });
+    });
+    expect(got).toEqual(events);
+    const [url, init] = f.mock.calls[0];
+    expect(url).toBe('/api/preview');
+    expect((init!.headers as Record<string, string>)['x-tessera-token']).toBe('tok');
+    expect(JSON.parse(init!.body as string)).toEqual({ part: 'face' });
+  });
+
+  it('a refused preview is one failed event with the core error', async () => {
+    const f = fakeFetch(403, { code: 'NOT_LOGGED_IN', message: 'log in first' });
+    const got = await new Promise<any>((done) => httpTransport('t', '', f as any).preview({ part: 'face' }, done));
+    expect(got).toEqual({ event: 'failed', error: { code: 'NOT_LOGGED_IN', message: 'log in first' } });
+  });
+
+  it('a stream that stops without an end is a failure, and stop() silences the rest', async () => {
+    const f = vi.fn(async () => new Response(ndjson([{ event: 'frame', seq: 1, jpegBase64: 'x' }]), { status: 200 }));
+    const got: any[] = [];
+    await new Promise<void>((done) => httpTransport('t', '', f as any).preview({ part: 'face' }, (e) => { got.push(e); if (e.event === 'failed') done(); }));
+    expect(got.map((e) => e.event)).toEqual(['frame', 'failed']);
+
+    const slow = vi.fn(async (_u: string, init?: RequestInit) => new Promise<Response>((_ok, fail) => init!.signal!.addEventListener('abort', () => fail(new DOMException('aborted', 'AbortError')))));
+    const after: any[] = [];
+    const h = httpTransport('t', '', slow as any).preview({ part: 'face' }, (e) => after.push(e));
+    h.stop();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(after).toEqual([]);
+    expect(slow).toHaveBeenCalledTimes(1);
+  });
+
+  it('inside Tauri: a channel carries the events and stop sends stopPreview', async () => {
+    let deliver: (m: unknown) => void = () => undefined;
+    const channel = { id: 1 };
+    const invoke = vi.fn(async (_cmd: string, _args?: Record<string, unknown>) => ({ kind: 'done' }));
+    const t = tauriTransport(invoke, (onMessage) => { deliver = onMessage; return channel; });
+    const got: any[] = [];
+    const h = t.preview({ part: 'leftSlap', devices: { firstPort: 4501, lastPort: 4504 } }, (e) => got.push(e));
+    expect(invoke).toHaveBeenCalledWith('preview', { request: { part: 'leftSlap', devices: { firstPort: 4501, lastPort: 4504 } }, onEvent: channel });
+    deliver({ event: 'frame', seq: 1, jpegBase64: 'x' });
+    h.stop();
+    deliver({ event: 'frame', seq: 2, jpegBase64: 'y' });
+    expect(got).toEqual([{ event: 'frame', seq: 1, jpegBase64: 'x' }]);
+    expect(invoke).toHaveBeenLastCalledWith('station', { request: { call: 'command', input: { op: 'stopPreview' } } });
+  });
+
+  it('inside Tauri: a refused preview call becomes a failed event', async () => {
+    const invoke = vi.fn(async () => { throw { code: 'DEVICE', message: 'no device-provider CA' }; });
+    const got = await new Promise<any>((done) => tauriTransport(invoke, () => ({})).preview({ part: 'face' }, done));
+    expect(got).toEqual({ event: 'failed', error: { code: 'DEVICE', message: 'no device-provider CA' } });
+  });
+});

@@ -1,7 +1,7 @@
 // Shared UI state (Svelte 5 runes): language, session, current screen.
 import { applyLang, initialLang, translate, type Lang } from './i18n';
 
-export type ScreenName = 'login' | 'dashboard' | 'wizard' | 'supervisor' | 'settings' | 'sync' | 'setup' | 'audit';
+export type ScreenName = 'firstrun' | 'login' | 'dashboard' | 'wizard' | 'supervisor' | 'settings' | 'sync' | 'setup' | 'audit';
 
 export const ui = $state({
   lang: 'eng' as Lang,
@@ -9,6 +9,12 @@ export const ui = $state({
   operator: '' as string,
   roles: [] as string[],
   resumeDraft: null as number | null,
+  /** Bumped to start the wizard afresh (New registration while a draft is open). */
+  wizardRun: 0,
+  /** The draft open in the wizard (set by the wizard), so an idle lock can resume it after the new login. */
+  currentDraft: null as number | null,
+  /** Set when the idle lock logged the operator out: who, and where to return after they log in again. */
+  locked: null as null | { operator: string; screen: ScreenName; draft: number | null },
 });
 
 export function initUi(): void {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { choices, demographicFields, demographicsAnswer, documentSlots, validateField } from './form';
+import { choices, demographicFields, demographicsAnswer, documentSlots, inScope, updateGroups, validateField } from './form';
 
 // The sample country configuration, shaped as the bridge's FormSpec.
 const root = join(dirname(fileURLToPath(import.meta.url)), '../../../config/sample-country');
@@ -56,5 +56,33 @@ describe('form generation from the UI spec', () => {
     const poa = documentSlots(spec).find((s) => s.id === 'proofOfAddress')!;
     expect(poa.category).toBe('POA');
     expect(poa.types.length).toBeGreaterThan(0);
+  });
+});
+
+describe('UPDATE: the groups that change', () => {
+  const upd = { ...spec, uiSpec: cfg('ui-spec/UPDATE') };
+  const fields = demographicFields(upd);
+
+  it('asks the UIN first and knows every field group', () => {
+    expect(fields[0].id).toBe('UIN');
+    expect(fields[0].multilingual).toBe(false);
+    expect(fields.find((f) => f.id === 'city')!.group).toBe('Address');
+    expect(updateGroups(upd).updatable).toContain('Address');
+    expect(updateGroups(upd).always).toEqual(['UIN']);
+  });
+
+  it('keeps only the chosen groups plus the UIN; NEW keeps everything', () => {
+    const shown = fields.filter((f) => inScope('UPDATE', upd, f, ['Address'])).map((f) => f.id);
+    expect(shown).toEqual(['UIN', 'addressLine1', 'region', 'province', 'city', 'postalCode']);
+    const docs = documentSlots(upd).filter((d) => inScope('UPDATE', upd, d, ['Address'])).map((d) => d.id);
+    expect(docs).toEqual(['proofOfAddress']);
+    expect(fields.filter((f) => inScope('UPDATE', upd, f, [])).map((f) => f.id)).toEqual(['UIN']);
+    expect(demographicFields(spec).every((f) => inScope('NEW', spec, f, []))).toBe(true);
+  });
+
+  it('validates the UIN live', () => {
+    const uin = fields[0];
+    expect(validateField(uin, '12', ['eng'])[0]?.code).toBe('UIN_INVALID');
+    expect(validateField(uin, '2345678906', ['eng'])).toEqual([]);
   });
 });

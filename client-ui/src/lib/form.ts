@@ -17,8 +17,10 @@ export interface FieldDef {
   parentField?: string;
   validators: { pattern: RegExp; lang?: string | null; errorCode?: string | null }[];
   maxLength?: number;
+  /** Field group (UI spec's `group`, else the ID schema's): UPDATE shows only the groups that change. */
+  group?: string;
 }
-export interface DocSlot { id: string; label: Record<string, string>; category: string; required: boolean; conditional: boolean; types: Coded[] }
+export interface DocSlot { id: string; label: Record<string, string>; category: string; required: boolean; conditional: boolean; types: Coded[]; group?: string }
 export type Value = string | Record<string, string>;
 export interface Problem { field: string; code: string; language?: string; message: string }
 
@@ -39,7 +41,8 @@ export function demographicFields(spec: any): FieldDef[] {
   const hierarchy: { level: number; name: string }[] = spec.locations?.hierarchy ?? [];
   const out: FieldDef[] = [];
   const byLevel = new Map<string, string>();
-  for (const f of screen(spec, 'demographics')) {
+  // UPDATE asks which identity to update on its own screen (`uin`) before the changed details.
+  for (const f of [...screen(spec, 'uin'), ...screen(spec, 'demographics')]) {
     const s = schema.find((x) => x.id === f.id) ?? {};
     const def: FieldDef = {
       id: f.id,
@@ -55,7 +58,9 @@ export function demographicFields(spec: any): FieldDef[] {
         .map((v: any) => ({ pattern: compile(v.validator), lang: v.langCode, errorCode: v.errorCode }))
         .filter((v: any) => v.pattern),
       maxLength: s.maxLength ?? undefined,
+      group: f.group ?? s.group ?? undefined,
     };
+    if (def.id === 'UIN') def.multilingual = false;
     if (def.locationLevel) byLevel.set(def.locationLevel, def.id);
     out.push(def);
   }
@@ -82,6 +87,7 @@ export function documentSlots(spec: any): DocSlot[] {
       required: !!f.required,
       conditional: !!f.visible || (f.requiredOn?.length ?? 0) > 0,
       types: types.filter((t) => codes.has(t.code)),
+      group: f.group ?? undefined,
     };
   });
 }
@@ -144,4 +150,17 @@ export function demographicsAnswer(fields: FieldDef[], values: Record<string, Va
     }
   }
   return out;
+}
+
+/** UPDATE: the groups an officer may change, and those always included (e.g. the UIN). */
+export function updateGroups(spec: any): { updatable: string[]; always: string[] } {
+  return { updatable: spec?.uiSpec?.updatableGroups ?? [], always: spec?.uiSpec?.alwaysGroups ?? [] };
+}
+
+/** Whether a field or document belongs to the registration: every one for NEW and LOST; for UPDATE only
+ * those of the chosen groups (plus the always-included ones). */
+export function inScope(process: string, spec: any, item: { group?: string }, changedGroups: string[]): boolean {
+  if (process !== 'UPDATE') return true;
+  const { always } = updateGroups(spec);
+  return !!item.group && (always.includes(item.group) || changedGroups.includes(item.group));
 }

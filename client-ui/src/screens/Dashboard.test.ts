@@ -1,4 +1,4 @@
-import { cleanup, render, screen, waitFor } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import Dashboard from './Dashboard.svelte';
 import { setTransport } from '../lib/api';
@@ -57,5 +57,22 @@ describe('Dashboard', () => {
     const banner = await screen.findByTestId('freeze');
     expect(banner.textContent).toContain('un superviseur doit les examiner');
     ui.lang = 'eng';
+  });
+
+  it('a freeze offers the place to fix it', async () => {
+    ui.lang = 'eng';
+    ui.roles = ['officer'];
+    transport({ ...base, frozen: { rule: 'masterDataStale', days: 9, limit: 5 } });
+    render(Dashboard);
+    const action = await screen.findByTestId('freeze-action');
+    expect(action.textContent).toBe('Sync');
+    await fireEvent.click(action);
+    expect(ui.screen).toBe('sync');
+    cleanup();
+    ui.roles = ['supervisor', 'officer'];
+    transport({ ...base, frozen: { rule: 'tooManyAwaitingApproval', count: 120, limit: 100 } });
+    render(Dashboard);
+    expect((await screen.findByTestId('freeze-action')).textContent).toBe('Approvals');
+    ui.roles = [];
   });
 });

@@ -39,4 +39,21 @@ describe('Login screen', () => {
     expect(ui.roles).toContain('supervisor');
     expect(login).toHaveBeenCalledWith('super1', 'pw');
   });
+
+  it('after an idle lock, says why and returns the same operator to their draft', async () => {
+    const login = vi.fn(async () => ({ operator: 'officer1', roles: ['officer'], recovery: {} }));
+    setTransport({ login, command: vi.fn(), form: vi.fn() } as any);
+    ui.lang = 'eng';
+    ui.operator = '';
+    ui.locked = { operator: 'officer1', screen: 'wizard', draft: 7 };
+    render(Login);
+    expect(screen.getByTestId('locked').textContent).toContain('officer1, log in again to continue where you stopped');
+    expect((screen.getByLabelText('Operator id') as HTMLInputElement).value).toBe('officer1');
+    await fireEvent.input(screen.getByLabelText('Password'), { target: { value: 'pw' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Log in' }));
+    await vi.waitFor(() => expect(ui.screen).toBe('wizard'));
+    expect(ui.resumeDraft).toBe(7);
+    expect(ui.locked).toBeNull();
+    ui.resumeDraft = null;
+  });
 });

@@ -8,12 +8,16 @@
 //! | `login` | `{"operator", "password"}` | [`LoginOutput`] |
 //! | `command` | a serialised [`Command`], e.g. `{"op":"startDraft","input":{"process":"NEW"}}` | [`Output`] |
 //! | `formSpec` | `{"process"}` | [`FormSpec`] |
+//! | `home` | – | [`HomeState`] (first run: `initialised` false) |
+//! | `kitInspect` | `{"kitBase64"}` | [`KitSummary`] |
+//! | `kitCreate` | `{"kitBase64","kitSha256","operator","password"}` | [`KitCreated`] (the operator is logged in) |
 //!
 //! e.g. `{"call":"command","input":{"op":"status"}}`. Every failure is a [`CommandError`] (typed code, message,
 //! field problems); a request that does not parse is `INVALID_INPUT` naming what is wrong.
 //!
 //! The station lives on one worker thread; requests run one at a time in the order they arrive, exactly as
-//! on the bridge and in the CLI. Logs name the call, the operation and the outcome code, never inputs or
+//! on the bridge and in the CLI. The live STREAM preview is the one streaming call ([`StationWorker::preview`]):
+//! it is prepared on that thread and then runs beside it, sending its events to the webview. Logs name the call, the operation and the outcome code, never inputs or
 //! outputs (they hold personal data).
 
 use std::fmt;
@@ -25,7 +29,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tessera_packet::clock::Clock;
 use tessera_station::bridge::{self, FormSpec};
-use tessera_station::commands::{self, Command, LoginInput, LoginOutput, Output};
+use tessera_station::commands::{
+    self, Command, HomeState, KitCreateInput, KitCreated, KitInput, LoginInput, LoginOutput, Output,
+};
+use tessera_station::kit::KitSummary;
+use tessera_station::preview::{PreviewEvent, PreviewInput};
 use tessera_station::station::Station;
 use tessera_station::{CommandError, ErrorCode};
 
@@ -47,6 +55,34 @@ pub enum Request {
         /// Process (`NEW`, `UPDATE`, `LOST`).
         process: String,
     },
+    /// Whether the station folder holds a station yet (first run: no).
+    Home,
+    /// Read a station set-up kit and say what it holds.
+    KitInspect(KitInput),
+    /// Create the station from a set-up kit; the first operator is then logged in.
+    KitCreate(KitCreateRequest),
+}
+
+/// Input of the `kitCreate` call.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KitCreateRequest {
+    /// The kit file, base64.
+    pub kit_base64: String,
+    /// The digest `kitInspect` reported.
+    pub kit_sha256: String,
+    /// First operator.
+    pub operator: String,
+    /// Their password.
+    pub password: String,
+}
+
+impl fmt::Debug for KitCreateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KitCreateRequest")
+            .field("operator", &self.operator)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -56,6 +92,9 @@ impl Request {
             Self::Login(_) => "login",
             Self::Command(_) => "command",
             Self::FormSpec { .. } => "formSpec",
+            Self::Home => "home",
+            Self::KitInspect(_) => "kitInspect",
+            Self::KitCreate(_) => "kitCreate",
         }
     }
 }
@@ -99,6 +138,12 @@ pub enum Reply {
     Output(Output),
     /// Answer to `formSpec`.
     FormSpec(Box<FormSpec>),
+    /// Answer to `home`.
+    Home(HomeState),
+    /// Answer to `kitInspect`.
+    Kit(Box<KitSummary>),
+    /// Answer to `kitCreate`.
+    KitCreated(Box<KitCreated>),
 }
 
 /// Why the worker could not start.
@@ -229,6 +274,23 @@ impl StationWorker {
                     st.session()?;
                     bridge::form_spec(st, &process).map(|f| Reply::FormSpec(Box::new(f)))
                 }
+                Request::Home => Ok(Reply::Home(commands::home_state(&home))),
+                Request::KitInspect(k) => commands::inspect_kit(&k).map(|s| Reply::Kit(Box::new(s))),
+                Request::KitCreate(k) => {
+                    if let Some(mut old) = slot.take() {
+                        let _ = old.execute(Command::Logout);
+                    }
+                    let input = KitCreateInput {
+                        home,
+                        kit_base64: k.kit_base64,
+                        kit_sha256: k.kit_sha256,
+                        operator: k.operator,
+                        password: k.password,
+                    };
+                    let (st, out) = commands::create_from_kit(&input, clock)?;
+                    *slot = Some(st);
+                    Ok(Reply::KitCreated(Box::new(out)))
+                }
             })
             .await;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -237,6 +299,41 @@ impl StationWorker {
             Err(e) => tracing::info!(call, op, ms, code = ?e.code, "station call refused"),
         }
         result
+    }
+
+    /// Starts a live STREAM preview ([`tessera_station::preview`]): parses the input as the webview sent it
+    /// (a [`PreviewInput`]), prepares it on the station thread, then streams its events to `sink` from a task
+    /// on the current runtime, so the station stays free for other calls (a capture stops the preview). Returns
+    /// once the preview is running; failures before that (bad input, not logged in, no trusted device CA) are
+    /// typed errors, later ones arrive as a `failed` event.
+    pub async fn preview(
+        &self,
+        input: serde_json::Value,
+        sink: impl FnMut(PreviewEvent) -> bool + Send + 'static,
+    ) -> Result<(), CommandError> {
+        let input: PreviewInput = serde_json::from_value(input).map_err(|e| {
+            error(
+                ErrorCode::InvalidInput,
+                format!("the preview request is not valid: {e}"),
+            )
+        })?;
+        let part = input.part;
+        let source = self
+            .on_station(move |slot| {
+                let st = slot.as_mut().ok_or_else(not_logged_in)?;
+                Ok(st.prepare_preview(input)?)
+            })
+            .await;
+        let source = match source {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(call = "preview", ?part, code = ?e.code, "station call refused");
+                return Err(e);
+            }
+        };
+        tracing::info!(call = "preview", ?part, "preview started");
+        tokio::spawn(source.run(sink));
+        Ok(())
     }
 
     /// Logs the operator out and waits for it (used when the window closes). Errors are logged only.
@@ -456,6 +553,46 @@ mod tests {
         assert_eq!(ids.len(), 5, "{ids:?}");
         let out = ok(&w, command(json!({"op": "status"}))).await;
         assert_eq!(out["output"]["dashboard"]["drafts"], 5);
+    }
+
+    #[tokio::test]
+    async fn first_run_calls_and_preview_refusals_are_typed() {
+        let empty = tempfile::tempdir().unwrap();
+        let w = worker(empty.path());
+        let out = ok(&w, json!({"call": "home"})).await;
+        assert_eq!(out, json!({"initialised": false}));
+        // A file that is not a kit: the core's KIT error, with what to do.
+        let e = refused(
+            &w,
+            json!({"call": "kitInspect", "input": {"kitBase64": "JVBERi0xLjQ="}}),
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::Kit);
+        assert!(e.message.contains("not a Tessera station kit"), "{e:?}");
+        let e = refused(
+            &w,
+            json!({"call": "kitCreate", "input": {"kitBase64": "", "kitSha256": "", "operator": "a", "password": "b"}}),
+        )
+        .await;
+        assert_eq!(e.code, ErrorCode::Kit);
+        assert!(!tessera_station::commands::home_state(empty.path()).initialised);
+
+        let home = station_home();
+        let w = worker(home.path());
+        assert_eq!(
+            ok(&w, json!({"call": "home"})).await,
+            json!({"initialised": true})
+        );
+        let e = w.preview(json!({"part": "face"}), |_| true).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::NotLoggedIn);
+        let e = w.preview(json!({"part": "nose"}), |_| true).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidInput);
+        ok(&w, login(OFFICER_PW)).await;
+        // Logged in but no device-provider CA is trusted on this station: refused before any stream.
+        let e = w.preview(json!({"part": "face"}), |_| true).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Device);
+        let out = ok(&w, command(json!({"op": "stopPreview"}))).await;
+        assert_eq!(out["kind"], "done");
     }
 
     #[test]

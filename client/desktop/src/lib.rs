@@ -7,6 +7,8 @@
 //!   [`StationWorker`], the thread that owns the open [`Station`](tessera_station::station::Station); the answer
 //!   is the same JSON the local HTTP bridge returns for the same call, and every failure is a typed
 //!   [`CommandError`];
+//! - a second command, `preview`, streams the live STREAM preview of a device to the webview over a Tauri
+//!   `Channel` (see [`StationWorker::preview`]);
 //! - [`settings`]: the station folder and logging, from defaults, a TOML file, `TESSERA_*` variables and flags;
 //! - [`run`]: builds the window and runs the event loop until it closes (logging the operator out then).
 //!
@@ -55,13 +57,25 @@ async fn station(
     worker.call_json(request).await
 }
 
+/// The live STREAM preview: `request` is a `PreviewInput` (`{"part":"leftSlap","devices":{...}}`), events
+/// (`started`, `frame`, then `ended` or `failed`) arrive on `on_event`. Resolves once the preview runs; stop it
+/// with the command `stopPreview` (a capture or a logout stops it too).
+#[tauri::command]
+async fn preview(
+    request: serde_json::Value,
+    on_event: tauri::ipc::Channel<tessera_station::preview::PreviewEvent>,
+    worker: tauri::State<'_, StationWorker>,
+) -> Result<(), CommandError> {
+    worker.preview(request, move |ev| on_event.send(ev).is_ok()).await
+}
+
 /// Opens the window on the station in `settings.home` and runs until the window closes.
 pub fn run(settings: &Settings) -> Result<(), DesktopError> {
     let worker = StationWorker::start(settings.home.clone(), Arc::new(SystemClock))?;
     tracing::info!(home = %settings.home.display(), "starting the station desktop app");
     let app = tauri::Builder::default()
         .manage(worker.clone())
-        .invoke_handler(tauri::generate_handler![station])
+        .invoke_handler(tauri::generate_handler![station, preview])
         .build(tauri::generate_context!())?;
     app.run(move |_, event| {
         if let tauri::RunEvent::Exit = event {

@@ -189,6 +189,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (operator_id, position)
     );
     "#,
+    // 7: the station set-up kit the station was created from (crate::kit): the server it pins (enrolment with
+    // another server key is refused) and the kit file's digest.
+    r#"
+    CREATE TABLE station_kit (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        server_url TEXT NOT NULL,
+        server_key TEXT NOT NULL,
+        kit_sha256 TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The newest schema version this build knows.

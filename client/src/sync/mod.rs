@@ -288,7 +288,7 @@ fn percent(s: &str) -> String {
 }
 
 /// `ageGroups` -> `age-groups`: the station's document name for a server master-data key.
-fn document_name(key: &str) -> String {
+pub(crate) fn document_name(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -301,7 +301,7 @@ fn document_name(key: &str) -> String {
     out
 }
 
-fn doc_version(v: &serde_json::Value) -> String {
+pub(crate) fn doc_version(v: &serde_json::Value) -> String {
     ["version", "idVersion", "configVersion"]
         .iter()
         .find_map(|k| v.get(k).and_then(|x| x.as_str()))
@@ -427,6 +427,20 @@ impl Station {
                     code: None,
                 }
             })?;
+        if let Some(pin) = self.kit_pin()?
+            && pin.server_key != si.signing_public_key
+        {
+            return Err(StationError::Server {
+                context: "enrolling".into(),
+                detail: format!(
+                    "the server at {url} has signing key {} but this station's set-up kit names {} ({}); check the server address, or ask the administrator",
+                    crypto::fingerprint(server_key.as_bytes()),
+                    pin.server_key_fingerprint,
+                    pin.server_url
+                ),
+                code: Some("server_key_mismatch".into()),
+            });
+        }
         if let Some(link) = self.server_link()?
             && link.server_key != si.signing_public_key
         {

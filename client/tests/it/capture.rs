@@ -57,6 +57,11 @@ fn draft_with(st: &mut Station, answers: serde_json::Value) -> i64 {
     id
 }
 
+/// A NEW adult draft with its documents, ready for captures.
+pub fn draft_for_preview(st: &mut Station) -> i64 {
+    draft_with(st, crate::forms::adult_answers())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_part_is_captured_from_the_devices_and_the_packet_seals() {
     let (env, mut st, _) = common::init_station();

@@ -217,7 +217,7 @@ fn an_older_store_is_migrated_on_open_and_a_newer_one_refused() {
         .conn()
         .execute_batch(
             "DROP TABLE packet_recipients; DROP TABLE uploads; DROP TABLE sync_items; DROP TABLE sync_cursors;
-             DROP TABLE server_link; DROP TABLE operator_keys; DROP TABLE operator_fingers;
+             DROP TABLE server_link; DROP TABLE operator_keys; DROP TABLE operator_fingers; DROP TABLE station_kit;
              PRAGMA user_version = 1;",
         )
         .unwrap();

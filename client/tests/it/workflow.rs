@@ -209,6 +209,8 @@ fn interrupted_seal_is_rolled_back_or_completed_at_login() {
     let conn = st.store().conn();
     conn.execute("DELETE FROM packets WHERE rid = ?1", [&sealed2.rid])
         .unwrap();
+    // (Sealing kept the draft as the supervisor's review copy; the crash came before that.)
+    conn.execute("DELETE FROM drafts WHERE id = ?1", [id2]).unwrap();
     conn.execute(
         "INSERT INTO drafts (id, process, operator_id, state, body, rid, created_at, updated_at)
          VALUES (?1, 'NEW', 'officer1', 'SEALING', '{}', ?2, '2026-11-20T09:00:00Z', '2026-11-20T09:00:00Z')",
@@ -297,4 +299,68 @@ fn a_failed_write_while_sealing_gives_the_draft_back_and_loses_nothing() {
         sealed.rid
     );
     assert_eq!(st.dashboard().unwrap().awaiting_approval, 1);
+}
+
+#[test]
+fn the_supervisor_reviews_the_draft_copy_until_the_decision_and_drafts_resume_at_their_step() {
+    let (env, mut st, _) = init_station();
+    let id = complete_adult_draft(&mut st);
+    // Where the officer is in the wizard: kept in the draft, not in the audit trail.
+    let audit_before = st.draft(id).unwrap().body.audit.len();
+    st.set_draft_step(id, "documents").unwrap();
+    st.set_draft_step(id, "documents").unwrap();
+    let d = st.draft(id).unwrap();
+    assert_eq!(d.body.resume_step.as_deref(), Some("documents"));
+    assert_eq!(d.body.audit.len(), audit_before);
+    assert!(st.set_draft_step(id, "../../etc").is_err());
+    // The officer previews a stored document of their draft.
+    let (mime, bytes) = st.draft_document(id, "proofOfIdentity").unwrap();
+    assert_eq!(mime, "image/jpeg");
+    assert!(bytes.starts_with(&[0xFF, 0xD8]));
+    assert!(st.draft_document(id, "proofOfRelationship").is_err());
+
+    let sealed = st.seal_draft(id).unwrap();
+    assert_eq!(
+        st.dashboard().unwrap().drafts,
+        0,
+        "the review copy is not a draft"
+    );
+    assert!(st.my_drafts().unwrap().is_empty());
+    // Officers cannot read it; the document of a sealed draft is not the officer's to preview any more.
+    assert!(matches!(
+        st.review_copy(&sealed.rid),
+        Err(StationError::NotPermitted { .. })
+    ));
+    assert!(st.draft_document(id, "proofOfIdentity").is_err());
+    drop(st);
+
+    let mut sup = login(&env, "super1", SUPERVISOR_PW).unwrap();
+    let copy = sup.review_copy(&sealed.rid).unwrap();
+    assert_eq!(copy.id, id);
+    let answers = copy.body.answers.clone().unwrap();
+    assert!(
+        serde_json::to_string(&answers.demographics)
+            .unwrap()
+            .contains("Amina Diallo")
+    );
+    assert_eq!(copy.body.captures.len(), 13);
+    let (mime, _) = sup.draft_document(copy.id, "proofOfAddress").unwrap();
+    assert_eq!(mime, "application/pdf");
+    // The decision deletes the copy (documents included); the packet itself is untouched.
+    sup.approve(&sealed.rid).unwrap();
+    assert!(matches!(
+        sup.review_copy(&sealed.rid),
+        Err(StationError::PacketNotFound { .. })
+    ));
+    let blobs: i64 = sup
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM draft_blobs WHERE draft_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(blobs, 0);
+    assert_eq!(sup.dashboard().unwrap().approved, 1);
 }

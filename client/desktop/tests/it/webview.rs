@@ -1,7 +1,9 @@
 //! The real desktop binary in a real WebKitGTK webview: Xvfb, `tauri-driver` in front of Debian's
 //! `WebKitWebDriver`, and the W3C WebDriver protocol. Logs in as the demo officer (first with a wrong
 //! password) on a fresh station, checks the dashboard's DOM, then completes one registration through the
-//! wizard (demographics, document scans, capture records, review, sign-off) and sees it awaiting approval.
+//! wizard (demographics, document scans, a live STREAM preview frame from the SBI simulator through the Tauri
+//! channel, capture records, review, sign-off) and sees it awaiting approval. The station is created from a
+//! station set-up kit (as the first-run screen does) that carries the simulator's device-provider CA.
 //!
 //! Needs `Xvfb`, `tauri-driver` (the prebuilt npm `@crabnebula/tauri-driver`, as `.ci/run` installs it) and
 //! `WebKitWebDriver` (Debian `webkit2gtk-driver`); the paths can be given with `TESSERA_XVFB`, `TESSERA_TAURI_DRIVER`,
@@ -16,10 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tessera_packet::clock::SystemClock;
+use tessera_packet::clock::{Clock as _, SystemClock};
+use tessera_packet::wire::kit::{SignedStationKit, StationKit};
+use tessera_packet::wire::{SyncItem, SyncKind, SyncPage, encode_b64};
 use tessera_station::crypto::KdfParams;
 use tessera_station::operators::OperatorBundle;
-use tessera_station::station::{InitParams, Station};
 
 use crate::webdriver::{self, Session, WdError, WdResult};
 
@@ -114,31 +117,135 @@ fn start_xvfb(xvfb: &Path) -> (Proc, String) {
     (Proc { child, name: "Xvfb" }, format!(":{n}"))
 }
 
-/// A fresh station (center 10001, machine 10077) with the demo officer's key slot.
-fn station_home() -> tempfile::TempDir {
+/// The sample country configuration as the sync pages a server would send (the layout of its
+/// `manifest.json`: `idSchema`, `uiSpecs`, `labels`, every other file a master-data item, the manifest itself).
+fn configuration_pages() -> Vec<SyncPage> {
+    let dir = root().join("config/sample-country");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(f)).unwrap()).unwrap()
+    };
+    let manifest = read("manifest.json");
+    let mut version = 0;
+    let mut item = |key: String, body: serde_json::Value| {
+        version += 1;
+        SyncItem {
+            key,
+            version,
+            deleted: false,
+            body,
+        }
+    };
+    let (mut schema, mut specs, mut md) = (vec![], vec![], vec![]);
+    for (name, f) in manifest["files"].as_object().unwrap() {
+        match (name.as_str(), f) {
+            ("idSchema", serde_json::Value::String(f)) => schema.push(item("1.0".into(), read(f))),
+            ("uiSpecs" | "labels", serde_json::Value::Object(m)) => {
+                for (k, f) in m {
+                    let body = read(f.as_str().unwrap());
+                    if name == "uiSpecs" {
+                        specs.push(item(k.clone(), body));
+                    } else {
+                        md.push(item(format!("labels/{k}"), body));
+                    }
+                }
+            }
+            (key, serde_json::Value::String(f)) => md.push(item(key.into(), read(f))),
+            _ => panic!("manifest entry {name}"),
+        }
+    }
+    md.push(item("manifest".into(), manifest.clone()));
+    let page = |kind, items| SyncPage {
+        kind,
+        items,
+        next_cursor: "0".into(),
+        has_more: false,
+    };
+    vec![
+        page(SyncKind::IdSchema, schema),
+        page(SyncKind::UiSpec, specs),
+        page(SyncKind::MasterData, md),
+    ]
+}
+
+/// A fresh station (center 10001) with the demo officer's key slot, created from a station set-up kit signed
+/// by a test server key, as the app's first-run screen does; the kit trusts `device_ca_pem`.
+fn station_home(device_ca_pem: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let bundle =
         OperatorBundle::parse(&std::fs::read(root().join("client/demo/operators.json")).unwrap()).unwrap();
     let key = || age::x25519::Identity::generate().to_public().to_string();
-    let recovery = key();
-    Station::init(
-        InitParams {
-            home: dir.path(),
-            center_id: "10001".parse().unwrap(),
-            machine_id: "10077".parse().unwrap(),
-            recovery_recipient: &recovery,
-            master_data: tessera_station::masterdata::read_folder(&root().join("config/sample-country"))
-                .unwrap(),
-            operators: bundle,
-            packet_recipients: vec![key()],
-            operator_id: OFFICER.0,
-            password: OFFICER.1,
-            kdf: KdfParams::TEST_ONLY_FAST,
-        },
+    let server = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]); // TEST-ONLY server key
+    let mut sections = configuration_pages();
+    let one = |kind, key: &str, body: serde_json::Value| SyncPage {
+        kind,
+        items: vec![SyncItem {
+            key: key.into(),
+            version: 1000,
+            deleted: false,
+            body,
+        }],
+        next_cursor: "1000".into(),
+        has_more: false,
+    };
+    sections.push(SyncPage {
+        kind: SyncKind::Operators,
+        items: bundle
+            .operators
+            .iter()
+            .map(|o| SyncItem {
+                key: o.id.clone(),
+                version: 1000,
+                deleted: false,
+                body: serde_json::to_value(o).unwrap(),
+            })
+            .collect(),
+        next_cursor: "1000".into(),
+        has_more: false,
+    });
+    sections.push(one(SyncKind::PacketKeys, "k1", json!({"recipient": key()})));
+    sections.push(one(
+        SyncKind::Certificates,
+        "sim-ca",
+        json!({"pem": device_ca_pem}),
+    ));
+    let kit = StationKit {
+        center_id: "10001".into(),
+        machine_id: "10077".into(),
+        server_url: "http://127.0.0.1:9".into(),
+        server_key: encode_b64(server.verifying_key().as_bytes()),
+        recovery_key: key(),
+        created_at: SystemClock.now(),
+        sections,
+    };
+    let bytes = SignedStationKit::sign(&kit, &server).unwrap().to_bytes().unwrap();
+    tessera_station::kit::create(
+        dir.path(),
+        &bytes,
+        None,
+        OFFICER.0,
+        OFFICER.1,
+        KdfParams::TEST_ONLY_FAST,
         Arc::new(SystemClock),
     )
     .unwrap();
     dir
+}
+
+/// The SBI simulator's four devices on a free block of ports; returns it with its first port.
+async fn start_simulator() -> (tessera_sbi::sim::RunningSimulator, u16) {
+    for _ in 0..50 {
+        let base = 20_000 + free_port() % 30_000;
+        let started = tessera_sbi::sim::start(
+            tessera_sbi::sim::SimConfig::from_port(base),
+            Arc::new(SystemClock),
+            tessera_sbi::sim::default_image_source().unwrap(),
+        )
+        .await;
+        if let Ok(s) = started {
+            return (s, base);
+        }
+    }
+    panic!("no free block of 4 ports for the SBI simulator");
 }
 
 fn screenshot(display: &str, name: &str) {
@@ -154,7 +261,7 @@ fn screenshot(display: &str, name: &str) {
     assert!(ok, "ImageMagick import could not write {}", path.display());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_app_logs_in_and_completes_a_registration() {
     let xvfb = tool("TESSERA_XVFB", "Xvfb", &[]);
     // Where `.ci/run` installs the prebuilt driver, then a `cargo install` one.
@@ -182,7 +289,8 @@ async fn desktop_app_logs_in_and_completes_a_registration() {
         return;
     };
 
-    let home = station_home();
+    let (simulator, sbi_base) = start_simulator().await;
+    let home = station_home(simulator.ca_pem());
     let logs = tempfile::tempdir().unwrap();
     let (_xvfb, display) = start_xvfb(&xvfb);
     let (port, native_port) = (free_port(), free_port());
@@ -236,7 +344,7 @@ async fn desktop_app_logs_in_and_completes_a_registration() {
             driver_output()
         )
     });
-    let outcome = drive(&session, launched, &display).await;
+    let outcome = drive(&session, launched, &display, sbi_base).await;
     let deleted = session.delete().await;
     if let Err(e) = outcome {
         panic!(
@@ -245,12 +353,13 @@ async fn desktop_app_logs_in_and_completes_a_registration() {
         );
     }
     deleted.unwrap();
+    drop(simulator);
     // The app logged the calls by name and outcome only: no password, no personal data.
     let log = driver_output();
     assert!(!log.contains(OFFICER.1), "the password reached a log:\n{log}");
 }
 
-async fn drive(s: &Session, launched: Instant, display: &str) -> WdResult<()> {
+async fn drive(s: &Session, launched: Instant, display: &str, sbi_base: u16) -> WdResult<()> {
     // First screen: the login form, served from the embedded front end.
     s.wait_text("#login-title", "Operator login", WAIT).await?;
     let to_login = launched.elapsed();
@@ -318,7 +427,7 @@ async fn drive(s: &Session, launched: Instant, display: &str) -> WdResult<()> {
     }
     s.wait_text("main", "No open drafts.", WAIT).await?;
     screenshot(display, "desktop-dashboard-eng");
-    register(s, display).await
+    register(s, display, sbi_base).await
 }
 
 /// Sets a `<select>` to `value` once that option exists (chained drop-downs fill in after their parent),
@@ -348,7 +457,7 @@ async fn next(s: &Session, step_title: &str) -> WdResult<()> {
 }
 
 /// One registration of the demo adult (client/demo/answers-new-adult.json) through the wizard in the webview.
-async fn register(s: &Session, display: &str) -> WdResult<()> {
+async fn register(s: &Session, display: &str, sbi_base: u16) -> WdResult<()> {
     let demo = root().join("client/demo");
     let nav = s.find("[data-testid=nav-new]").await?;
     s.click(&nav).await?;
@@ -415,15 +524,45 @@ async fn register(s: &Session, display: &str) -> WdResult<()> {
     .await?;
     s.wait_text("[data-testid=imported-proofOfIdentity]", "passport.png", WAIT)
         .await?;
+    // The simulator's ports (Settings > Devices keeps them in local storage).
+    s.script(&format!(
+        "localStorage.setItem('tessera.devices', JSON.stringify({{firstPort: {sbi_base}, lastPort: {}}})); return true;",
+        sbi_base + 3
+    ))
+    .await?;
     next(s, "Biometrics").await?;
-    // Device discovery ends (no SBI service runs here, so the step says none answers); the officer
-    // imports the capture records instead.
     s.wait_script(
         "return !!document.querySelector('[data-testid=no-devices], [data-testid=devices]');",
         json!([]),
         WAIT,
     )
     .await?;
+    // The live STREAM preview of the face camera reaches the webview through the Tauri channel: at least one
+    // decoded frame, then Stop.
+    let preview = s.find("[data-testid=preview-face]").await?;
+    s.click(&preview).await?;
+    let shown = s
+        .wait_script(
+            "const p = document.querySelector('[data-testid=preview]'); \
+             const img = document.querySelector('[data-testid=preview-image]'); \
+             return !!p && Number(p.dataset.frames) >= 1 && !!img && img.naturalWidth > 0;",
+            json!([]),
+            WAIT,
+        )
+        .await;
+    if let Err(e) = shown {
+        let status = s
+            .script("return document.querySelector('[data-testid=preview]')?.innerText ?? 'no preview';")
+            .await?;
+        return Err(WdError(format!(
+            "no preview frame in the webview ({e}): {status}"
+        )));
+    }
+    screenshot(display, "desktop-wizard-preview-eng");
+    s.click(&preview).await?;
+    s.wait_text("[data-testid=preview-status]", "Preview stopped.", WAIT)
+        .await?;
+    // The officer imports the capture records (the simulator's captures are the browser E2E's part).
     let import = s.find("details summary").await?;
     s.click(&import).await?;
     let mut captures: Vec<String> = std::fs::read_dir(demo.join("captures"))
