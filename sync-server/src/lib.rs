@@ -241,8 +241,17 @@ async fn prepare_with(
             tracing::info!(items = n, dir = %dir.display(), "country configuration loaded");
         }
     }
+    let uin_cipher = Arc::new(uin::UinCipher::new(&keys.uin_salt));
+    let converted = store.protect_legacy_uins(Arc::clone(&uin_cipher)).await?;
+    if converted > 0 {
+        tracing::info!(
+            rows = converted,
+            "UIN pool converted: no UIN is stored in clear any more"
+        );
+    }
     let added = uin::top_up(
         store.as_ref(),
+        &uin_cipher,
         u64::from(settings.uin_pool_target),
         u64::from(settings.uin_pool_low_water),
     )

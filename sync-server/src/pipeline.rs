@@ -343,9 +343,8 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     }
 
     // UIN.
-    let uin = state
-        .store
-        .allocate_uins(vec![rid.clone()], now())
+    let cipher = crate::uin::UinCipher::new(&state.keys.uin_salt);
+    let uin = crate::uin::allocate(state.store.as_ref(), &cipher, vec![rid.clone()], now())
         .await?
         .into_iter()
         .next()

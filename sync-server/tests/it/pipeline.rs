@@ -560,10 +560,7 @@ async fn two_server_processes_on_one_postgres_never_process_a_job_twice() {
     let (n, max): (i64, i64) = (row.get(0), row.get(1));
     assert_eq!((n, max), (8, 1), "each job claimed exactly once");
     let allocated: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {schema}.uin_pool WHERE rid IS NOT NULL"),
-            &[],
-        )
+        .query_one(&format!("SELECT count(*) FROM {schema}.uin_assigned"), &[])
         .await
         .unwrap()
         .get(0);
