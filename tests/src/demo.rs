@@ -381,14 +381,13 @@ impl Demo<'_> {
     async fn uin_of(&self, rid: &str) -> Result<Option<String>> {
         // The sync API does not return UINs to stations; the demo reads the server's record.
         let rid: tessera_packet::ids::Rid = rid.parse()?;
-        let got = self
-            .server
-            .state
-            .store
-            .allocate_uins(vec![rid], self.clock.now().timestamp())
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the UIN: {e:?}"))?;
-        Ok(got.into_iter().next().map(|(_, u)| u))
+        let doc = tessera_server::pipeline::fetch(
+            &self.server.state,
+            tessera_server::store::IdentityLookup::Rid(rid),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the UIN: {e:?}"))?;
+        Ok(doc.map(|d| d.uin))
     }
 }
 
