@@ -116,7 +116,11 @@ fn main() {
             let c = flow::content(&m.machine_id, i + 1, &r, &fingers);
             let data = flow::seal_signed(&c, &recipients, &machine_key, &officer, &supervisor, Decision::Approved);
             let sha = hex::encode(Sha256::digest(&data));
-            std::fs::write(state.blobs.join("packets").join(format!("{}.tpkt", c.rid)), &data).unwrap();
+            state
+                .blob_store
+                .put(&tessera_server::blobs::packet_key(&c.rid), data.clone().into())
+                .await
+                .unwrap();
             let id = format!("bench-{i}");
             store
                 .create_upload(NewUpload {

@@ -94,7 +94,12 @@ async fn open_packet(
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&machine.public_key) else {
         return Ok(Err("verify:machine_key_invalid".into()));
     };
-    let path = crate::upload::packet_path(state, rid);
+    let bytes = match state.blob_store.get(&crate::blobs::packet_key(rid)).await {
+        Ok(b) => b,
+        Err(crate::blobs::BlobError::NotFound { .. }) => return Ok(Err("read:packet_missing".into())),
+        // Storage unreachable: not the packet's fault; the job is retried after its lease.
+        Err(e) => return Err(StoreError::Task(e.to_string())),
+    };
     let identities: Vec<age::x25519::Identity> = state
         .keys
         .packet_identities
@@ -103,7 +108,8 @@ async fn open_packet(
         .collect();
     let expected = rid.clone();
     tokio::task::spawn_blocking(move || -> Result<(PacketContent, Vec<SignOff>), String> {
-        let mut packet = tessera_packet::read_file(&path).map_err(|e| format!("read:{}", e.kind()))?;
+        let mut packet = tessera_packet::SealedPacket::read(std::io::Cursor::new(bytes))
+            .map_err(|e| format!("read:{}", e.kind()))?;
         packet.verify(&key).map_err(|e| format!("verify:{}", e.kind()))?;
         let signoffs = packet.signoffs().to_vec();
         let mut last = String::from("decrypt:no_packet_key");

@@ -62,6 +62,24 @@ pub enum DedupeIndex {
     Exhaustive,
 }
 
+/// Where packet blobs are stored (table `[blobs]`; each key also as `TESSERA_BLOBS_<KEY>`, the secrets also
+/// as `TESSERA_BLOBS_<KEY>_FILE`). With no `url`, a local folder `<data_dir>/blobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobSettings {
+    /// `s3://bucket[/prefix]` (S3-compatible object store) or `file:///path` (a local folder).
+    pub url: Option<String>,
+    /// S3 endpoint, e.g. `http://127.0.0.1:9000` for a self-hosted S3-compatible server (plain `http://` is
+    /// allowed for such an endpoint); unset = AWS.
+    pub endpoint: Option<String>,
+    /// S3 region (default `us-east-1`).
+    pub region: Option<String>,
+    /// S3 access key id.
+    pub access_key_id: Option<Secret>,
+    /// S3 secret access key.
+    pub secret_access_key: Option<Secret>,
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,6 +134,8 @@ pub struct Settings {
     /// (it is also written at shutdown; changes since the last save are reloaded from the database on
     /// start).
     pub bio_index_save_every: u32,
+    /// Packet blob storage (`[blobs]`).
+    pub blobs: BlobSettings,
 }
 
 impl Default for Settings {
@@ -142,6 +162,7 @@ impl Default for Settings {
             dedupe_index: DedupeIndex::Gallery,
             bio_index_min_score: BIO_INDEX_MIN_SCORE_DEFAULT,
             bio_index_save_every: 1_000,
+            blobs: BlobSettings::default(),
         }
     }
 }
@@ -226,6 +247,35 @@ const FIELDS: &[(&str, Kind)] = &[
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
 
+/// Keys of the `[blobs]` table (`TESSERA_BLOBS_<KEY>`), and whether each is a secret (`_FILE` variant).
+const BLOB_FIELDS: &[(&str, bool)] = &[
+    ("url", false),
+    ("endpoint", false),
+    ("region", false),
+    ("access_key_id", true),
+    ("secret_access_key", true),
+];
+
+/// The value of `var`, or the trimmed content of the file named by `<var>_FILE` when `secret`.
+fn env_value(
+    env: &BTreeMap<String, String>,
+    var: &str,
+    secret: bool,
+) -> Result<Option<String>, SettingsError> {
+    if secret {
+        let file_var = format!("{var}_FILE");
+        if let Some(path) = env.get(&file_var) {
+            let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
+                var: file_var.clone(),
+                path: PathBuf::from(path),
+                source,
+            })?;
+            return Ok(Some(text.trim().to_owned()));
+        }
+    }
+    Ok(env.get(var).cloned())
+}
+
 impl Settings {
     /// Loads settings from an optional TOML file and the process environment.
     pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
@@ -262,19 +312,9 @@ impl Settings {
         };
         for (field, kind) in FIELDS {
             let var = format!("TESSERA_{}", field.to_ascii_uppercase());
-            let mut value = env.get(&var).cloned();
-            if SECRET_FIELDS.contains(field) {
-                let file_var = format!("{var}_FILE");
-                if let Some(path) = env.get(&file_var) {
-                    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::SecretFile {
-                        var: file_var.clone(),
-                        path: PathBuf::from(path),
-                        source,
-                    })?;
-                    value = Some(text.trim().to_owned());
-                }
-            }
-            let Some(value) = value else { continue };
+            let Some(value) = env_value(env, &var, SECRET_FIELDS.contains(field))? else {
+                continue;
+            };
             let v = match kind {
                 Kind::Str => toml::Value::String(value),
                 Kind::Int => toml::Value::Integer(value.trim().parse::<i64>().map_err(|_| {
@@ -286,6 +326,21 @@ impl Settings {
                 })?),
             };
             table.insert((*field).to_owned(), v);
+        }
+        for (key, secret) in BLOB_FIELDS {
+            let var = format!("TESSERA_BLOBS_{}", key.to_ascii_uppercase());
+            let Some(value) = env_value(env, &var, *secret)? else {
+                continue;
+            };
+            let blobs = table
+                .entry("blobs")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(blobs) = blobs else {
+                return Err(SettingsError::Invalid {
+                    message: "blobs must be a table ([blobs])".into(),
+                });
+            };
+            blobs.insert((*key).to_owned(), toml::Value::String(value));
         }
         let settings =
             Settings::deserialize(toml::Value::Table(table)).map_err(|e| SettingsError::Invalid {
@@ -389,6 +444,40 @@ mod tests {
         assert_eq!(s.dedupe_index, DedupeIndex::Exhaustive);
         let err = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "magic")])).unwrap_err();
         assert!(err.to_string().contains("magic"), "{err}");
+    }
+
+    #[test]
+    fn blob_settings_from_file_env_and_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3-secret");
+        std::fs::write(&secret, "very-secret\n").unwrap();
+        let file = "[blobs]\nurl = \"s3://file-bucket/p\"\nregion = \"eu-west-1\"\n";
+        let e = env(&[
+            ("TESSERA_BLOBS_URL", "s3://env-bucket/tessera"),
+            ("TESSERA_BLOBS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("TESSERA_BLOBS_ACCESS_KEY_ID", "AKID"),
+            ("TESSERA_BLOBS_SECRET_ACCESS_KEY_FILE", secret.to_str().unwrap()),
+        ]);
+        let s = Settings::from_sources(Some((Path::new("c.toml"), file)), &e).unwrap();
+        assert_eq!(
+            s.blobs.url.as_deref(),
+            Some("s3://env-bucket/tessera"),
+            "env beats file"
+        );
+        assert_eq!(s.blobs.region.as_deref(), Some("eu-west-1"), "file kept");
+        assert_eq!(s.blobs.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            s.blobs.secret_access_key.as_ref().unwrap().expose(),
+            "very-secret"
+        );
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let err = Settings::from_sources(
+            Some((Path::new("c.toml"), "[blobs]\nbucket = \"x\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+        assert_eq!(Settings::default().blobs, BlobSettings::default());
     }
 
     #[test]

@@ -432,6 +432,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         at: i64,
     ) -> Result<PacketRecord, StoreError>;
 
+    /// The last chunk and the completion in one transaction: moves the upload from offset `from` to its full
+    /// length, marks it complete and records the packet as `Received` with its signed receipt and its job
+    /// (what [`Store::advance_upload`] then [`Store::complete_upload`] do, in one round trip). The caller has
+    /// stored the whole packet and checked its digest. Idempotent: a completed upload returns the existing
+    /// packet. `Conflict` when the upload is no longer at `from`; `NotFound` for an unknown upload.
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError>;
+
     /// A received packet.
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError>;
 

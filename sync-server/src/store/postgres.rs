@@ -661,59 +661,17 @@ impl Store for PgStore {
         receipt: &str,
         at: i64,
     ) -> Result<PacketRecord, StoreError> {
-        let mut c = self.conn("complete upload").await?;
-        let tx = c.transaction().await.map_err(pg("complete upload"))?;
-        let up = upload_where(&tx, "upload_id = $1 FOR UPDATE", upload_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "upload",
-                id: upload_id.to_owned(),
-            })?;
-        if let Some(p) = packet_where(&tx, up.rid.as_str()).await? {
-            return Ok(p);
-        }
-        if up.received != up.length {
-            return Err(StoreError::Conflict {
-                what: "upload",
-                detail: format!("upload {upload_id} has {} of {} bytes", up.received, up.length),
-            });
-        }
-        tx.execute(
-            "UPDATE uploads SET completed_at = $2 WHERE upload_id = $1",
-            &[&upload_id, &at],
-        )
-        .await
-        .map_err(pg("complete upload"))?;
-        tx.execute(
-            "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)",
-            &[
-                &up.rid.as_str(),
-                &up.machine_id.as_str(),
-                &up.sha256,
-                &to_i64("size", up.length)?,
-                &PacketStatus::Received.as_str(),
-                &receipt,
-                &at,
-            ],
-        )
-        .await
-        .map_err(pg("complete upload"))?;
-        tx.execute(
-            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
-             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
-            &[&up.rid.as_str(), &at],
-        )
-        .await
-        .map_err(pg("enqueue job"))?;
-        let p = packet_where(&tx, up.rid.as_str())
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "packet",
-                id: up.rid.to_string(),
-            })?;
-        tx.commit().await.map_err(pg("complete upload"))?;
-        Ok(p)
+        self.complete(upload_id, None, receipt, at).await
+    }
+
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        self.complete(upload_id, Some(from), receipt, at).await
     }
 
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
@@ -1332,6 +1290,79 @@ async fn case_where<C: GenericClient>(
     .as_ref()
     .map(case_from)
     .transpose()
+}
+
+impl PgStore {
+    async fn complete(
+        &self,
+        upload_id: &str,
+        from: Option<u64>,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let mut c = self.conn("complete upload").await?;
+        let tx = c.transaction().await.map_err(pg("complete upload"))?;
+        let mut up = upload_where(&tx, "upload_id = $1 FOR UPDATE", upload_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "upload",
+                id: upload_id.to_owned(),
+            })?;
+        if let Some(p) = packet_where(&tx, up.rid.as_str()).await? {
+            return Ok(p);
+        }
+        if let Some(from) = from {
+            if up.received != from {
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("upload {upload_id} is at byte {}, not {from}", up.received),
+                });
+            }
+            up.received = up.length;
+        }
+        if up.received != up.length {
+            return Err(StoreError::Conflict {
+                what: "upload",
+                detail: format!("upload {upload_id} has {} of {} bytes", up.received, up.length),
+            });
+        }
+        tx.execute(
+            "UPDATE uploads SET completed_at = $2, received = length WHERE upload_id = $1",
+            &[&upload_id, &at],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)",
+            &[
+                &up.rid.as_str(),
+                &up.machine_id.as_str(),
+                &up.sha256,
+                &to_i64("size", up.length)?,
+                &PacketStatus::Received.as_str(),
+                &receipt,
+                &at,
+            ],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
+            &[&up.rid.as_str(), &at],
+        )
+        .await
+        .map_err(pg("enqueue job"))?;
+        let p = packet_where(&tx, up.rid.as_str())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "packet",
+                id: up.rid.to_string(),
+            })?;
+        tx.commit().await.map_err(pg("complete upload"))?;
+        Ok(p)
+    }
 }
 
 impl PgStore {

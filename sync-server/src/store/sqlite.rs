@@ -684,43 +684,17 @@ impl Store for SqliteStore {
         receipt: &str,
         at: i64,
     ) -> Result<PacketRecord, StoreError> {
-        let (id, receipt) = (upload_id.to_owned(), receipt.to_owned());
-        self.tx("complete upload", move |tx| {
-            let up = upload_by(tx, "upload_id = ?1", &id)?.ok_or_else(|| StoreError::NotFound { what: "upload", id: id.clone() })?;
-            if let Some(p) = packet_by_rid(tx, up.rid.as_str())? {
-                return Ok(p);
-            }
-            if up.received != up.length {
-                return Err(StoreError::Conflict {
-                    what: "upload",
-                    detail: format!("upload {id} has {} of {} bytes", up.received, up.length),
-                });
-            }
-            tx.execute("UPDATE uploads SET completed_at = ?2 WHERE upload_id = ?1", params![id, at])
-                .map_err(sq("complete upload"))?;
-            tx.execute(
-                "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)",
-                params![
-                    up.rid.as_str(),
-                    up.machine_id.as_str(),
-                    up.sha256,
-                    to_i64("size", up.length)?,
-                    PacketStatus::Received.as_str(),
-                    receipt,
-                    at
-                ],
-            )
-            .map_err(sq("complete upload"))?;
-            tx.execute(
-                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
-                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
-                params![up.rid.as_str(), at],
-            )
-            .map_err(sq("enqueue job"))?;
-            packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
-        })
-        .await
+        self.complete(upload_id, None, receipt, at).await
+    }
+
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        self.complete(upload_id, Some(from), receipt, at).await
     }
 
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
@@ -1364,6 +1338,66 @@ impl Store for SqliteStore {
                 )
                 .map_err(sq("rewrap identity key"))?;
             Ok(n == 1)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn complete(
+        &self,
+        upload_id: &str,
+        from: Option<u64>,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let (id, receipt) = (upload_id.to_owned(), receipt.to_owned());
+        self.tx("complete upload", move |tx| {
+            let mut up = upload_by(tx, "upload_id = ?1", &id)?.ok_or_else(|| StoreError::NotFound { what: "upload", id: id.clone() })?;
+            if let Some(p) = packet_by_rid(tx, up.rid.as_str())? {
+                return Ok(p);
+            }
+            if let Some(from) = from {
+                if up.received != from {
+                    return Err(StoreError::Conflict {
+                        what: "upload",
+                        detail: format!("upload {id} is at byte {}, not {from}", up.received),
+                    });
+                }
+                up.received = up.length;
+            }
+            if up.received != up.length {
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("upload {id} has {} of {} bytes", up.received, up.length),
+                });
+            }
+            tx.execute(
+                "UPDATE uploads SET completed_at = ?2, received = length WHERE upload_id = ?1",
+                params![id, at],
+            )
+                .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)",
+                params![
+                    up.rid.as_str(),
+                    up.machine_id.as_str(),
+                    up.sha256,
+                    to_i64("size", up.length)?,
+                    PacketStatus::Received.as_str(),
+                    receipt,
+                    at
+                ],
+            )
+            .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
+                params![up.rid.as_str(), at],
+            )
+            .map_err(sq("enqueue job"))?;
+            packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
         })
         .await
     }

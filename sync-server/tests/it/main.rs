@@ -9,6 +9,7 @@
 
 mod api;
 mod binary;
+mod blobs;
 mod common;
 mod flow;
 mod gallery;

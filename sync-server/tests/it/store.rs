@@ -308,6 +308,35 @@ async fn upload_advance_is_compare_and_set_and_completion_records_packet(s: &dyn
     );
     assert_eq!(s.packet(&rid("10001", 2)).await.unwrap().unwrap(), p);
     assert!(s.packet(&rid("10001", 3)).await.unwrap().is_none());
+
+    // The last chunk and the completion in one transaction.
+    s.create_upload(upload("u5", "10001", 5, 10, &sha)).await.unwrap();
+    assert!(s.advance_upload("u5", 0, 4).await.unwrap());
+    let err = s.finish_upload("u5", 0, "{}", 2100).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "stale offset: {err}");
+    assert!(
+        s.packet(&rid("10001", 5)).await.unwrap().is_none(),
+        "nothing recorded"
+    );
+    let p5 = s.finish_upload("u5", 4, "{\"r\":5}", 2100).await.unwrap();
+    assert_eq!((p5.status, p5.size), (PacketStatus::Received, 10));
+    let up = s.upload("u5").await.unwrap().unwrap();
+    assert_eq!((up.received, up.completed_at), (10, Some(2100)));
+    assert_eq!(
+        s.finish_upload("u5", 4, "{}", 2200).await.unwrap(),
+        p5,
+        "idempotent"
+    );
+    assert!(matches!(
+        s.finish_upload("nope", 0, "{}", 1).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert_eq!(
+        s.claim_job("w", 3000, 60).await.unwrap(),
+        Some(rid("10001", 2)),
+        "jobs enqueued in order"
+    );
+    assert_eq!(s.claim_job("w", 3000, 60).await.unwrap(), Some(rid("10001", 5)));
     assert_eq!(s.upload("u1").await.unwrap().unwrap().completed_at, Some(2000));
 }
 
