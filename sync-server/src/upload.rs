@@ -354,11 +354,12 @@ pub async fn patch(
     id: &str,
     h: &HeaderMap,
     chunk: bytes::Bytes,
+    chunk_sha256: [u8; 32],
 ) -> Result<Response, ApiError> {
     // A client that disconnects (or is killed) mid-request must not cancel a chunk half-way through being
     // recorded, or the packet's completion half-way through: the work runs in its own task, to the end.
     let (state, machine, id, h) = (state.clone(), machine.clone(), id.to_owned(), h.clone());
-    tokio::spawn(async move { patch_to_end(&state, &machine, &id, &h, chunk).await })
+    tokio::spawn(async move { patch_to_end(&state, &machine, &id, &h, chunk, chunk_sha256).await })
         .await
         .map_err(|e| ApiError::internal(format!("upload task: {e}")))?
 }
@@ -369,6 +370,7 @@ async fn patch_to_end(
     id: &str,
     h: &HeaderMap,
     chunk: bytes::Bytes,
+    digest: [u8; 32],
 ) -> Result<Response, ApiError> {
     require_tus(h)?;
     if h.get(axum::http::header::CONTENT_TYPE)
@@ -408,21 +410,8 @@ async fn patch_to_end(
             ),
         ));
     }
-    // One pass over the chunk: its SHA-256 serves the Upload-Checksum check, the running digest of the
-    // packet and, for a packet sent in one request, the whole-file check (nothing is read back).
-    let running = take_running_hash(state, id, offset);
-    let (digest, running) = blocking("hash chunk", {
-        let chunk = chunk.clone();
-        move || {
-            let digest: [u8; 32] = Sha256::digest(&chunk).into();
-            let running = running.map(|mut r| {
-                r.update(&chunk);
-                r
-            });
-            Ok((digest, running))
-        }
-    })
-    .await?;
+    // The chunk's SHA-256, computed once for the request signature, serves the Upload-Checksum check and,
+    // for a packet sent in one request, the whole-file check (nothing is hashed again or read back).
     check_chunk_checksum(h, &digest)?;
     if offset == 0 && end == up.length {
         // The whole packet in one request: checked in memory, then stored once; no part file.
@@ -438,10 +427,18 @@ async fn patch_to_end(
         let receipt = record_received(state, id, &up, Some(0)).await?;
         return Ok(receipt_body(state, receipt, up.length));
     }
+    let running = take_running_hash(state, id, offset);
     let path = part_path(state, id);
-    blocking("write chunk", {
+    let running = blocking("write chunk", {
         let path = path.clone();
-        move || write_chunk(path, offset, chunk)
+        move || {
+            let running = running.map(|mut r| {
+                r.update(&chunk);
+                r
+            });
+            write_chunk(path, offset, chunk)?;
+            Ok(running)
+        }
     })
     .await?;
     if !state.store.advance_upload(id, offset, end).await? {
