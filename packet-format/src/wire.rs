@@ -148,7 +148,25 @@ pub fn request_signing_message(
     nonce: &str,
     body: &[u8],
 ) -> Vec<u8> {
-    let body_hash = hex::encode(Sha256::digest(body));
+    request_signing_message_for_digest(
+        method,
+        path_and_query,
+        timestamp,
+        nonce,
+        &Sha256::digest(body).into(),
+    )
+}
+
+/// [`request_signing_message`] from the body's SHA-256, for a caller that needs the digest anyway (the
+/// server's upload hashes a packet chunk once for the signature and its own checks).
+pub fn request_signing_message_for_digest(
+    method: &str,
+    path_and_query: &str,
+    timestamp: i64,
+    nonce: &str,
+    body_sha256: &[u8; 32],
+) -> Vec<u8> {
+    let body_hash = hex::encode(body_sha256);
     format!(
         "TESSERA-REQUEST-V1\n{}\n{}\n{}\n{}\n{}",
         method.to_ascii_uppercase(),
@@ -193,7 +211,24 @@ impl RequestAuth {
         path_and_query: &str,
         body: &[u8],
     ) -> Result<(), WireError> {
-        let msg = request_signing_message(method, path_and_query, self.timestamp, &self.nonce, body);
+        self.verify_digest(key, method, path_and_query, &Sha256::digest(body).into())
+    }
+
+    /// [`RequestAuth::verify`] given the body's SHA-256 instead of the body.
+    pub fn verify_digest(
+        &self,
+        key: &VerifyingKey,
+        method: &str,
+        path_and_query: &str,
+        body_sha256: &[u8; 32],
+    ) -> Result<(), WireError> {
+        let msg = request_signing_message_for_digest(
+            method,
+            path_and_query,
+            self.timestamp,
+            &self.nonce,
+            body_sha256,
+        );
         verify_b64_signature(key, headers::SIGNATURE, &msg, &self.signature)
     }
 }
@@ -707,6 +742,14 @@ mod tests {
         );
         assert!(
             auth.verify(&key(2).verifying_key(), "POST", "/api/v1/x?a=1", b"{}")
+                .is_err()
+        );
+        let digest: [u8; 32] = Sha256::digest(b"{}").into();
+        auth.verify_digest(&k.verifying_key(), "POST", "/api/v1/x?a=1", &digest)
+            .unwrap();
+        let other: [u8; 32] = Sha256::digest(b"{ }").into();
+        assert!(
+            auth.verify_digest(&k.verifying_key(), "POST", "/api/v1/x?a=1", &other)
                 .is_err()
         );
     }

@@ -4,12 +4,14 @@
 //! received first (through the store, as the upload path does), then workers drain the queue while the
 //! clock runs. Prints packets/min; run with `cargo bench -p tessera-server --bench pipeline`.
 //! `TESSERA_BENCH_PACKETS` (default 24), `TESSERA_BENCH_WORKERS` (default 2) and `TESSERA_BENCH_FINGERS`
-//! (captured fingers per packet, default 10, at least 1; the others are declared exceptions) change the run.
+//! (captured fingers per packet, default 10, at least 1; the others are declared exceptions) change the run;
+//! `TESSERA_BENCH_MODE=without-1n` is the "processing without biometric 1:N" (see `main`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
     clippy::indexing_slicing,
+    clippy::panic,
     reason = "benchmark binary"
 )]
 
@@ -49,7 +51,20 @@ fn env_u32(name: &str, default: u32) -> u32 {
 fn main() {
     let n = env_u32("TESSERA_BENCH_PACKETS", 24);
     let workers = env_u32("TESSERA_BENCH_WORKERS", 2);
-    let finger_count = env_u32("TESSERA_BENCH_FINGERS", 10) as usize;
+    // Named modes: `ten-fingers` (default) and `without-1n`, the "processing without biometric 1:N":
+    // one captured finger (the ID schema wants one biometric), searched against the exhaustive in-memory
+    // gallery of the run's own persons, so extraction and 1:N cost almost nothing beside the other stages.
+    let mode = std::env::var("TESSERA_BENCH_MODE").unwrap_or_else(|_| "ten-fingers".into());
+    let without_1n = match mode.as_str() {
+        "ten-fingers" => false,
+        "without-1n" => true,
+        other => panic!("TESSERA_BENCH_MODE {other:?}: use ten-fingers or without-1n"),
+    };
+    let finger_count = if without_1n {
+        1
+    } else {
+        env_u32("TESSERA_BENCH_FINGERS", 10) as usize
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -62,6 +77,11 @@ fn main() {
             country_config: Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sample-country")),
             // Synthetic packets from no device: no SBI data blocks.
             device_signatures: tessera_server::device_check::DeviceSignatures::WhenPresent,
+            dedupe_index: if without_1n {
+                tessera_server::settings::DedupeIndex::Exhaustive
+            } else {
+                tessera_server::settings::DedupeIndex::Gallery
+            },
             ..Settings::default()
         };
         let state = tessera_server::prepare(settings, Arc::new(SystemClock)).await.unwrap();
@@ -116,7 +136,11 @@ fn main() {
             let c = flow::content(&m.machine_id, i + 1, &r, &fingers);
             let data = flow::seal_signed(&c, &recipients, &machine_key, &officer, &supervisor, Decision::Approved);
             let sha = hex::encode(Sha256::digest(&data));
-            std::fs::write(state.blobs.join("packets").join(format!("{}.tpkt", c.rid)), &data).unwrap();
+            state
+                .blob_store
+                .put(&tessera_server::blobs::packet_key(&c.rid), data.clone().into())
+                .await
+                .unwrap();
             let id = format!("bench-{i}");
             store
                 .create_upload(NewUpload {
@@ -159,7 +183,7 @@ fn main() {
             }
         }
         println!(
-            "pipeline: {processed}/{n} NEW packets processed in {secs:.2} s = {:.1} packets/min ({:.0} ms/packet), gallery {} persons",
+            "pipeline ({mode}): {processed}/{n} NEW packets processed in {secs:.2} s = {:.1} packets/min ({:.0} ms/packet), gallery {} persons",
             f64::from(processed) / secs * 60.0,
             secs * 1000.0 / f64::from(processed.max(1)),
             state.gallery.len()

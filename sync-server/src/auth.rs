@@ -9,6 +9,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
+use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 use tessera_packet::ids::MachineId;
 use tessera_packet::wire::{self, MachineStatus, RequestAuth, headers};
@@ -25,6 +26,8 @@ pub struct Signed<const ACTIVE: bool = true> {
     pub machine: MachineRecord,
     /// The request body (already hashed into the signature).
     pub body: Bytes,
+    /// SHA-256 of the body (computed once for the signature; the upload reuses it).
+    pub body_sha256: [u8; 32],
 }
 
 impl<const ACTIVE: bool> Signed<ACTIVE> {
@@ -82,6 +85,18 @@ pub async fn authenticate(
     h: &HeaderMap,
     body: &[u8],
 ) -> Result<MachineRecord, ApiError> {
+    let digest: [u8; 32] = sha2::Sha256::digest(body).into();
+    authenticate_digest(state, method, path_and_query, h, &digest).await
+}
+
+/// [`authenticate`] given the body's SHA-256.
+pub async fn authenticate_digest(
+    state: &AppState,
+    method: &str,
+    path_and_query: &str,
+    h: &HeaderMap,
+    body_sha256: &[u8; 32],
+) -> Result<MachineRecord, ApiError> {
     let auth = parse_auth(h)?;
     let now = state.clock.now().timestamp();
     let window = i64::try_from(state.settings.request_validity_secs).unwrap_or(i64::MAX);
@@ -104,7 +119,7 @@ pub async fn authenticate(
     let key = ed25519_dalek::VerifyingKey::from_bytes(&machine.public_key).map_err(|_| {
         ApiError::internal(format!("stored key of machine {} is invalid", machine.machine_id))
     })?;
-    auth.verify(&key, method, path_and_query, body).map_err(|e| {
+    auth.verify_digest(&key, method, path_and_query, body_sha256).map_err(|e| {
         ApiError::unauthorized(
             "signature_invalid",
             "the request signature does not match the enrolled machine key, method, path, timestamp, nonce and body",
@@ -163,11 +178,34 @@ impl<const ACTIVE: bool> FromRequest<AppState> for Signed<ACTIVE> {
                 format!("the request body exceeds {limit} bytes; send smaller chunks"),
             )
         })?;
-        let machine = authenticate(state, parts.method.as_str(), &target, &parts.headers, &body).await?;
+        // A large chunk is hashed off the async threads.
+        let (body, body_sha256) = if body.len() > 64 * 1024 {
+            tokio::task::spawn_blocking(move || {
+                let d: [u8; 32] = sha2::Sha256::digest(&body).into();
+                (body, d)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("hashing the body: {e}")))?
+        } else {
+            let d: [u8; 32] = sha2::Sha256::digest(&body).into();
+            (body, d)
+        };
+        let machine = authenticate_digest(
+            state,
+            parts.method.as_str(),
+            &target,
+            &parts.headers,
+            &body_sha256,
+        )
+        .await?;
         if ACTIVE {
             require_active(&machine)?;
         }
-        Ok(Self { machine, body })
+        Ok(Self {
+            machine,
+            body,
+            body_sha256,
+        })
     }
 }
 

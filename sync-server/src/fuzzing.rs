@@ -67,7 +67,9 @@ pub fn tus_headers(data: &[u8]) {
     {
         let _ = crate::upload::parse_metadata(v);
     }
-    let _ = crate::upload::check_chunk_checksum(&h, field(&f, 4));
+    let digest: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(field(&f, 4))).into();
+    let _ = crate::upload::check_chunk_checksum(&h, &digest);
 }
 
 /// An export manifest and its `.sig` text from removable media, read as `tessera-server import` reads them

@@ -346,7 +346,7 @@ async fn upload_patch(
     headers: HeaderMap,
     req: Signed,
 ) -> Result<Response, ApiError> {
-    upload::patch(&state, &req.machine, &id, &headers, req.body).await
+    upload::patch(&state, &req.machine, &id, &headers, req.body, req.body_sha256).await
 }
 
 fn own_rid(req: &Signed, rid: &str) -> Result<Rid, ApiError> {

@@ -5,7 +5,7 @@
 //! `export-<machine>-<time>.sig` beside it: the base64 Ed25519 signature of the manifest's exact bytes by the
 //! machine key (`client/src/workflow.rs`, `export`). [`import_folder`] checks each manifest's signature
 //! against the key the server enrolled for that machine (not the key written in the manifest), then ingests
-//! each packet exactly as a completed upload would (file stored under `blobs/packets/`, signed receipt,
+//! each packet exactly as a completed upload would (stored as a blob, by default under `blobs/packets/`, signed receipt,
 //! processing job), keyed by RID and SHA-256:
 //!
 //! - a packet already received with the same hash is left as it is (a re-import is a no-op);
@@ -62,6 +62,9 @@ pub enum ImportError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The packet could not be stored.
+    #[error(transparent)]
+    Blob(#[from] crate::blobs::BlobError),
 }
 
 /// What happened to one packet.
@@ -184,17 +187,6 @@ fn hash_file(path: &Path, limit: u64) -> std::io::Result<Option<(Vec<u8>, String
     Ok(Some((bytes, sha)))
 }
 
-fn write_packet(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = dest.with_extension("tpkt-import");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dest)
-}
-
 /// Ingests one packet file as a completed upload would; `quarantine` marks it at once.
 async fn ingest(
     state: &AppState,
@@ -236,19 +228,9 @@ async fn ingest(
         }
         Err(e) => return Err(e.into()),
     };
-    let dest = crate::upload::packet_path(state, rid);
-    let d = dest.clone();
-    tokio::task::spawn_blocking(move || write_packet(&d, &bytes))
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-        .map_err(|source| ImportError::Io {
-            what: "storing packet",
-            path: dest,
-            source,
-        })?;
     state
-        .store
-        .advance_upload(&up.upload_id, up.received, length)
+        .blob_store
+        .put(&crate::blobs::packet_key(rid), bytes::Bytes::from(bytes))
         .await?;
     let receipt = Receipt {
         rid: rid.clone(),
@@ -267,7 +249,7 @@ async fn ingest(
     })?;
     state
         .store
-        .complete_upload(&up.upload_id, &text, at.timestamp())
+        .finish_upload(&up.upload_id, up.received, &text, at.timestamp())
         .await?;
     state.metrics.packet_received();
     if let Some(reason) = quarantine {

@@ -12,7 +12,8 @@
 //! - [`keys`]: run-time generated keys in the data directory.
 //! - [`store`]: the storage trait, SQLite and PostgreSQL implementations, migrations.
 //! - [`auth`]: signed station requests (expiry, replay protection) and the admin token.
-//! - [`machines`], [`sync`], [`upload`], [`uin`]: the services.
+//! - [`machines`], [`sync`], [`upload`], [`uin`]: the services; [`blobs`]: packet storage (local folder or
+//!   S3-compatible, through `object_store`).
 //! - [`pipeline`]: durable processing jobs: verify, decrypt ([`validate`]) → demographic and biometric
 //!   dedupe ([`dedupe`]) → manual [`adjudication`] → UIN → ID repository ([`idrepo`], envelope encryption)
 //!   → [`credential`] → [`notify`] (outbox); quarantine for tampering, rejection for invalid content.
@@ -34,6 +35,7 @@
 pub mod adjudication;
 pub mod admin;
 pub mod auth;
+pub mod blobs;
 pub mod card;
 pub mod credential;
 pub mod dedupe;
@@ -58,7 +60,7 @@ pub mod uin;
 pub mod upload;
 pub mod validate;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -90,6 +92,9 @@ pub enum ServerError {
     /// The country configuration could not be loaded.
     #[error("country configuration: {0}")]
     Sync(#[from] sync::SyncError),
+    /// The blob storage settings are not usable.
+    #[error(transparent)]
+    Blob(#[from] blobs::BlobError),
     /// The UIN pool could not be filled.
     #[error("UIN pool: {0}")]
     Pool(#[from] uin::PoolError),
@@ -125,12 +130,17 @@ pub struct Inner {
     pub keys: ServerKeys,
     /// The clock.
     pub clock: Arc<dyn Clock>,
-    /// Root of blob storage (`<data_dir>/blobs`).
+    /// Local folder of uploads in progress (`<data_dir>/blobs`; the part files are in `uploads/`).
     pub blobs: PathBuf,
+    /// Where received packets are stored ([`blobs::BlobStore`]: `<data_dir>/blobs` or an S3 bucket).
+    pub blob_store: blobs::BlobStore,
     /// Metrics.
     pub metrics: metrics::Metrics,
     /// Uploads being written by a request in this process.
     pub upload_locks: Mutex<HashSet<String>>,
+    /// Running SHA-256 of uploads received in several chunks: upload id → (bytes hashed, state). Lets the
+    /// last chunk complete a packet without reading it back; after a restart the part file is read instead.
+    pub upload_hashes: Mutex<HashMap<String, (u64, sha2::Sha256)>>,
     /// ID-repository master keys, oldest first; the last wraps new records.
     pub master_keys: Vec<idrepo::MasterKey>,
     /// The biometric 1:N gallery.
@@ -284,6 +294,7 @@ async fn prepare_with(
     for sub in ["uploads", "packets"] {
         keys::ensure_private_dir(&blobs.join(sub))?;
     }
+    let blob_store = blobs::BlobStore::from_settings(&settings.blobs, &settings.data_dir)?;
     let credentials_dir = settings.data_dir.join("credentials");
     keys::ensure_private_dir(&credentials_dir)?;
     keys::ensure_private_dir(&settings.data_dir.join("outbox"))?;
@@ -296,8 +307,17 @@ async fn prepare_with(
             tracing::info!(items = n, dir = %dir.display(), "country configuration loaded");
         }
     }
+    let uin_cipher = Arc::new(uin::UinCipher::new(&keys.uin_salt));
+    let converted = store.protect_legacy_uins(Arc::clone(&uin_cipher)).await?;
+    if converted > 0 {
+        tracing::info!(
+            rows = converted,
+            "UIN pool converted: no UIN is stored in clear any more"
+        );
+    }
     let added = uin::top_up(
         store.as_ref(),
+        &uin_cipher,
         u64::from(settings.uin_pool_target),
         u64::from(settings.uin_pool_low_water),
     )
@@ -348,8 +368,10 @@ async fn prepare_with(
         keys,
         clock,
         blobs,
+        blob_store,
         metrics: metrics::Metrics::default(),
         upload_locks: Mutex::new(HashSet::new()),
+        upload_hashes: Mutex::new(HashMap::new()),
         master_keys,
         gallery,
         gallery_loader,
@@ -432,7 +454,7 @@ pub async fn start(state: AppState) -> Result<RunningServer, ServerError> {
             format!("{}-notify", std::process::id()),
         )));
     }
-    tracing::info!(%addr, backend = state.store.backend(), "tessera-server listening");
+    tracing::info!(%addr, backend = state.store.backend(), blobs = state.blob_store.describe(), "tessera-server listening");
     Ok(RunningServer {
         addr,
         state,

@@ -111,10 +111,16 @@ async fn open_with(
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&machine.public_key) else {
         return Ok(Err("verify:machine_key_invalid".into()));
     };
-    let path = crate::upload::packet_path(state, rid);
+    let bytes = match state.blob_store.get(&crate::blobs::packet_key(rid)).await {
+        Ok(b) => b,
+        Err(crate::blobs::BlobError::NotFound { .. }) => return Ok(Err("read:packet_missing".into())),
+        // Storage unreachable: not the packet's fault; the job is retried after its lease.
+        Err(e) => return Err(StoreError::Task(e.to_string())),
+    };
     let expected = rid.clone();
     tokio::task::spawn_blocking(move || -> Result<(PacketContent, Vec<SignOff>), String> {
-        let mut packet = tessera_packet::read_file(&path).map_err(|e| format!("read:{}", e.kind()))?;
+        let mut packet = tessera_packet::SealedPacket::read(std::io::Cursor::new(bytes))
+            .map_err(|e| format!("read:{}", e.kind()))?;
         packet.verify(&key).map_err(|e| format!("verify:{}", e.kind()))?;
         let signoffs = packet.signoffs().to_vec();
         let mut last = String::from("decrypt:no_packet_key");
@@ -354,9 +360,8 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     }
 
     // UIN.
-    let uin = state
-        .store
-        .allocate_uins(vec![rid.clone()], now())
+    let cipher = crate::uin::UinCipher::new(&state.keys.uin_salt);
+    let uin = crate::uin::allocate(state.store.as_ref(), &cipher, vec![rid.clone()], now())
         .await?
         .into_iter()
         .next()

@@ -111,6 +111,24 @@ pub struct SmtpSettings {
     pub tls: SmtpTls,
 }
 
+/// Where packet blobs are stored (table `[blobs]`; each key also as `TESSERA_BLOBS_<KEY>`, the secrets also
+/// as `TESSERA_BLOBS_<KEY>_FILE`). With no `url`, a local folder `<data_dir>/blobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlobSettings {
+    /// `s3://bucket[/prefix]` (S3-compatible object store) or `file:///path` (a local folder).
+    pub url: Option<String>,
+    /// S3 endpoint, e.g. `http://127.0.0.1:9000` for a self-hosted S3-compatible server (plain `http://` is
+    /// allowed for such an endpoint); unset = AWS.
+    pub endpoint: Option<String>,
+    /// S3 region (default `us-east-1`).
+    pub region: Option<String>,
+    /// S3 access key id.
+    pub access_key_id: Option<Secret>,
+    /// S3 secret access key.
+    pub secret_access_key: Option<Secret>,
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -167,6 +185,8 @@ pub struct Settings {
     pub bio_index_save_every: u32,
     /// Email notifications (`[smtp]`); absent: the local outbox file `<data_dir>/outbox/notifications.jsonl`.
     pub smtp: Option<SmtpSettings>,
+    /// Packet blob storage (`[blobs]`).
+    pub blobs: BlobSettings,
 }
 
 impl Default for Settings {
@@ -194,6 +214,7 @@ impl Default for Settings {
             bio_index_min_score: BIO_INDEX_MIN_SCORE_DEFAULT,
             bio_index_save_every: 1_000,
             smtp: None,
+            blobs: BlobSettings::default(),
         }
     }
 }
@@ -278,17 +299,23 @@ const FIELDS: &[(&str, Kind)] = &[
 
 const SECRET_FIELDS: &[&str] = &["database_url", "admin_token"];
 
-/// Keys of the `[smtp]` section with the type of their environment value (`TESSERA_SMTP_<KEY>`).
-const SMTP_FIELDS: &[(&str, Kind)] = &[
-    ("host", Kind::Str),
-    ("port", Kind::Int),
-    ("user", Kind::Str),
-    ("password", Kind::Str),
-    ("from", Kind::Str),
-    ("tls", Kind::Str),
+/// Keys of the config file's tables that are also environment variables `TESSERA_<TABLE>_<KEY>`: the table,
+/// the key, the type of the environment value and whether it is a secret (also read from `<var>_FILE`).
+const TABLE_FIELDS: &[(&str, &str, Kind, bool)] = &[
+    ("smtp", "host", Kind::Str, false),
+    ("smtp", "port", Kind::Int, false),
+    ("smtp", "user", Kind::Str, false),
+    ("smtp", "password", Kind::Str, true),
+    ("smtp", "from", Kind::Str, false),
+    ("smtp", "tls", Kind::Str, false),
+    ("blobs", "url", Kind::Str, false),
+    ("blobs", "endpoint", Kind::Str, false),
+    ("blobs", "region", Kind::Str, false),
+    ("blobs", "access_key_id", Kind::Str, true),
+    ("blobs", "secret_access_key", Kind::Str, true),
 ];
 
-/// Reads `var`, or the file named by `<var>_FILE` when `secret` (the file wins).
+/// Reads `var`, or the file named by `<var>_FILE` when `secret` (the file wins; its content trimmed).
 fn env_value(
     env: &BTreeMap<String, String>,
     var: &str,
@@ -363,25 +390,25 @@ impl Settings {
             };
             table.insert((*field).to_owned(), env_toml(&var, *kind, value)?);
         }
-        for (field, kind) in SMTP_FIELDS {
-            let var = format!("TESSERA_SMTP_{}", field.to_ascii_uppercase());
-            let Some(value) = env_value(env, &var, *field == "password")? else {
+        for (name, field, kind, secret) in TABLE_FIELDS {
+            let var = format!(
+                "TESSERA_{}_{}",
+                name.to_ascii_uppercase(),
+                field.to_ascii_uppercase()
+            );
+            let Some(value) = env_value(env, &var, *secret)? else {
                 continue;
             };
             let value = env_toml(&var, *kind, value)?;
-            let smtp = table
-                .entry("smtp")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match smtp {
-                toml::Value::Table(t) => {
-                    t.insert((*field).to_owned(), value);
-                }
-                _ => {
-                    return Err(SettingsError::Invalid {
-                        message: "smtp must be a table ([smtp])".into(),
-                    });
-                }
-            }
+            let toml::Value::Table(t) = table
+                .entry(*name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            else {
+                return Err(SettingsError::Invalid {
+                    message: format!("{name} must be a table ([{name}])"),
+                });
+            };
+            t.insert((*field).to_owned(), value);
         }
         let settings =
             Settings::deserialize(toml::Value::Table(table)).map_err(|e| SettingsError::Invalid {
@@ -572,6 +599,40 @@ mod tests {
         let file = "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nhots = 1\n";
         let err = Settings::from_sources(Some((Path::new("a.toml"), file)), &env(&[])).unwrap_err();
         assert!(err.to_string().contains("hots"), "{err}");
+    }
+
+    #[test]
+    fn blob_settings_from_file_env_and_secret_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3-secret");
+        std::fs::write(&secret, "very-secret\n").unwrap();
+        let file = "[blobs]\nurl = \"s3://file-bucket/p\"\nregion = \"eu-west-1\"\n";
+        let e = env(&[
+            ("TESSERA_BLOBS_URL", "s3://env-bucket/tessera"),
+            ("TESSERA_BLOBS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("TESSERA_BLOBS_ACCESS_KEY_ID", "AKID"),
+            ("TESSERA_BLOBS_SECRET_ACCESS_KEY_FILE", secret.to_str().unwrap()),
+        ]);
+        let s = Settings::from_sources(Some((Path::new("c.toml"), file)), &e).unwrap();
+        assert_eq!(
+            s.blobs.url.as_deref(),
+            Some("s3://env-bucket/tessera"),
+            "env beats file"
+        );
+        assert_eq!(s.blobs.region.as_deref(), Some("eu-west-1"), "file kept");
+        assert_eq!(s.blobs.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            s.blobs.secret_access_key.as_ref().unwrap().expose(),
+            "very-secret"
+        );
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let err = Settings::from_sources(
+            Some((Path::new("c.toml"), "[blobs]\nbucket = \"x\"\n")),
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bucket"), "{err}");
+        assert_eq!(Settings::default().blobs, BlobSettings::default());
     }
 
     #[test]

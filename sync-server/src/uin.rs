@@ -1,5 +1,14 @@
 //! The UIN pool: 10-digit random UINs with a Verhoeff check digit, filtered as MOSIP's kernel does, generated
-//! ahead of time into the database and handed out by [`crate::store::Store::allocate_uins`].
+//! ahead of time into the database ([`top_up`]) and handed out by [`allocate`].
+//!
+//! No UIN is stored in clear. A pool entry is the UIN's salted lookup hash (the same as the ID repository's,
+//! [`crate::idrepo::uin_hash`]) and the UIN sealed with a key derived from that salt ([`UinCipher`]): the
+//! sealed form protects the UIN exactly as much as the hash beside it does (whoever holds the salt can
+//! recover a UIN from its hash by trying the 10^9 candidates). Free entries are taken in the order of their
+//! hash, which is random without the salt. Allocation moves entries from the free table to the assigned
+//! table keyed by RID (one UIN per RID, idempotent; the hash is unique there, so no UIN ever goes to two
+//! RIDs), in batches and with no cryptography inside the database transaction; [`allocate`] opens the
+//! sealed UINs afterwards. Filling skips UINs whose hash is already assigned (reuse prevented by the hash).
 //!
 //! Filters (on all 10 digits, MOSIP defaults):
 //! - does not start with 0 or 1;
@@ -10,10 +19,14 @@
 //! - the first 5 digits are neither the last 5 (`digits-limit=5`) nor their reverse (`reverse-digits-limit=5`);
 //! - none of the restricted numbers (`786`, `666` by default) occurs in it.
 
-use tessera_packet::ids::Uin;
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+use sha2::{Digest as _, Sha256};
+use tessera_packet::ids::{Rid, Uin};
+use zeroize::Zeroizing;
 
 use crate::keys::{KeyError, random_bytes};
-use crate::store::{Store, StoreError};
+use crate::store::{PoolUin, Store, StoreError};
 
 /// Restricted numbers MOSIP ships by default.
 pub const DEFAULT_RESTRICTED: &[&str] = &["786", "666"];
@@ -139,6 +152,93 @@ impl UinGenerator {
     }
 }
 
+/// Seals UINs for the pool and opens them again. Built from the UIN hash salt (`keys/uin-hash-salt.key`):
+/// the lookup hash is [`crate::idrepo::uin_hash`], the sealing key a domain-separated SHA-256 of the salt.
+///
+/// Sealed layout (frozen once shipped): nonce (24) ‖ XChaCha20-Poly1305 ciphertext of the UIN's ASCII digits,
+/// with associated data `"TESSERA-UIN-V1\n" ‖ hash`, so a sealed UIN moved to another hash does not open.
+pub struct UinCipher {
+    salt: Zeroizing<[u8; 32]>,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for UinCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UinCipher").finish_non_exhaustive()
+    }
+}
+
+fn seal_aad(uin_hash: &str) -> Vec<u8> {
+    format!("TESSERA-UIN-V1\n{uin_hash}").into_bytes()
+}
+
+impl UinCipher {
+    /// The cipher of a data directory's UIN hash salt.
+    pub fn new(salt: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"TESSERA-UIN-SEAL-KEY-V1\n");
+        h.update(salt);
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&h.finalize());
+        Self {
+            salt: Zeroizing::new(*salt),
+            key,
+        }
+    }
+
+    /// The salted lookup hash of `uin` (hex), as the ID repository stores it.
+    pub fn hash(&self, uin: &str) -> String {
+        crate::idrepo::uin_hash(&self.salt, uin)
+    }
+
+    /// A pool entry for `uin`: its hash and the sealed UIN.
+    pub fn seal(&self, uin: &str) -> Result<PoolUin, KeyError> {
+        let uin_hash = self.hash(uin);
+        let nonce = random_bytes::<24>()?;
+        let ct = XChaCha20Poly1305::new((&*self.key).into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: uin.as_bytes(),
+                    aad: &seal_aad(&uin_hash),
+                },
+            )
+            .map_err(|_| KeyError::Random("the UIN cipher refused its input".into()))?;
+        let mut sealed = Vec::with_capacity(24 + ct.len());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ct);
+        Ok(PoolUin { uin_hash, sealed })
+    }
+
+    /// Opens a pool entry: the UIN, checked against its hash.
+    pub fn open(&self, entry: &PoolUin) -> Result<String, StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            what: "sealed UIN",
+            detail: format!(
+                "{detail} (entry {}…)",
+                entry.uin_hash.get(..12).unwrap_or_default()
+            ),
+        };
+        let (Some(nonce), Some(ct)) = (entry.sealed.get(..24), entry.sealed.get(24..)) else {
+            return Err(corrupt("too short"));
+        };
+        let plain = XChaCha20Poly1305::new((&*self.key).into())
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: &seal_aad(&entry.uin_hash),
+                },
+            )
+            .map_err(|_| corrupt("does not decrypt with this data directory's UIN salt"))?;
+        let uin = String::from_utf8(plain).map_err(|_| corrupt("not text"))?;
+        if self.hash(&uin) != entry.uin_hash {
+            return Err(corrupt("does not match its hash"));
+        }
+        Ok(uin)
+    }
+}
+
 /// Why the pool could not be filled.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -150,27 +250,65 @@ pub enum PoolError {
     Store(#[from] StoreError),
 }
 
+/// Generates `n` filtered UINs and seals them as pool entries.
+pub fn sealed_batch(
+    generator: &mut UinGenerator,
+    cipher: &UinCipher,
+    n: usize,
+) -> Result<Vec<PoolUin>, KeyError> {
+    let mut rows = Vec::with_capacity(n);
+    for u in generator.generate(n)? {
+        rows.push(cipher.seal(u.as_str())?);
+    }
+    Ok(rows)
+}
+
 /// Tops the pool up to `target` free UINs when fewer than `low_water` are free; returns how many were added.
-pub async fn top_up(store: &dyn Store, target: u64, low_water: u64) -> Result<u64, PoolError> {
+pub async fn top_up(
+    store: &dyn Store,
+    cipher: &UinCipher,
+    target: u64,
+    low_water: u64,
+) -> Result<u64, PoolError> {
     let free = store.uins_available().await?;
     if free >= low_water {
         return Ok(0);
     }
+    fill(store, cipher, target.saturating_sub(free)).await
+}
+
+/// Adds `count` new UINs to the pool (fewer only if generation keeps hitting UINs already there); returns how
+/// many were added.
+pub async fn fill(store: &dyn Store, cipher: &UinCipher, count: u64) -> Result<u64, PoolError> {
     let mut generator = UinGenerator::new()?;
     let mut added = 0u64;
-    let mut remaining = target.saturating_sub(free);
-    while remaining > 0 {
+    let mut remaining = count;
+    let mut fruitless = 0;
+    while remaining > 0 && fruitless < 10 {
         let batch = usize::try_from(remaining.min(20_000)).unwrap_or(20_000);
-        let mut rows = Vec::with_capacity(batch);
-        for u in generator.generate(batch)? {
-            let pick = i64::from(generator.next_u32()?) << 31 | i64::from(generator.next_u32()? >> 1);
-            rows.push((u.as_str().to_owned(), pick));
-        }
+        let rows = sealed_batch(&mut generator, cipher, batch)?;
         let n = store.add_uins(rows).await?;
         added += n;
-        remaining = remaining.saturating_sub(n.max(1));
+        remaining = remaining.saturating_sub(n);
+        fruitless = if n == 0 { fruitless + 1 } else { 0 };
     }
     Ok(added)
+}
+
+/// Allocates one UIN to each RID (the same UIN again for a RID that has one: idempotent), opening the sealed
+/// entries. `PoolEmpty` (and nothing allocated) when the pool runs out.
+pub async fn allocate(
+    store: &dyn Store,
+    cipher: &UinCipher,
+    rids: Vec<Rid>,
+    at: i64,
+) -> Result<Vec<(Rid, String)>, StoreError> {
+    store
+        .allocate_uins(rids, at)
+        .await?
+        .into_iter()
+        .map(|(rid, entry)| Ok((rid, cipher.open(&entry)?)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -232,6 +370,38 @@ mod tests {
             (600..1_400).contains(&ascending),
             "order looks random: {ascending}"
         );
+    }
+
+    #[test]
+    fn sealed_uins_open_only_with_their_salt_and_hash() {
+        let c = UinCipher::new(&[1; 32]);
+        let e = c.seal("2930475917").unwrap();
+        assert_eq!(e.uin_hash, crate::idrepo::uin_hash(&[1; 32], "2930475917"));
+        assert_eq!(e.sealed.len(), 24 + 10 + 16);
+        assert!(!e.sealed.windows(10).any(|w| w == b"2930475917"));
+        assert_eq!(c.open(&e).unwrap(), "2930475917");
+        assert_ne!(
+            c.seal("2930475917").unwrap().sealed,
+            e.sealed,
+            "fresh nonce each time"
+        );
+        assert!(UinCipher::new(&[2; 32]).open(&e).is_err(), "another salt");
+        let other = c.seal("2930475925").unwrap();
+        let swapped = PoolUin {
+            uin_hash: other.uin_hash.clone(),
+            sealed: e.sealed.clone(),
+        };
+        assert!(c.open(&swapped).is_err(), "bound to its hash");
+        let mut tampered = e.clone();
+        if let Some(b) = tampered.sealed.last_mut() {
+            *b ^= 1;
+        }
+        assert!(c.open(&tampered).is_err());
+        let short = PoolUin {
+            uin_hash: e.uin_hash.clone(),
+            sealed: vec![0; 10],
+        };
+        assert!(c.open(&short).is_err());
     }
 
     proptest! {

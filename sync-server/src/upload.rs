@@ -10,9 +10,15 @@
 //!   the whole file's SHA-256 matched the declared one. A wrong whole-file digest resets the upload to 0
 //!   (`460 packet_checksum_mismatch`), so nothing half-written is ever accepted.
 //!
+//! A packet sent in one PATCH (the station's usual case) is hashed once in memory (that digest also checks
+//! `Upload-Checksum`), stored once as a blob ([`crate::blobs`]) and recorded in one transaction: no part file,
+//! no read-back. Chunks of a larger or resumed upload go to a part file (`blobs/uploads/<id>.part`, synced
+//! before `204`) while a running digest is kept, so the last chunk needs no read-back either (after a
+//! restart the part file is read once).
+//!
 //! Every request is signed by the machine key ([`crate::auth::Signed`]).
 
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Seek as _, SeekFrom, Write as _};
 use std::path::PathBuf;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -23,6 +29,7 @@ use tessera_packet::ids::Rid;
 use tessera_packet::wire::{self, Receipt, SignedReceipt};
 
 use crate::AppState;
+use crate::blobs;
 use crate::error::ApiError;
 use crate::store::{MachineRecord, NewUpload, UploadRecord};
 
@@ -149,11 +156,6 @@ fn part_path(state: &AppState, id: &str) -> PathBuf {
     state.blobs.join("uploads").join(format!("{id}.part"))
 }
 
-/// Where a completely received packet is stored.
-pub fn packet_path(state: &AppState, rid: &Rid) -> PathBuf {
-    state.blobs.join("packets").join(format!("{rid}.tpkt"))
-}
-
 /// `POST /api/v1/uploads`.
 pub async fn create(state: &AppState, machine: &MachineRecord, h: &HeaderMap) -> Result<Response, ApiError> {
     require_tus(h)?;
@@ -224,11 +226,7 @@ pub async fn create(state: &AppState, machine: &MachineRecord, h: &HeaderMap) ->
     } else {
         up
     };
-    let path = part_path(state, &up.upload_id);
-    if up.completed_at.is_none() && !path.exists() {
-        std::fs::File::create(&path)
-            .map_err(|e| ApiError::internal(format!("create {}: {e}", path.display())))?;
-    }
+    // The part file is created by the first chunk that does not complete the packet on its own.
     let offset = if up.completed_at.is_some() {
         up.length
     } else {
@@ -300,7 +298,7 @@ fn lock_upload<'a>(state: &'a AppState, id: &str) -> Result<UploadLock<'a>, ApiE
     })
 }
 
-pub(crate) fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_chunk_checksum(h: &HeaderMap, digest: &[u8; 32]) -> Result<(), ApiError> {
     let Some(v) = h.get(tus::UPLOAD_CHECKSUM) else {
         return Ok(());
     };
@@ -316,7 +314,7 @@ pub(crate) fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), Ap
     }
     let expected = wire::decode_fixed::<32>("Upload-Checksum", b64)
         .map_err(|e| ApiError::bad_request("malformed_header", e.to_string()))?;
-    if Sha256::digest(chunk).as_slice() != expected {
+    if digest != &expected {
         return Err(ApiError::new(
             checksum_status(),
             "checksum_mismatch",
@@ -327,26 +325,16 @@ pub(crate) fn check_chunk_checksum(h: &HeaderMap, chunk: &[u8]) -> Result<(), Ap
 }
 
 fn write_chunk(path: PathBuf, offset: u64, chunk: bytes::Bytes) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
     // Drop any tail a crashed earlier write left beyond the committed offset.
     f.set_len(offset)?;
     f.seek(SeekFrom::Start(offset))?;
     f.write_all(&chunk)?;
     f.sync_data()
-}
-
-fn file_sha256(path: PathBuf) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -366,11 +354,12 @@ pub async fn patch(
     id: &str,
     h: &HeaderMap,
     chunk: bytes::Bytes,
+    chunk_sha256: [u8; 32],
 ) -> Result<Response, ApiError> {
     // A client that disconnects (or is killed) mid-request must not cancel a chunk half-way through being
     // recorded, or the packet's completion half-way through: the work runs in its own task, to the end.
     let (state, machine, id, h) = (state.clone(), machine.clone(), id.to_owned(), h.clone());
-    tokio::spawn(async move { patch_to_end(&state, &machine, &id, &h, chunk).await })
+    tokio::spawn(async move { patch_to_end(&state, &machine, &id, &h, chunk, chunk_sha256).await })
         .await
         .map_err(|e| ApiError::internal(format!("upload task: {e}")))?
 }
@@ -381,6 +370,7 @@ async fn patch_to_end(
     id: &str,
     h: &HeaderMap,
     chunk: bytes::Bytes,
+    digest: [u8; 32],
 ) -> Result<Response, ApiError> {
     require_tus(h)?;
     if h.get(axum::http::header::CONTENT_TYPE)
@@ -420,11 +410,35 @@ async fn patch_to_end(
             ),
         ));
     }
-    check_chunk_checksum(h, &chunk)?;
+    // The chunk's SHA-256, computed once for the request signature, serves the Upload-Checksum check and,
+    // for a packet sent in one request, the whole-file check (nothing is hashed again or read back).
+    check_chunk_checksum(h, &digest)?;
+    if offset == 0 && end == up.length {
+        // The whole packet in one request: checked in memory, then stored once; no part file.
+        if hex::encode(digest) != up.sha256 {
+            return Err(whole_digest_mismatch());
+        }
+        state
+            .blob_store
+            .put(&blobs::packet_key(&up.rid), chunk)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        state.metrics.add_upload_bytes(end);
+        let receipt = record_received(state, id, &up, Some(0)).await?;
+        return Ok(receipt_body(state, receipt, up.length));
+    }
+    let running = take_running_hash(state, id, offset);
     let path = part_path(state, id);
-    blocking("write chunk", {
+    let running = blocking("write chunk", {
         let path = path.clone();
-        move || write_chunk(path, offset, chunk)
+        move || {
+            let running = running.map(|mut r| {
+                r.update(&chunk);
+                r
+            });
+            write_chunk(path, offset, chunk)?;
+            Ok(running)
+        }
     })
     .await?;
     if !state.store.advance_upload(id, offset, end).await? {
@@ -436,54 +450,61 @@ async fn patch_to_end(
     }
     state.metrics.add_upload_bytes(end - offset);
     if end < up.length {
+        if let Some(r) = running {
+            put_running_hash(state, id, end, r);
+        }
         return Ok((
             StatusCode::NO_CONTENT,
             tus_headers(&[(tus::UPLOAD_OFFSET, end.to_string())]),
         )
             .into_response());
     }
-    finish(state, id, &up).await?;
-    receipt_response(state, &up.rid).await
+    let digest = running.map(|r| hex::encode(r.finalize()));
+    let receipt = finish(state, id, &up, digest).await?;
+    Ok(receipt_body(state, receipt, up.length))
 }
 
-/// Completes an upload whose bytes have all arrived: the whole file must match the declared digest before
-/// anything is accepted (a mismatch resets the upload to offset 0); then the packet is moved into place and
-/// recorded as received with its signed receipt. Safe to run again after a crash or a cancelled request at any
-/// point (the part file may already have been moved; completing twice returns the first receipt).
-async fn finish(state: &AppState, id: &str, up: &UploadRecord) -> Result<(), ApiError> {
-    let path = part_path(state, id);
-    let dest = packet_path(state, &up.rid);
-    let moved = !path.exists() && dest.exists();
-    let digest = blocking("hash packet", {
-        let file = if moved { dest.clone() } else { path.clone() };
-        move || file_sha256(file)
-    })
-    .await?;
-    if digest != up.sha256 {
-        blocking("reset upload", {
-            let (path, dest) = (path.clone(), dest.clone());
-            move || {
-                if moved {
-                    std::fs::rename(&dest, &path)?;
-                }
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|f| f.set_len(0))
-            }
-        })
-        .await?;
-        state.store.advance_upload(id, up.length, 0).await?;
-        return Err(ApiError::new(
-            checksum_status(),
-            "packet_checksum_mismatch",
-            "the received packet's SHA-256 differs from the sha256 declared at creation; the upload was reset to \
-             offset 0, send the packet again",
-        ));
+/// The running digest of an upload if it covers exactly its first `offset` bytes (a fresh one at 0).
+fn take_running_hash(state: &AppState, id: &str, offset: u64) -> Option<Sha256> {
+    let mut map = state.upload_hashes.lock().ok()?;
+    match map.remove(id) {
+        Some((at, h)) if at == offset => Some(h),
+        _ if offset == 0 => Some(Sha256::new()),
+        _ => None,
     }
-    if !moved {
-        blocking("store packet", move || std::fs::rename(path, dest)).await?;
+}
+
+/// Uploads whose running digests are kept at most (an abandoned upload's entry is dropped with the others
+/// when the map is full; its completion then reads the part file back).
+const RUNNING_HASHES_MAX: usize = 10_000;
+
+fn put_running_hash(state: &AppState, id: &str, offset: u64, h: Sha256) {
+    if let Ok(mut map) = state.upload_hashes.lock() {
+        if map.len() >= RUNNING_HASHES_MAX {
+            map.clear();
+        }
+        map.insert(id.to_owned(), (offset, h));
     }
+}
+
+fn whole_digest_mismatch() -> ApiError {
+    ApiError::new(
+        checksum_status(),
+        "packet_checksum_mismatch",
+        "the received packet's SHA-256 differs from the sha256 declared at creation; the upload was reset to \
+         offset 0, send the packet again",
+    )
+}
+
+/// Signs the receipt of a completely received packet and records it (with the packet's job) in one
+/// transaction; with `from`, the upload moves from that offset to its length in the same transaction.
+/// Returns the signed receipt's JSON.
+async fn record_received(
+    state: &AppState,
+    id: &str,
+    up: &UploadRecord,
+    from: Option<u64>,
+) -> Result<String, ApiError> {
     let at = state.clock.now();
     let receipt = Receipt {
         rid: up.rid.clone(),
@@ -495,10 +516,80 @@ async fn finish(state: &AppState, id: &str, up: &UploadRecord) -> Result<(), Api
     let signed =
         SignedReceipt::sign(&receipt, &state.keys.signing).map_err(|e| ApiError::internal(e.to_string()))?;
     let text = serde_json::to_string(&signed).map_err(|e| ApiError::internal(e.to_string()))?;
-    state.store.complete_upload(id, &text, at.timestamp()).await?;
+    let p = match from {
+        Some(from) => state.store.finish_upload(id, from, &text, at.timestamp()).await?,
+        None => state.store.complete_upload(id, &text, at.timestamp()).await?,
+    };
     state.metrics.packet_received();
     tracing::info!(rid = %up.rid, size = up.length, "packet received");
-    Ok(())
+    // Completing twice returns the first receipt.
+    Ok(p.receipt)
+}
+
+/// Completes an upload received in several chunks whose bytes have all arrived: the whole packet must match
+/// the declared digest (`digest`, the running one, or else the part file read back) before anything is
+/// accepted (a mismatch resets the upload to offset 0); then the packet is stored as a blob, recorded as
+/// received with its signed receipt, and the part file removed. Safe to run again after a crash or a
+/// cancelled request at any point (the part file is removed only once the packet is recorded; completing twice
+/// returns the first receipt). Returns the signed receipt's JSON.
+async fn finish(
+    state: &AppState,
+    id: &str,
+    up: &UploadRecord,
+    digest: Option<String>,
+) -> Result<String, ApiError> {
+    let path = part_path(state, id);
+    let key = blobs::packet_key(&up.rid);
+    let bytes = match blocking("read packet", {
+        let path = path.clone();
+        move || match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await?
+    {
+        Some(b) => bytes::Bytes::from(b),
+        // Stored by an earlier run that stopped before recording it.
+        None => state
+            .blob_store
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+    };
+    let digest = match digest {
+        Some(d) if bytes.len() as u64 == up.length => d,
+        _ => {
+            let b = bytes.clone();
+            blocking("hash packet", move || Ok(hex::encode(Sha256::digest(&b)))).await?
+        }
+    };
+    if digest != up.sha256 || bytes.len() as u64 != up.length {
+        blocking("reset upload", {
+            let path = path.clone();
+            move || match std::fs::OpenOptions::new().write(true).open(path) {
+                Ok(f) => f.set_len(0),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        state.store.advance_upload(id, up.length, 0).await?;
+        return Err(whole_digest_mismatch());
+    }
+    state
+        .blob_store
+        .put(&key, bytes)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let receipt = record_received(state, id, up, None).await?;
+    blocking("remove part file", move || match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    })
+    .await?;
+    Ok(receipt)
 }
 
 /// Completes an upload found with every byte received but not completed (the request that sent the last
@@ -517,7 +608,7 @@ async fn finish_if_all_received(state: &AppState, up: &UploadRecord) -> Result<(
         // Read again under the lock: it may have been completed meanwhile.
         match state.store.upload(&up.upload_id).await? {
             Some(now) if now.completed_at.is_none() && now.received >= now.length => {
-                match finish(&state, &now.upload_id, &now).await {
+                match finish(&state, &now.upload_id, &now, None).await.map(|_| ()) {
                     // Reset to offset 0: the caller reports the new offset and the client sends it again.
                     Err(e) if e.code == "packet_checksum_mismatch" => {
                         tracing::warn!(upload = %now.upload_id, "completed upload failed its digest; reset");
@@ -540,11 +631,15 @@ pub async fn receipt_response(state: &AppState, rid: &Rid) -> Result<Response, A
         .packet(rid)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("packet {rid} has not been completely received")))?;
-    let mut resp = crate::http::signed_body(state, StatusCode::OK, p.receipt.into_bytes());
+    Ok(receipt_body(state, p.receipt, p.size))
+}
+
+fn receipt_body(state: &AppState, receipt: String, size: u64) -> Response {
+    let mut resp = crate::http::signed_body(state, StatusCode::OK, receipt.into_bytes());
     resp.headers_mut()
         .insert(tus::RESUMABLE, HeaderValue::from_static(wire::TUS_VERSION));
-    resp.headers_mut().insert(tus::UPLOAD_OFFSET, hv(p.size));
-    Ok(resp)
+    resp.headers_mut().insert(tus::UPLOAD_OFFSET, hv(size));
+    resp
 }
 
 #[cfg(test)]

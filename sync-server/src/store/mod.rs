@@ -204,6 +204,16 @@ pub struct OperatorKeyRecord {
     pub registered_at: i64,
 }
 
+/// A UIN in the pool: its salted lookup hash and the UIN sealed by [`crate::uin::UinCipher`]. The database
+/// never holds a UIN in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUin {
+    /// Salted SHA-256 of the UIN (hex), the same as the ID repository's lookup key.
+    pub uin_hash: String,
+    /// The UIN, sealed and bound to `uin_hash`.
+    pub sealed: Vec<u8>,
+}
+
 /// A possible duplicate found by dedupe: an existing identity (by UIN) and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -457,18 +467,45 @@ pub trait Store: Send + Sync + fmt::Debug {
         at: i64,
     ) -> Result<PacketRecord, StoreError>;
 
+    /// The last chunk and the completion in one transaction: moves the upload from offset `from` to its full
+    /// length, marks it complete and records the packet as `Received` with its signed receipt and its job
+    /// (what [`Store::advance_upload`] then [`Store::complete_upload`] do, in one round trip). The caller has
+    /// stored the whole packet and checked its digest. Idempotent: a completed upload returns the existing
+    /// packet. `Conflict` when the upload is no longer at `from`; `NotFound` for an unknown upload.
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError>;
+
     /// A received packet.
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError>;
 
-    /// Adds UINs to the pool (duplicates ignored), each with a random pick order; returns how many were new.
-    async fn add_uins(&self, uins: Vec<(String, i64)>) -> Result<u64, StoreError>;
+    /// Adds UINs to the free pool; returns how many were new. Entries whose hash is already free or already
+    /// assigned to a RID are ignored (a UIN is never handed out twice). On PostgreSQL the fill waits for
+    /// allocations in flight and holds new ones back until it commits, so it never re-adds a UIN that a
+    /// concurrent transaction is assigning.
+    async fn add_uins(&self, uins: Vec<PoolUin>) -> Result<u64, StoreError>;
 
-    /// Allocates one free UIN to each RID in one transaction. A RID that already has a UIN gets the same one
-    /// again (idempotent). `PoolEmpty` (and nothing allocated) if the pool runs out.
-    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError>;
+    /// Allocates one free UIN to each RID in one transaction: free entries are taken from a random point of
+    /// the hash order (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so concurrent allocators take disjoint
+    /// entries) and recorded as assigned to the RID. A RID that already has a UIN gets the same one again
+    /// (idempotent; also a RID given twice in one call). `PoolEmpty` (and nothing allocated) if the pool
+    /// runs out. Returns the sealed entries; [`crate::uin::allocate`] opens them.
+    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, PoolUin)>, StoreError>;
 
     /// Free UINs left.
     async fn uins_available(&self) -> Result<u64, StoreError>;
+
+    /// Converts what a database written before schema version 4 holds in clear: the old `uin_pool` table
+    /// (free UINs and RID → UIN assignments) becomes sealed entries of the free and assigned tables, and is
+    /// dropped. One transaction; does nothing when there is nothing to convert. Returns the rows converted.
+    async fn protect_legacy_uins(
+        &self,
+        cipher: std::sync::Arc<crate::uin::UinCipher>,
+    ) -> Result<u64, StoreError>;
 
     /// Claims the oldest ready processing job whose lease has expired (on PostgreSQL with
     /// `FOR UPDATE SKIP LOCKED`, so several workers share the queue), leases it to `worker` until

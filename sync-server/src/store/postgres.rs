@@ -1,7 +1,10 @@
 //! The PostgreSQL store: `tokio-postgres` behind a `deadpool-postgres` pool. Several server or worker processes
 //! may share one database; migrations take an advisory lock, sync versions come from a sequence under a table
-//! lock (so a reader never sees version N+1 committed before N), and UINs are taken with
+//! lock (so a reader never sees version N+1 committed before N), and free UINs are taken with
 //! `FOR UPDATE SKIP LOCKED`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -9,11 +12,14 @@ use tessera_packet::ids::{MachineId, Rid};
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 use tokio_postgres::{NoTls, Row};
 
+use crate::uin::UinCipher;
+
 use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
     NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
-    PacketRecord, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status, key_bytes,
-    parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+    PacketRecord, PoolUin, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status,
+    key_bytes, parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64,
+    to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only.
@@ -159,6 +165,23 @@ CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
 "#,
     ),
     (
+        4,
+        // The UIN pool without UINs in clear (see crate::uin); "C" collation: hashes are hex, ordered bytewise.
+        // The old uin_pool table is converted and dropped by `protect_legacy_uins`.
+        r#"
+CREATE TABLE uin_free (
+    uin_hash TEXT COLLATE "C" PRIMARY KEY,
+    sealed BYTEA NOT NULL
+);
+CREATE TABLE uin_assigned (
+    rid TEXT PRIMARY KEY,
+    uin_hash TEXT COLLATE "C" NOT NULL UNIQUE,
+    sealed BYTEA NOT NULL,
+    assigned_at BIGINT NOT NULL
+);
+"#,
+    ),
+    (
         5,
         // Status history of every packet, written by a trigger so that no code path can change a status
         // without leaving a trace. Existing packets get one event with their current status.
@@ -217,6 +240,18 @@ impl PgStore {
     /// Connects to `url` with a pool of `pool_size`, migrating the database. With `schema`, every connection
     /// uses that schema (created if missing) — the tests give each test its own.
     pub async fn connect(url: &str, pool_size: usize, schema: Option<&str>) -> Result<Self, StoreError> {
+        Self::connect_at_version(url, pool_size, schema, i64::MAX).await
+    }
+
+    /// [`PgStore::connect`] applying migrations only up to `version`: for tests of the conversion of
+    /// databases written by older servers.
+    #[doc(hidden)]
+    pub async fn connect_at_version(
+        url: &str,
+        pool_size: usize,
+        schema: Option<&str>,
+        version: i64,
+    ) -> Result<Self, StoreError> {
         let mut cfg: tokio_postgres::Config =
             url.parse().map_err(|e: tokio_postgres::Error| StoreError::Pool {
                 op: "parse database url",
@@ -257,7 +292,7 @@ impl PgStore {
             pool,
             schema: schema.map(str::to_owned),
         };
-        store.migrate().await?;
+        store.migrate(version).await?;
         Ok(store)
     }
 
@@ -268,7 +303,7 @@ impl PgStore {
         })
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, up_to: i64) -> Result<(), StoreError> {
         let mut c = self.conn("migrate").await?;
         let tx = c.transaction().await.map_err(pg("migrate"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -291,7 +326,7 @@ impl PgStore {
                 known,
             });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current && *v <= up_to) {
             tx.batch_execute(sql).await.map_err(pg("migrate"))?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, extract(epoch from now())::bigint)",
@@ -670,59 +705,17 @@ impl Store for PgStore {
         receipt: &str,
         at: i64,
     ) -> Result<PacketRecord, StoreError> {
-        let mut c = self.conn("complete upload").await?;
-        let tx = c.transaction().await.map_err(pg("complete upload"))?;
-        let up = upload_where(&tx, "upload_id = $1 FOR UPDATE", upload_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "upload",
-                id: upload_id.to_owned(),
-            })?;
-        if let Some(p) = packet_where(&tx, up.rid.as_str()).await? {
-            return Ok(p);
-        }
-        if up.received != up.length {
-            return Err(StoreError::Conflict {
-                what: "upload",
-                detail: format!("upload {upload_id} has {} of {} bytes", up.received, up.length),
-            });
-        }
-        tx.execute(
-            "UPDATE uploads SET completed_at = $2 WHERE upload_id = $1",
-            &[&upload_id, &at],
-        )
-        .await
-        .map_err(pg("complete upload"))?;
-        tx.execute(
-            "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)",
-            &[
-                &up.rid.as_str(),
-                &up.machine_id.as_str(),
-                &up.sha256,
-                &to_i64("size", up.length)?,
-                &PacketStatus::Received.as_str(),
-                &receipt,
-                &at,
-            ],
-        )
-        .await
-        .map_err(pg("complete upload"))?;
-        tx.execute(
-            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
-             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
-            &[&up.rid.as_str(), &at],
-        )
-        .await
-        .map_err(pg("enqueue job"))?;
-        let p = packet_where(&tx, up.rid.as_str())
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "packet",
-                id: up.rid.to_string(),
-            })?;
-        tx.commit().await.map_err(pg("complete upload"))?;
-        Ok(p)
+        self.complete(upload_id, None, receipt, at).await
+    }
+
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        self.complete(upload_id, Some(from), receipt, at).await
     }
 
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
@@ -730,17 +723,27 @@ impl Store for PgStore {
         packet_where(&c, rid.as_str()).await
     }
 
-    async fn add_uins(&self, uins: Vec<(String, i64)>) -> Result<u64, StoreError> {
+    async fn add_uins(&self, uins: Vec<PoolUin>) -> Result<u64, StoreError> {
         let mut c = self.conn("add uins").await?;
         let tx = c.transaction().await.map_err(pg("add uins"))?;
+        // Wait for allocations in flight and hold new ones back: this statement's snapshot then sees every
+        // assignment, so no UIN being assigned right now is added again.
+        tx.batch_execute("LOCK TABLE uin_free IN EXCLUSIVE MODE")
+            .await
+            .map_err(pg("add uins"))?;
         let mut n = 0u64;
         for chunk in uins.chunks(5_000) {
-            let (u, p): (Vec<&str>, Vec<i64>) = chunk.iter().map(|(u, p)| (u.as_str(), *p)).unzip();
+            let (h, sealed): (Vec<&str>, Vec<&[u8]>) = chunk
+                .iter()
+                .map(|u| (u.uin_hash.as_str(), u.sealed.as_slice()))
+                .unzip();
             n += tx
                 .execute(
-                    "INSERT INTO uin_pool (uin, pick) SELECT * FROM unnest($1::text[], $2::bigint[])
+                    "INSERT INTO uin_free (uin_hash, sealed)
+                     SELECT x.h, x.s FROM unnest($1::text[], $2::bytea[]) AS x(h, s)
+                     WHERE NOT EXISTS (SELECT 1 FROM uin_assigned a WHERE a.uin_hash = x.h)
                      ON CONFLICT DO NOTHING",
-                    &[&u, &p],
+                    &[&h, &sealed],
                 )
                 .await
                 .map_err(pg("add uins"))?;
@@ -749,8 +752,9 @@ impl Store for PgStore {
         Ok(n)
     }
 
-    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
-        // A concurrent allocation for the same RID loses on the unique index; the retry then finds its UIN.
+    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, PoolUin)>, StoreError> {
+        // A concurrent allocation for the same RID loses on the primary key (its transaction, with the entries
+        // it took, rolls back); the retry then finds the RID's UIN.
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -766,11 +770,72 @@ impl Store for PgStore {
     async fn uins_available(&self) -> Result<u64, StoreError> {
         let c = self.conn("count uins").await?;
         let n: i64 = c
-            .query_one("SELECT count(*) FROM uin_pool WHERE rid IS NULL", &[])
+            .query_one("SELECT count(*) FROM uin_free", &[])
             .await
             .map_err(pg("count uins"))?
             .get(0);
         to_u64("count", n)
+    }
+
+    async fn protect_legacy_uins(&self, cipher: Arc<UinCipher>) -> Result<u64, StoreError> {
+        let op = "convert the legacy UIN pool";
+        let mut c = self.conn(op).await?;
+        let tx = c.transaction().await.map_err(pg(op))?;
+        // Several processes may start at once: one converts, the others then find nothing to do.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(pg(op))?;
+        let legacy: bool = tx
+            .query_one("SELECT to_regclass('uin_pool') IS NOT NULL", &[])
+            .await
+            .map_err(pg(op))?
+            .get(0);
+        if !legacy {
+            return Ok(0);
+        }
+        let rows = tx
+            .query("SELECT uin, rid, allocated_at FROM uin_pool", &[])
+            .await
+            .map_err(pg(op))?;
+        let (mut a_rid, mut a_hash, mut a_sealed, mut a_at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut f_hash, mut f_sealed) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let u = cipher
+                .seal(r.get::<_, &str>(0))
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            match r.get::<_, Option<String>>(1) {
+                Some(rid) => {
+                    a_rid.push(rid);
+                    a_hash.push(u.uin_hash);
+                    a_sealed.push(u.sealed);
+                    a_at.push(r.get::<_, Option<i64>>(2).unwrap_or(0));
+                }
+                None => {
+                    f_hash.push(u.uin_hash);
+                    f_sealed.push(u.sealed);
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) ON CONFLICT DO NOTHING",
+            &[&a_rid, &a_hash, &a_sealed, &a_at],
+        )
+        .await
+        .map_err(pg(op))?;
+        tx.execute(
+            "INSERT INTO uin_free (uin_hash, sealed)
+             SELECT x.h, x.s FROM unnest($1::text[], $2::bytea[]) AS x(h, s)
+             WHERE NOT EXISTS (SELECT 1 FROM uin_assigned a WHERE a.uin_hash = x.h)
+             ON CONFLICT DO NOTHING",
+            &[&f_hash, &f_sealed],
+        )
+        .await
+        .map_err(pg(op))?;
+        tx.batch_execute("DROP TABLE uin_pool").await.map_err(pg(op))?;
+        tx.commit().await.map_err(pg(op))?;
+        Ok(rows.len() as u64)
     }
 
     async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
@@ -1400,39 +1465,155 @@ async fn case_where<C: GenericClient>(
 }
 
 impl PgStore {
-    async fn try_allocate(&self, rids: &[Rid], at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
-        let mut c = self.conn("allocate uins").await?;
-        let tx = c.transaction().await.map_err(pg("allocate uins"))?;
-        let existing = tx
-            .prepare("SELECT uin FROM uin_pool WHERE rid = $1")
-            .await
-            .map_err(pg("allocate uins"))?;
-        let take = tx
-            .prepare(
-                "UPDATE uin_pool SET rid = $1, allocated_at = $2 WHERE uin = (
-                   SELECT uin FROM uin_pool WHERE rid IS NULL ORDER BY pick LIMIT 1 FOR UPDATE SKIP LOCKED
-                 ) RETURNING uin",
+    async fn complete(
+        &self,
+        upload_id: &str,
+        from: Option<u64>,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let mut c = self.conn("complete upload").await?;
+        let tx = c.transaction().await.map_err(pg("complete upload"))?;
+        let mut up = upload_where(&tx, "upload_id = $1 FOR UPDATE", upload_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "upload",
+                id: upload_id.to_owned(),
+            })?;
+        if let Some(p) = packet_where(&tx, up.rid.as_str()).await? {
+            return Ok(p);
+        }
+        if let Some(from) = from {
+            if up.received != from {
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("upload {upload_id} is at byte {}, not {from}", up.received),
+                });
+            }
+            up.received = up.length;
+        }
+        if up.received != up.length {
+            return Err(StoreError::Conflict {
+                what: "upload",
+                detail: format!("upload {upload_id} has {} of {} bytes", up.received, up.length),
+            });
+        }
+        tx.execute(
+            "UPDATE uploads SET completed_at = $2, received = length WHERE upload_id = $1",
+            &[&upload_id, &at],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7)",
+            &[
+                &up.rid.as_str(),
+                &up.machine_id.as_str(),
+                &up.sha256,
+                &to_i64("size", up.length)?,
+                &PacketStatus::Received.as_str(),
+                &receipt,
+                &at,
+            ],
+        )
+        .await
+        .map_err(pg("complete upload"))?;
+        tx.execute(
+            "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+             VALUES ($1, 'ready', 0, NULL, 0, $2) ON CONFLICT DO NOTHING",
+            &[&up.rid.as_str(), &at],
+        )
+        .await
+        .map_err(pg("enqueue job"))?;
+        let p = packet_where(&tx, up.rid.as_str())
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "packet",
+                id: up.rid.to_string(),
+            })?;
+        tx.commit().await.map_err(pg("complete upload"))?;
+        Ok(p)
+    }
+}
+
+impl PgStore {
+    async fn try_allocate(&self, rids: &[Rid], at: i64) -> Result<Vec<(Rid, PoolUin)>, StoreError> {
+        let op = "allocate uins";
+        let start = super::sqlite::random_start()?;
+        let mut c = self.conn(op).await?;
+        let tx = c.transaction().await.map_err(pg(op))?;
+        let mut seen = HashSet::with_capacity(rids.len());
+        let distinct: Vec<&str> = rids.iter().map(Rid::as_str).filter(|r| seen.insert(*r)).collect();
+        let mut given: HashMap<String, PoolUin> = tx
+            .query(
+                "SELECT rid, uin_hash, sealed FROM uin_assigned WHERE rid = ANY($1)",
+                &[&distinct],
             )
             .await
-            .map_err(pg("allocate uins"))?;
-        let mut out = Vec::with_capacity(rids.len());
-        for rid in rids {
-            let uin: String = match tx
-                .query_opt(&existing, &[&rid.as_str()])
-                .await
-                .map_err(pg("allocate uins"))?
-            {
-                Some(r) => r.get(0),
-                None => tx
-                    .query_opt(&take, &[&rid.as_str(), &at])
+            .map_err(pg(op))?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    PoolUin {
+                        uin_hash: r.get(1),
+                        sealed: r.get(2),
+                    },
+                )
+            })
+            .collect();
+        let missing: Vec<&str> = distinct.into_iter().filter(|r| !given.contains_key(*r)).collect();
+        if !missing.is_empty() {
+            let take = |cmp: &'static str, n: usize| {
+                let tx = &tx;
+                let start = start.as_str();
+                async move {
+                    let n = i64::try_from(n).unwrap_or(i64::MAX);
+                    tx.query(
+                        &format!(
+                            // ARRAY(...) makes the planner take the few keys first and delete them by
+                            // index, never a join over the whole free table.
+                            "DELETE FROM uin_free WHERE uin_hash = ANY(ARRAY(
+                               SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} $1 ORDER BY uin_hash LIMIT $2
+                               FOR UPDATE SKIP LOCKED))
+                             RETURNING uin_hash, sealed"
+                        ),
+                        &[&start, &n],
+                    )
                     .await
-                    .map_err(pg("allocate uins"))?
-                    .ok_or(StoreError::PoolEmpty)?
-                    .get(0),
+                    .map_err(pg(op))
+                }
             };
-            out.push((rid.clone(), uin));
+            let mut fresh = take(">=", missing.len()).await?;
+            if fresh.len() < missing.len() {
+                let more = take("<", missing.len() - fresh.len()).await?;
+                fresh.extend(more);
+            }
+            if fresh.len() < missing.len() {
+                return Err(StoreError::PoolEmpty);
+            }
+            let (hashes, sealed): (Vec<String>, Vec<Vec<u8>>) = fresh
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
+                .unzip();
+            tx.execute(
+                "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
+                 SELECT r, h, s, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS x(r, h, s)",
+                &[&missing, &hashes, &sealed, &at],
+            )
+            .await
+            .map_err(pg(op))?;
+            for ((rid, uin_hash), sealed) in missing.iter().zip(hashes).zip(sealed) {
+                given.insert((*rid).to_owned(), PoolUin { uin_hash, sealed });
+            }
         }
-        tx.commit().await.map_err(pg("allocate uins"))?;
-        Ok(out)
+        tx.commit().await.map_err(pg(op))?;
+        rids.iter()
+            .map(|rid| {
+                let u = given.get(rid.as_str()).cloned().ok_or(StoreError::PoolEmpty)?;
+                Ok((rid.clone(), u))
+            })
+            .collect()
     }
 }

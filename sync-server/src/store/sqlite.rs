@@ -1,6 +1,7 @@
 //! The embedded store: one SQLCipher-encrypted SQLite file, one connection behind a mutex, every call on
 //! tokio's blocking pool. SQLite has a single writer anyway; WAL mode lets the CLI read while the server runs.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -10,11 +11,14 @@ use tessera_packet::ids::{MachineId, Rid};
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncItem, SyncKind};
 use zeroize::Zeroizing;
 
+use crate::uin::UinCipher;
+
 use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
     NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
-    PacketRecord, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status, key_bytes,
-    parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64, to_u64,
+    PacketRecord, PoolUin, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status,
+    key_bytes, parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64,
+    to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
@@ -160,6 +164,24 @@ CREATE INDEX outbox_pending ON outbox (sent_at, locked_until, id);
 "#,
     ),
     (
+        4,
+        // The UIN pool without UINs in clear (see crate::uin): free entries keyed by the salted hash (their
+        // pick order), assigned entries keyed by RID with the hash unique. The old uin_pool table is converted
+        // and dropped by `protect_legacy_uins` (it needs the salt, which the database does not have).
+        r#"
+CREATE TABLE uin_free (
+    uin_hash TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE uin_assigned (
+    rid TEXT PRIMARY KEY,
+    uin_hash TEXT NOT NULL UNIQUE,
+    sealed BLOB NOT NULL,
+    assigned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    ),
+    (
         5,
         // Status history of every packet, written by triggers so that no code path can change a status
         // without leaving a trace. Existing packets get one event with their current status.
@@ -207,6 +229,13 @@ fn sq(op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if missing) the encrypted database at `path` with the 256-bit `key`, and migrates it.
     pub fn open(path: &Path, key: &[u8; 32]) -> Result<Self, StoreError> {
+        Self::open_at_version(path, key, i64::MAX)
+    }
+
+    /// [`SqliteStore::open`] applying migrations only up to `version`: for tests of the conversion of
+    /// databases written by older servers.
+    #[doc(hidden)]
+    pub fn open_at_version(path: &Path, key: &[u8; 32], version: i64) -> Result<Self, StoreError> {
         let mut conn = Connection::open(path).map_err(sq("open"))?;
         let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex::encode(key)));
         conn.execute_batch(&pragma).map_err(sq("set key"))?;
@@ -223,7 +252,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;",
         )
         .map_err(sq("configure"))?;
-        migrate(&mut conn)?;
+        migrate(&mut conn, version)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
@@ -263,7 +292,7 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+fn migrate(conn: &mut Connection, up_to: i64) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sq("migrate"))?;
@@ -283,7 +312,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             known,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current && *v <= up_to) {
         tx.execute_batch(sql).map_err(sq("migrate"))?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now'))",
@@ -706,43 +735,17 @@ impl Store for SqliteStore {
         receipt: &str,
         at: i64,
     ) -> Result<PacketRecord, StoreError> {
-        let (id, receipt) = (upload_id.to_owned(), receipt.to_owned());
-        self.tx("complete upload", move |tx| {
-            let up = upload_by(tx, "upload_id = ?1", &id)?.ok_or_else(|| StoreError::NotFound { what: "upload", id: id.clone() })?;
-            if let Some(p) = packet_by_rid(tx, up.rid.as_str())? {
-                return Ok(p);
-            }
-            if up.received != up.length {
-                return Err(StoreError::Conflict {
-                    what: "upload",
-                    detail: format!("upload {id} has {} of {} bytes", up.received, up.length),
-                });
-            }
-            tx.execute("UPDATE uploads SET completed_at = ?2 WHERE upload_id = ?1", params![id, at])
-                .map_err(sq("complete upload"))?;
-            tx.execute(
-                "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)",
-                params![
-                    up.rid.as_str(),
-                    up.machine_id.as_str(),
-                    up.sha256,
-                    to_i64("size", up.length)?,
-                    PacketStatus::Received.as_str(),
-                    receipt,
-                    at
-                ],
-            )
-            .map_err(sq("complete upload"))?;
-            tx.execute(
-                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
-                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
-                params![up.rid.as_str(), at],
-            )
-            .map_err(sq("enqueue job"))?;
-            packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
-        })
-        .await
+        self.complete(upload_id, None, receipt, at).await
+    }
+
+    async fn finish_upload(
+        &self,
+        upload_id: &str,
+        from: u64,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        self.complete(upload_id, Some(from), receipt, at).await
     }
 
     async fn packet(&self, rid: &Rid) -> Result<Option<PacketRecord>, StoreError> {
@@ -750,68 +753,81 @@ impl Store for SqliteStore {
         self.with(move |c| packet_by_rid(c, &rid)).await
     }
 
-    async fn add_uins(&self, uins: Vec<(String, i64)>) -> Result<u64, StoreError> {
+    async fn add_uins(&self, uins: Vec<PoolUin>) -> Result<u64, StoreError> {
         self.tx("add uins", move |tx| {
             let mut stmt = tx
-                .prepare_cached("INSERT INTO uin_pool (uin, pick) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .prepare_cached(
+                    "INSERT INTO uin_free (uin_hash, sealed) SELECT ?1, ?2
+                     WHERE NOT EXISTS (SELECT 1 FROM uin_assigned WHERE uin_hash = ?1) ON CONFLICT DO NOTHING",
+                )
                 .map_err(sq("add uins"))?;
             let mut n = 0u64;
-            for (uin, pick) in &uins {
-                n += stmt.execute(params![uin, pick]).map_err(sq("add uins"))? as u64;
+            for u in &uins {
+                n += stmt.execute(params![u.uin_hash, u.sealed]).map_err(sq("add uins"))? as u64;
             }
             Ok(n)
         })
         .await
     }
 
-    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, String)>, StoreError> {
+    async fn allocate_uins(&self, rids: Vec<Rid>, at: i64) -> Result<Vec<(Rid, PoolUin)>, StoreError> {
+        let start = random_start()?;
         self.tx("allocate uins", move |tx| {
-            let mut existing = tx
-                .prepare_cached("SELECT uin FROM uin_pool WHERE rid = ?1")
-                .map_err(sq("allocate uins"))?;
-            let mut out: Vec<(Rid, Option<String>)> = Vec::with_capacity(rids.len());
-            for rid in rids {
-                let uin: Option<String> =
-                    existing.query_row([rid.as_str()], |r| r.get(0)).optional().map_err(sq("allocate uins"))?;
-                out.push((rid, uin));
-            }
-            let missing = out
-                .iter()
-                .filter(|(_, u)| u.is_none())
-                .map(|(r, _)| r.as_str())
-                .collect::<std::collections::HashSet<_>>()
-                .len();
-            // One ordered scan of the free-pool index for the whole batch (single writer: no one else takes them).
-            let mut free = tx
-                .prepare_cached("SELECT uin FROM uin_pool INDEXED BY uin_pool_free WHERE rid IS NULL ORDER BY pick LIMIT ?1")
-                .map_err(sq("allocate uins"))?;
-            let fresh = free
-                .query_map([i64::try_from(missing).unwrap_or(i64::MAX)], |r| r.get::<_, String>(0))
-                .map_err(sq("allocate uins"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(sq("allocate uins"))?;
-            if fresh.len() < missing {
-                return Err(StoreError::PoolEmpty);
-            }
-            let mut take = tx
-                .prepare_cached("UPDATE uin_pool SET rid = ?1, allocated_at = ?2 WHERE uin = ?3")
-                .map_err(sq("allocate uins"))?;
-            let mut fresh = fresh.into_iter();
-            let mut given: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-            let mut result = Vec::with_capacity(out.len());
-            for (rid, uin) in out {
-                let uin = match uin.or_else(|| given.get(rid.as_str()).cloned()) {
-                    Some(u) => u,
-                    None => {
-                        let u = fresh.next().ok_or(StoreError::PoolEmpty)?;
-                        take.execute(params![rid.as_str(), at, u]).map_err(sq("allocate uins"))?;
-                        given.insert(rid.as_str().to_owned(), u.clone());
-                        u
+            let mut given: HashMap<String, PoolUin> = HashMap::with_capacity(rids.len());
+            let mut missing: Vec<&str> = Vec::new();
+            let mut seen: HashSet<&str> = HashSet::with_capacity(rids.len());
+            {
+                let mut existing = tx
+                    .prepare_cached("SELECT uin_hash, sealed FROM uin_assigned WHERE rid = ?1")
+                    .map_err(sq("allocate uins"))?;
+                for rid in &rids {
+                    if !seen.insert(rid.as_str()) {
+                        continue;
                     }
-                };
-                result.push((rid, uin));
+                    let row = existing
+                        .query_row([rid.as_str()], |r| {
+                            Ok(PoolUin {
+                                uin_hash: r.get(0)?,
+                                sealed: r.get(1)?,
+                            })
+                        })
+                        .optional()
+                        .map_err(sq("allocate uins"))?;
+                    match row {
+                        Some(u) => {
+                            given.insert(rid.as_str().to_owned(), u);
+                        }
+                        None => missing.push(rid.as_str()),
+                    }
+                }
             }
-            Ok(result)
+            if !missing.is_empty() {
+                let mut fresh = take_free(tx, ">=", &start, missing.len())?;
+                if fresh.len() < missing.len() {
+                    let more = take_free(tx, "<", &start, missing.len() - fresh.len())?;
+                    fresh.extend(more);
+                }
+                if fresh.len() < missing.len() {
+                    return Err(StoreError::PoolEmpty);
+                }
+                let mut assign = tx
+                    .prepare_cached(
+                        "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(sq("allocate uins"))?;
+                for (rid, u) in missing.iter().zip(fresh) {
+                    assign
+                        .execute(params![rid, u.uin_hash, u.sealed, at])
+                        .map_err(sq("allocate uins"))?;
+                    given.insert((*rid).to_owned(), u);
+                }
+            }
+            rids.into_iter()
+                .map(|rid| {
+                    let u = given.get(rid.as_str()).cloned().ok_or(StoreError::PoolEmpty)?;
+                    Ok((rid, u))
+                })
+                .collect()
         })
         .await
     }
@@ -819,11 +835,58 @@ impl Store for SqliteStore {
     async fn uins_available(&self) -> Result<u64, StoreError> {
         self.with(|c| {
             let n: i64 = c
-                .query_row("SELECT count(*) FROM uin_pool WHERE rid IS NULL", [], |r| {
-                    r.get(0)
-                })
+                .query_row("SELECT count(*) FROM uin_free", [], |r| r.get(0))
                 .map_err(sq("count uins"))?;
             to_u64("count", n)
+        })
+        .await
+    }
+
+    async fn protect_legacy_uins(&self, cipher: Arc<UinCipher>) -> Result<u64, StoreError> {
+        self.tx("convert the legacy UIN pool", move |tx| {
+            let op = "convert the legacy UIN pool";
+            let legacy: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'uin_pool'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sq(op))?;
+            if legacy == 0 {
+                return Ok(0);
+            }
+            let rows: Vec<(String, Option<String>, Option<i64>)> = {
+                let mut stmt = tx
+                    .prepare("SELECT uin, rid, allocated_at FROM uin_pool ORDER BY rid IS NULL")
+                    .map_err(sq(op))?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(sq(op))?
+                    .collect::<Result<_, _>>()
+                    .map_err(sq(op))?
+            };
+            let mut assign = tx
+                .prepare(
+                    "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT DO NOTHING",
+                )
+                .map_err(sq(op))?;
+            let mut free = tx
+                .prepare(
+                    "INSERT INTO uin_free (uin_hash, sealed) SELECT ?1, ?2
+                     WHERE NOT EXISTS (SELECT 1 FROM uin_assigned WHERE uin_hash = ?1) ON CONFLICT DO NOTHING",
+                )
+                .map_err(sq(op))?;
+            for (uin, rid, at) in &rows {
+                let u = cipher.seal(uin).map_err(|e| StoreError::Task(e.to_string()))?;
+                match rid {
+                    Some(rid) => assign.execute(params![rid, u.uin_hash, u.sealed, at.unwrap_or(0)]),
+                    None => free.execute(params![u.uin_hash, u.sealed]),
+                }
+                .map_err(sq(op))?;
+            }
+            drop((assign, free));
+            tx.execute_batch("DROP TABLE uin_pool").map_err(sq(op))?;
+            Ok(rows.len() as u64)
         })
         .await
     }
@@ -1469,6 +1532,91 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+impl SqliteStore {
+    async fn complete(
+        &self,
+        upload_id: &str,
+        from: Option<u64>,
+        receipt: &str,
+        at: i64,
+    ) -> Result<PacketRecord, StoreError> {
+        let (id, receipt) = (upload_id.to_owned(), receipt.to_owned());
+        self.tx("complete upload", move |tx| {
+            let mut up = upload_by(tx, "upload_id = ?1", &id)?.ok_or_else(|| StoreError::NotFound { what: "upload", id: id.clone() })?;
+            if let Some(p) = packet_by_rid(tx, up.rid.as_str())? {
+                return Ok(p);
+            }
+            if let Some(from) = from {
+                if up.received != from {
+                    return Err(StoreError::Conflict {
+                        what: "upload",
+                        detail: format!("upload {id} is at byte {}, not {from}", up.received),
+                    });
+                }
+                up.received = up.length;
+            }
+            if up.received != up.length {
+                return Err(StoreError::Conflict {
+                    what: "upload",
+                    detail: format!("upload {id} has {} of {} bytes", up.received, up.length),
+                });
+            }
+            tx.execute(
+                "UPDATE uploads SET completed_at = ?2, received = length WHERE upload_id = ?1",
+                params![id, at],
+            )
+                .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO packets (rid, machine_id, sha256, size, status, reason, receipt, received_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)",
+                params![
+                    up.rid.as_str(),
+                    up.machine_id.as_str(),
+                    up.sha256,
+                    to_i64("size", up.length)?,
+                    PacketStatus::Received.as_str(),
+                    receipt,
+                    at
+                ],
+            )
+            .map_err(sq("complete upload"))?;
+            tx.execute(
+                "INSERT INTO jobs (rid, state, attempts, locked_by, locked_until, updated_at)
+                 VALUES (?1, 'ready', 0, NULL, 0, ?2) ON CONFLICT DO NOTHING",
+                params![up.rid.as_str(), at],
+            )
+            .map_err(sq("enqueue job"))?;
+            packet_by_rid(tx, up.rid.as_str())?.ok_or(StoreError::NotFound { what: "packet", id: up.rid.to_string() })
+        })
+        .await
+    }
+}
+
+/// A random point of the hash order (lower-case hex, as hashes are stored) where an allocation starts taking.
+pub(crate) fn random_start() -> Result<String, StoreError> {
+    crate::keys::random_hex::<8>().map_err(|e| StoreError::Task(e.to_string()))
+}
+
+/// Deletes up to `n` free entries from `start` upwards (`cmp` ">=") or below it ("<"), in hash order, and
+/// returns them.
+fn take_free(tx: &Transaction<'_>, cmp: &str, start: &str, n: usize) -> Result<Vec<PoolUin>, StoreError> {
+    let sql = format!(
+        "DELETE FROM uin_free WHERE uin_hash IN
+           (SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} ?1 ORDER BY uin_hash LIMIT ?2)
+         RETURNING uin_hash, sealed"
+    );
+    let mut stmt = tx.prepare_cached(&sql).map_err(sq("allocate uins"))?;
+    stmt.query_map(params![start, i64::try_from(n).unwrap_or(i64::MAX)], |r| {
+        Ok(PoolUin {
+            uin_hash: r.get(0)?,
+            sealed: r.get(1)?,
+        })
+    })
+    .map_err(sq("allocate uins"))?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(sq("allocate uins"))
 }
 
 const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";

@@ -10,6 +10,7 @@
 mod admin;
 mod api;
 mod binary;
+mod blobs;
 mod card;
 mod common;
 mod flow;

@@ -1,13 +1,18 @@
 //! The storage conformance suite: every test runs against SQLite and PostgreSQL.
 
+use std::sync::Arc;
 use tessera_packet::ids::Rid;
 use tessera_packet::wire::{MachineStatus, PacketStatus, SyncKind};
+
+use tessera_server::store::postgres::PgStore;
+use tessera_server::store::sqlite::SqliteStore;
 use tessera_server::store::{
     Candidate, IdentityLookup, NewIdentity, NewMachine, NewNotification, NewUpload, OperatorKeyRecord,
-    PacketEvent, Store, StoreError, SyncChange,
+    PacketEvent, PoolUin, Store, StoreError, SyncChange,
 };
+use tessera_server::uin::{self, UinCipher};
 
-use crate::common::{drop_schema, pg_store, sqlite_store};
+use crate::common::{drop_schema, pg_store, pg_url, sqlite_store};
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
@@ -306,30 +311,75 @@ async fn upload_advance_is_compare_and_set_and_completion_records_packet(s: &dyn
     );
     assert_eq!(s.packet(&rid("10001", 2)).await.unwrap().unwrap(), p);
     assert!(s.packet(&rid("10001", 3)).await.unwrap().is_none());
+
+    // The last chunk and the completion in one transaction.
+    s.create_upload(upload("u5", "10001", 5, 10, &sha)).await.unwrap();
+    assert!(s.advance_upload("u5", 0, 4).await.unwrap());
+    let err = s.finish_upload("u5", 0, "{}", 2100).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "stale offset: {err}");
+    assert!(
+        s.packet(&rid("10001", 5)).await.unwrap().is_none(),
+        "nothing recorded"
+    );
+    let p5 = s.finish_upload("u5", 4, "{\"r\":5}", 2100).await.unwrap();
+    assert_eq!((p5.status, p5.size), (PacketStatus::Received, 10));
+    let up = s.upload("u5").await.unwrap().unwrap();
+    assert_eq!((up.received, up.completed_at), (10, Some(2100)));
+    assert_eq!(
+        s.finish_upload("u5", 4, "{}", 2200).await.unwrap(),
+        p5,
+        "idempotent"
+    );
+    assert!(matches!(
+        s.finish_upload("nope", 0, "{}", 1).await.unwrap_err(),
+        StoreError::NotFound { .. }
+    ));
+    assert_eq!(
+        s.claim_job("w", 3000, 60).await.unwrap(),
+        Some(rid("10001", 2)),
+        "jobs enqueued in order"
+    );
+    assert_eq!(s.claim_job("w", 3000, 60).await.unwrap(), Some(rid("10001", 5)));
     assert_eq!(s.upload("u1").await.unwrap().unwrap().completed_at, Some(2000));
 }
 
+fn cipher() -> Arc<UinCipher> {
+    Arc::new(UinCipher::new(&[7; 32])) // TEST-ONLY salt
+}
+
+fn sealed(c: &UinCipher, uins: &[String]) -> Vec<PoolUin> {
+    uins.iter().map(|u| c.seal(u).unwrap()).collect()
+}
+
 async fn uin_allocation_is_idempotent_distinct_and_atomic(s: &dyn Store) {
-    let uins: Vec<(String, i64)> = (0..5)
-        .map(|i| (format!("2{i}00000000"), 5 - i64::from(i)))
-        .chain([("2500000000".into(), 9)])
-        .collect();
-    assert_eq!(s.add_uins(uins.clone()).await.unwrap(), 6);
-    assert_eq!(s.add_uins(uins).await.unwrap(), 0, "duplicates ignored");
+    let c = cipher();
+    let uins: Vec<String> = (0..6).map(|i| format!("2{i}00000000")).collect();
+    assert_eq!(s.add_uins(sealed(&c, &uins)).await.unwrap(), 6);
+    assert_eq!(
+        s.add_uins(sealed(&c, &uins)).await.unwrap(),
+        0,
+        "the same UINs sealed again are recognised by their hash"
+    );
     assert_eq!(s.uins_available().await.unwrap(), 6);
-    let a = s
-        .allocate_uins(vec![rid("10001", 1), rid("10001", 2)], 10)
+    let a = uin::allocate(s, &c, vec![rid("10001", 1), rid("10001", 2)], 10)
         .await
         .unwrap();
     assert_ne!(a[0].1, a[1].1);
-    assert_eq!(a[0].1, "2400000000", "lowest pick first");
-    let dup = s
-        .allocate_uins(vec![rid("10001", 9), rid("10001", 9)], 11)
+    assert!(uins.contains(&a[0].1) && uins.contains(&a[1].1), "{a:?}");
+    let dup = uin::allocate(s, &c, vec![rid("10001", 9), rid("10001", 9)], 11)
         .await
         .unwrap();
     assert_eq!(dup[0].1, dup[1].1, "a RID twice in one batch gets one UIN");
-    let again = s.allocate_uins(vec![rid("10001", 1)], 11).await.unwrap();
+    let again = uin::allocate(s, &c, vec![rid("10001", 1)], 11).await.unwrap();
     assert_eq!(again[0].1, a[0].1, "same RID, same UIN");
+    assert_eq!(s.uins_available().await.unwrap(), 3);
+    assert_eq!(
+        s.add_uins(sealed(&c, &[a[0].1.clone(), dup[0].1.clone()]))
+            .await
+            .unwrap(),
+        0,
+        "an assigned UIN is never put back in the pool"
+    );
     assert_eq!(s.uins_available().await.unwrap(), 3);
     let rids: Vec<Rid> = (3..9).map(|i| rid("10001", i)).collect();
     let err = s.allocate_uins(rids, 12).await.unwrap_err();
@@ -339,6 +389,136 @@ async fn uin_allocation_is_idempotent_distinct_and_atomic(s: &dyn Store) {
         3,
         "a failed batch allocates nothing"
     );
+    // The store hands out sealed entries; another salt cannot open them.
+    let entry = s
+        .allocate_uins(vec![rid("10001", 1)], 13)
+        .await
+        .unwrap()
+        .remove(0)
+        .1;
+    assert_eq!(c.open(&entry).unwrap(), a[0].1);
+    assert!(
+        !entry.sealed.windows(10).any(|w| w == a[0].1.as_bytes()),
+        "sealed, not in clear"
+    );
+    assert!(UinCipher::new(&[8; 32]).open(&entry).is_err());
+    // Whatever the starting point, the rest of the pool is reachable (the order wraps around).
+    let last = uin::allocate(s, &c, (20..23).map(|i| rid("10001", i)).collect(), 14)
+        .await
+        .unwrap();
+    let all: std::collections::HashSet<_> = a
+        .iter()
+        .chain(&dup[..1])
+        .chain(&last)
+        .map(|(_, u)| u.clone())
+        .collect();
+    assert_eq!(all.len(), 6, "every pooled UIN handed out once");
+    assert_eq!(s.uins_available().await.unwrap(), 0);
+    assert!(s.allocate_uins(vec![rid("10001", 30)], 15).await.is_err());
+}
+
+/// The rows a store of schema version 3 held: free UINs and RID → UIN assignments in clear.
+const LEGACY_FREE: [&str; 3] = ["2930475917", "2930475925", "2930475933"];
+const LEGACY_ASSIGNED: [(&str, u32); 2] = [("2930475941", 1), ("2930475958", 2)];
+
+async fn legacy_pool_converts_once(s: &dyn Store) {
+    let c = cipher();
+    assert_eq!(s.protect_legacy_uins(c.clone()).await.unwrap(), 5);
+    assert_eq!(
+        s.protect_legacy_uins(c.clone()).await.unwrap(),
+        0,
+        "converted once"
+    );
+    assert_eq!(s.uins_available().await.unwrap(), 3);
+    for (uin, seq) in LEGACY_ASSIGNED {
+        let got = uin::allocate(s, &c, vec![rid("10001", seq)], 50).await.unwrap();
+        assert_eq!(got[0].1, uin, "an old assignment keeps its UIN");
+    }
+    assert_eq!(
+        s.add_uins(sealed(&c, &[LEGACY_ASSIGNED[0].0.to_owned()]))
+            .await
+            .unwrap(),
+        0,
+        "an old assignment blocks reuse"
+    );
+    let fresh = uin::allocate(s, &c, (10..13).map(|i| rid("10001", i)).collect(), 51)
+        .await
+        .unwrap();
+    let mut got: Vec<_> = fresh.into_iter().map(|(_, u)| u).collect();
+    got.sort();
+    assert_eq!(got, LEGACY_FREE, "old free UINs are handed out");
+}
+
+#[tokio::test]
+async fn sqlite_legacy_uin_pool_is_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let key = [9u8; 32];
+    drop(SqliteStore::open_at_version(&path, &key, 3).unwrap());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
+            .unwrap();
+        for (i, u) in LEGACY_FREE.iter().enumerate() {
+            c.execute(
+                "INSERT INTO uin_pool (uin, pick) VALUES (?1, ?2)",
+                rusqlite::params![u, i as i64],
+            )
+            .unwrap();
+        }
+        for (u, seq) in LEGACY_ASSIGNED {
+            c.execute(
+                "INSERT INTO uin_pool (uin, pick, rid, allocated_at) VALUES (?1, 0, ?2, 5)",
+                rusqlite::params![u, rid("10001", seq).as_str()],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStore::open(&path, &key).unwrap();
+    legacy_pool_converts_once(&s).await;
+}
+
+#[tokio::test]
+async fn postgres_legacy_uin_pool_is_converted() {
+    let Some((probe, schema)) = pg_store().await else {
+        return;
+    };
+    drop(probe);
+    drop_schema(&schema).await;
+    drop(
+        PgStore::connect_at_version(&pg_url(), 2, Some(&schema), 3)
+            .await
+            .unwrap(),
+    );
+    let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    for (i, u) in LEGACY_FREE.iter().enumerate() {
+        client
+            .execute(
+                &format!("INSERT INTO {schema}.uin_pool (uin, pick) VALUES ($1, $2)"),
+                &[u, &(i as i64)],
+            )
+            .await
+            .unwrap();
+    }
+    for (u, seq) in LEGACY_ASSIGNED {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {schema}.uin_pool (uin, pick, rid, allocated_at) VALUES ($1, 0, $2, 5)"
+                ),
+                &[&u, &rid("10001", seq).as_str()],
+            )
+            .await
+            .unwrap();
+    }
+    drop(client);
+    let _ = task.await;
+    let s = PgStore::connect(&pg_url(), 2, Some(&schema)).await.unwrap();
+    legacy_pool_converts_once(&s).await;
+    drop_schema(&schema).await;
 }
 
 #[tokio::test]
@@ -373,17 +553,18 @@ async fn postgres_concurrent_allocation_never_gives_one_uin_twice() {
     let Some((store, schema)) = pg_store().await else {
         return;
     };
-    let uins: Vec<(String, i64)> = (0..400).map(|i| (format!("3{i:09}"), i)).collect();
-    store.add_uins(uins).await.unwrap();
+    let c = cipher();
+    let uins: Vec<String> = (0..400).map(|i| format!("3{i:09}")).collect();
+    store.add_uins(sealed(&c, &uins)).await.unwrap();
     let mut tasks = Vec::new();
     for w in 0..8u32 {
-        let s = store.clone();
+        let (s, c) = (store.clone(), c.clone());
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for i in 0..40u32 {
                 // Every worker also asks for RIDs the others ask for: each RID must still get one UIN.
                 let r = rid("10001", (i * 8 + w) % 200 + 1);
-                got.extend(s.allocate_uins(vec![r], 1).await.unwrap());
+                got.extend(uin::allocate(s.as_ref(), &c, vec![r], 1).await.unwrap());
             }
             got
         }));

@@ -229,6 +229,57 @@ async fn whole_packet_digest_mismatch_resets_the_upload() {
 }
 
 #[tokio::test]
+async fn chunked_upload_digest_is_checked_with_and_without_the_running_hash() {
+    let t = TestServer::start(Backend::Sqlite, |_| {}).await.unwrap();
+    let state = t.server.as_ref().unwrap().state.clone();
+    let s = t.active_station("10001").await;
+    let rid = rid_for(&s, 3);
+    let data = packet(9_000, 3);
+    let location = create(&s, &rid, &data).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let part = t.dir.path().join(format!(
+        "data/blobs/uploads/{}.part",
+        location.rsplit('/').next().unwrap()
+    ));
+    assert!(!part.exists(), "no part file before the first chunk");
+    // A bad last chunk (the running digest says so): reset to 0, nothing stored.
+    assert_eq!(patch(&s, &location, 0, &data[..4_000], None).await.status(), 204);
+    assert!(part.exists());
+    let mut bad = data[4_000..].to_vec();
+    bad[7] ^= 1;
+    assert_eq!(
+        error_code(patch(&s, &location, 4_000, &bad, None).await).await,
+        "packet_checksum_mismatch"
+    );
+    let r = s.send("HEAD", &location, &[tus()], vec![]).await;
+    assert_eq!(r.headers()["upload-offset"], "0");
+    let stored = t.dir.path().join(format!("data/blobs/packets/{rid}.tpkt"));
+    assert!(!stored.exists(), "nothing half-written is stored");
+    // Resent in three chunks, with the running digests forgotten in between (as after a restart): the
+    // part file is read back once and the packet is accepted.
+    assert_eq!(patch(&s, &location, 0, &data[..3_000], None).await.status(), 204);
+    state.upload_hashes.lock().unwrap().clear();
+    assert_eq!(
+        patch(&s, &location, 3_000, &data[3_000..6_000], None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        patch(&s, &location, 6_000, &data[6_000..], None).await.status(),
+        200
+    );
+    assert_eq!(std::fs::read(&stored).unwrap(), data);
+    assert!(
+        !part.exists(),
+        "the part file is removed once the packet is recorded"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn limits_quota_and_bad_creation_requests() {
     let t = TestServer::start(Backend::Sqlite, |c| {
         c.max_packet_bytes = 10_000;
