@@ -187,9 +187,18 @@ fn damaged_files_are_refused_with_offset_and_field() {
     let mut b = good.clone();
     b[f0 + 4] = 13; // position code: a slap
     check(&b, "finger position", f0);
-    let mut b = good;
+    let mut b = good.clone();
     b[f0] = 2; // person index
     check(&b, "finger person index", f0);
+    // The signatures follow the 30 finger heads; a flipped bit no longer matches the head's count.
+    let mut b = good.clone();
+    b[f0 + 30 * 8] ^= 1;
+    check(&b, "finger signature count", f0);
+    // The cylinder records follow the 30 signatures; a reserved point bit set in finger 0's first point.
+    let r0 = f0 + 30 * 8 + 30 * 128 * 8;
+    let mut b = good;
+    b[r0 + 7] = 1;
+    check(&b, "finger points", r0);
     let odd = vec![0u8; 13];
     assert!(matches!(
         Gallery::from_bytes(&odd, &path),
