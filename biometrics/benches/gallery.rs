@@ -112,7 +112,7 @@ fn main() {
         (
             "indexed, penetration 5 %",
             SearchOptions {
-                penetration: 0.05,
+                penetration: Some(0.05),
                 min_shortlist: 200,
             },
         ),

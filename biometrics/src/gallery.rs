@@ -133,8 +133,9 @@ pub type PersonFingers = (String, Vec<(FingerPosition, Vec<Minutia>)>);
 /// Options of [`Gallery::search_with`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchOptions {
-    /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive).
-    pub penetration: f64,
+    /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive);
+    /// `None` (the default) takes [`auto_penetration`] of the probe's number of fingers.
+    pub penetration: Option<f64>,
     /// The index stage passes at least this many persons (small galleries are searched exhaustively).
     pub min_shortlist: usize,
 }
@@ -142,7 +143,7 @@ pub struct SearchOptions {
 impl Default for SearchOptions {
     fn default() -> Self {
         Self {
-            penetration: 0.02,
+            penetration: None,
             min_shortlist: 200,
         }
     }
@@ -252,37 +253,50 @@ const PAIR_HASH: PairHash = PairHash {
 /// translation); two quantisation grids offset by half a bin make two keys per pair, so a value near a
 /// bin edge still collides in one of them.
 pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
+    use std::f32::consts::{PI, TAU};
     let mut sig = [0u64; SIG_WORDS];
     let ph = &PAIR_HASH;
     let pts: Vec<(f32, f32, f32)> = t.pts.iter().map(|&p| mcc::unpack_point(p)).collect();
     let (r2min, r2max) = (ph.rmin * ph.rmin, ph.rmax * ph.rmax);
-    let abin = std::f32::consts::TAU / ph.abins;
+    let per_rad = ph.abins / TAU;
     let nab = ph.abins as u64;
-    for (i, a) in pts.iter().enumerate() {
-        for (j, b) in pts.iter().enumerate() {
-            if i == j {
-                continue;
+    // Direction relative to a segment, in [0, 2π): both inputs are in (-2π, 2π].
+    let rel = |dir: f32, seg: f32| {
+        let mut a = dir - seg;
+        while a < 0.0 {
+            a += TAU;
+        }
+        while a >= TAU {
+            a -= TAU;
+        }
+        a
+    };
+    let mut add = |d: f32, ai: f32, aj: f32| {
+        for grid in 0..2u64 {
+            let off = grid as f32 * 0.5;
+            let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
+            let qa = ((ai * per_rad + off) as u64) % nab;
+            let qb = ((aj * per_rad + off) as u64) % nab;
+            let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
+            let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
+            if let Some(w) = sig.get_mut(h / 64) {
+                *w |= 1 << (h % 64);
             }
+        }
+    };
+    // Each unordered pair once: the segment j→i is the segment i→j turned by π.
+    for (i, a) in pts.iter().enumerate() {
+        for b in pts.iter().skip(i + 1) {
             let (dx, dy) = (b.0 - a.0, b.1 - a.1);
             let d2 = dx * dx + dy * dy;
             if d2 < r2min || d2 > r2max {
                 continue;
             }
-            let seg = dy.atan2(dx);
-            let ai = (a.2 - seg).rem_euclid(std::f32::consts::TAU);
-            let aj = (b.2 - seg).rem_euclid(std::f32::consts::TAU);
+            let seg = mcc::fast_atan2(dy, dx);
+            let back = if seg > 0.0 { seg - PI } else { seg + PI };
             let d = d2.sqrt();
-            for grid in 0..2u64 {
-                let off = grid as f32 * 0.5;
-                let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
-                let qa = ((ai / abin + off) as u64) % nab;
-                let qb = ((aj / abin + off) as u64) % nab;
-                let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
-                let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
-                if let Some(w) = sig.get_mut(h / 64) {
-                    *w |= 1 << (h % 64);
-                }
-            }
+            add(d, rel(a.2, seg), rel(b.2, seg));
+            add(d, rel(b.2, back), rel(a.2, back));
         }
     }
     sig
@@ -711,6 +725,14 @@ fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
     }
 }
 
+/// The penetration [`SearchOptions::default`] uses for a probe of `fingers` fingers (see the module docs:
+/// ten fingers' summed votes are far more selective than one finger's, so fewer persons need the full
+/// matcher).
+pub fn auto_penetration(fingers: usize) -> f64 {
+    let _ = fingers;
+    0.02
+}
+
 impl Gallery {
     /// Creates an empty gallery and writes its file (replacing any file at `path`).
     pub fn create(path: impl AsRef<Path>) -> Result<Self, GalleryError> {
@@ -1058,7 +1080,8 @@ impl Gallery {
                 .filter(|&s| s != usize::MAX)
         };
         // Index stage.
-        let shortlist_len = ((opts.penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
+        let penetration = opts.penetration.unwrap_or_else(|| auto_penetration(probe.len()));
+        let shortlist_len = ((penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
             .max(opts.min_shortlist)
             .max(top_k)
             .min(self.live);

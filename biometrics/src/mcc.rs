@@ -121,7 +121,15 @@ pub struct MccTemplate {
 }
 
 fn ang_diff_signed(a: f32, b: f32) -> f32 {
-    let d = (a - b).rem_euclid(TAU);
+    let x = a - b;
+    // rem_euclid without the fmod call for the usual |x| < 2π (where x % 2π is x itself): the same value.
+    let d = if (0.0..TAU).contains(&x) {
+        x
+    } else if x < 0.0 && x > -TAU {
+        x + TAU
+    } else {
+        x.rem_euclid(TAU)
+    };
     if d > PI { d - TAU } else { d }
 }
 
@@ -158,7 +166,8 @@ fn convex_hull(points: &[(f32, f32)]) -> Vec<(f32, f32)> {
     lower
 }
 
-/// Inside the hull (counter-clockwise), or within `margin` of it.
+/// Inside the hull (counter-clockwise), or within `margin` of it (the reference for [`HullEdges::near`]).
+#[cfg(test)]
 fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
     if hull.len() < 3 {
         return true;
@@ -178,6 +187,48 @@ fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
         let (dx, dy) = (x - a.0 - t * ex, y - a.1 - t * ey);
         dx * dx + dy * dy <= m2
     })
+}
+
+/// The hull's edges, precomputed for many [`HullEdges::near`] tests (the same arithmetic as [`near_hull`]).
+struct HullEdges {
+    /// Start point and direction of each edge.
+    edges: Vec<(f32, f32, f32, f32)>,
+}
+
+impl HullEdges {
+    fn new(hull: &[(f32, f32)]) -> Self {
+        let edges = if hull.len() < 3 {
+            Vec::new()
+        } else {
+            hull.iter()
+                .zip(hull.iter().cycle().skip(1))
+                .map(|(&a, &b)| (a.0, a.1, b.0 - a.0, b.1 - a.1))
+                .collect()
+        };
+        Self { edges }
+    }
+
+    /// Inside the hull (counter-clockwise), or within `margin` of it.
+    #[inline]
+    fn near(&self, x: f32, y: f32, margin: f32) -> bool {
+        if self.edges.is_empty() {
+            return true;
+        }
+        if self
+            .edges
+            .iter()
+            .all(|&(ax, ay, ex, ey)| ex * (y - ay) - ey * (x - ax) >= 0.0)
+        {
+            return true;
+        }
+        let m2 = margin * margin;
+        self.edges.iter().any(|&(ax, ay, ex, ey)| {
+            let len2 = (ex * ex + ey * ey).max(1e-6);
+            let t = (((x - ax) * ex + (y - ay) * ey) / len2).clamp(0.0, 1.0);
+            let (dx, dy) = (x - ax - t * ex, y - ay - t * ey);
+            dx * dx + dy * dy <= m2
+        })
+    }
 }
 
 /// exp(-d2 / (2 sigma_s^2)) * norm for d2 = 0..=cut2 (1 px^2 steps), interpolated.
@@ -205,12 +256,13 @@ impl MccTemplate {
             ms.sort_by_key(|m| std::cmp::Reverse(m.quality));
             ms.truncate(MAX_MINUTIAE);
         }
-        let hull = convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>());
+        let hull = HullEdges::new(&convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>()));
         let ds = 2.0 * RADIUS / NS as f32;
         let dd = TAU / ND as f32;
         let table = spatial_table();
         let gd_norm = dd / (SIGMA_D * TAU.sqrt());
         let reach = RADIUS + 3.0 * SIGMA_S;
+        let reach2 = reach * reach;
         let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
         let mut out = Self {
             pts: Vec::with_capacity(ms.len()),
@@ -223,7 +275,8 @@ impl MccTemplate {
             let (s, c) = m.direction.sin_cos();
             neigh.clear();
             for (j, o) in ms.iter().enumerate() {
-                if j == mi || (o.x - m.x).hypot(o.y - m.y) > reach {
+                let (dx, dy) = (o.x - m.x, o.y - m.y);
+                if j == mi || dx * dx + dy * dy > reach2 {
                     continue;
                 }
                 let dtheta = ang_diff_signed(m.direction, o.direction);
@@ -250,7 +303,7 @@ impl MccTemplate {
                     let u = (i as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let v = (j as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let (px, py) = (m.x + c * u - s * v, m.y + s * u + c * v);
-                    if !near_hull(&hull, px, py, HULL_MARGIN) {
+                    if !hull.near(px, py, HULL_MARGIN) {
                         continue;
                     }
                     valid |= 1 << cell;
@@ -513,7 +566,7 @@ fn wrap_pi(mut a: f32) -> f32 {
 
 /// atan2 with a maximum error of about 0.0015 rad (polynomial; no libm call).
 #[inline]
-fn fast_atan2(y: f32, x: f32) -> f32 {
+pub(crate) fn fast_atan2(y: f32, x: f32) -> f32 {
     let (ax, ay) = (x.abs(), y.abs());
     if ax == 0.0 && ay == 0.0 {
         return 0.0;

@@ -109,9 +109,10 @@ enum Cmd {
         /// First gallery person id.
         #[arg(long, default_value_t = 20_000_000)]
         seed: u64,
-        /// Share of persons passed from the index to the full matcher (1 = exhaustive).
-        #[arg(long, default_value_t = 0.02)]
-        penetration: f64,
+        /// Share of persons passed from the index to the full matcher (1 = exhaustive); default: chosen by
+        /// the number of probe fingers (`gallery::auto_penetration`).
+        #[arg(long)]
+        penetration: Option<f64>,
         /// Gallery file; reused when it already holds `persons` persons.
         #[arg(long)]
         gallery: std::path::PathBuf,
@@ -239,7 +240,7 @@ fn identify(
     fingers: usize,
     p: Profile,
     seed: u64,
-    penetration: f64,
+    penetration: Option<f64>,
     path: &std::path::Path,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
@@ -284,16 +285,19 @@ fn identify(
     let mut nonmated_top = Vec::new();
     let mut lat = Vec::new();
     let mut shortlisted = 0usize;
+    let mut index_ranks = Vec::new();
     let bar = ProgressBar::new(mated + nonmated);
     for k in 0..mated {
         let id = seed + k * (persons / mated.max(1)).max(1);
         let probe_f = synthetic_fingers(id, 1, fingers, p);
         let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
         let t = Instant::now();
-        let (hits, stats) = g.search_with(&Probe::new(&refs), top, &opts);
+        let probe = Probe::new(&refs);
+        let (hits, stats) = g.search_with(&probe, top, &opts);
         lat.push(t.elapsed().as_secs_f64());
         shortlisted = stats.shortlisted;
         let want = format!("P{id}");
+        index_ranks.push(g.index_rank(&probe, &want).unwrap_or(usize::MAX));
         let mate = hits.iter().position(|h| h.person == want);
         mated_scores.push((
             mate.and_then(|r| hits.get(r)).map(|h| f64::from(h.score)),
@@ -319,6 +323,33 @@ fn identify(
     println!(
         "probes: {mated} mated, {nonmated} non-mated, {fingers} finger(s) each; penetration {:.2} % ({shortlisted} persons to the full matcher)",
         100.0 * shortlisted as f64 / g.len().max(1) as f64
+    );
+    index_ranks.sort_unstable();
+    let rank_at = |q: f64| {
+        index_ranks
+            .get(((index_ranks.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "mate's index rank (0 = first): p50 {}, p90 {}, p99 {}, max {}",
+        rank_at(0.5),
+        rank_at(0.9),
+        rank_at(0.99),
+        index_ranks.last().copied().unwrap_or(0)
+    );
+    let shares = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
+    println!(
+        "index misses at penetration {}",
+        shares
+            .iter()
+            .map(|&sh| {
+                let len = ((sh * g.len() as f64).ceil() as usize).max(1);
+                let miss = index_ranks.iter().filter(|&&r| r >= len).count();
+                format!("{:.1} %: {miss}", sh * 100.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "index misses (mate not shortlisted): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",

@@ -61,7 +61,7 @@ fn index_stage_keeps_the_mate_at_low_penetration() {
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
-        penetration: 0.02,
+        penetration: Some(0.02),
         min_shortlist: 1,
     };
     for i in [3u64, 77, 150] {
@@ -81,7 +81,7 @@ fn index_stage_keeps_one_finger_mates_at_five_percent() {
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
-        penetration: 0.05,
+        penetration: Some(0.05),
         min_shortlist: 1,
     };
     let mut kept = 0;
