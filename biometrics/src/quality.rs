@@ -1027,6 +1027,36 @@ pub fn assess(image: &GrayImage) -> Quality {
     }
 }
 
+/// Injected degradation for validating the score (ISO/IEC 29794-1 style): at `level` 0 the image is
+/// unchanged; each level fades the ridges towards the white background by 15 % (light pressure, dry skin),
+/// blurs with a Gaussian of sigma 0.6 x level and adds uniform noise of standard deviation 4 x level
+/// (deterministic). Levels 0-5 are the evaluation's (test `real_prints_fall_with_injected_degradation`).
+pub fn degrade(img: &GrayImage, level: u32) -> GrayImage {
+    let l = level as f32;
+    let contrast = (1.0 - 0.15 * l).max(0.0);
+    let sigma = 4.0 * l;
+    let blurred = if level >= 1 {
+        image::imageops::blur(img, 0.6 * l)
+    } else {
+        img.clone()
+    };
+    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(level);
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let u = (state >> 11) as f32 / (1u64 << 53) as f32;
+        let noise = (u - 0.5) * 3.46 * sigma;
+        let v = blurred
+            .get_pixel(x, y)
+            .0
+            .first()
+            .copied()
+            .map_or(255.0, f32::from);
+        image::Luma([(255.0 - (255.0 - v) * contrast + noise).clamp(0.0, 255.0) as u8])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

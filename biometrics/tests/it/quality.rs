@@ -30,27 +30,8 @@ fn real_prints_within_five_points_of_reference() {
     }
 }
 
-/// Degrades an image: contrast loss, blur and noise growing with `level` (deterministic noise).
 fn degrade(img: &image::GrayImage, level: u32) -> image::GrayImage {
-    let l = level as f32;
-    let contrast = 1.0 - 0.15 * l;
-    let sigma = 4.0 * l;
-    let blurred = if level >= 1 {
-        image::imageops::blur(img, 0.6 * l)
-    } else {
-        img.clone()
-    };
-    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(level);
-    image::GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let u = (state >> 11) as f32 / (1u64 << 53) as f32;
-        let noise = (u - 0.5) * 3.46 * sigma;
-        let v = f32::from(blurred.get_pixel(x, y).0[0]);
-        // ridges fade towards the white background (light pressure, dry skin), plus blur and noise
-        image::Luma([(255.0 - (255.0 - v) * contrast + noise).clamp(0.0, 255.0) as u8])
-    })
+    tessera_biometrics::quality::degrade(img, level)
 }
 
 fn spearman(a: &[f32], b: &[f32]) -> f32 {
