@@ -165,6 +165,10 @@ pub struct Candidate {
 /// What a search did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SearchStats {
+    /// Time spent in the index stage (zero when the search was exhaustive).
+    pub index_time: std::time::Duration,
+    /// Time spent in the match stage (full matcher and fusion).
+    pub match_time: std::time::Duration,
     /// Live persons in the gallery.
     pub persons: usize,
     /// Persons passed to the full matcher.
@@ -1094,6 +1098,7 @@ impl Gallery {
                 .filter(|&s| s != usize::MAX)
         };
         // Index stage.
+        let t_index = std::time::Instant::now();
         let penetration = opts.penetration.unwrap_or_else(|| auto_penetration(probe.len()));
         let shortlist_len = ((penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
             .max(opts.min_shortlist)
@@ -1113,7 +1118,9 @@ impl Gallery {
             all
         };
         stats.shortlisted = shortlist.len();
+        stats.index_time = t_index.elapsed();
         // Match stage.
+        let t_match = std::time::Instant::now();
         let matchers: Vec<mcc::Matcher> = probe
             .fingers
             .iter()
@@ -1156,6 +1163,7 @@ impl Gallery {
             .flatten()
             .collect();
         stats.comparisons = results.iter().map(|r| r.1).sum();
+        stats.match_time = t_match.elapsed();
         let mut cands: Vec<Candidate> = results.into_iter().map(|r| r.0).collect();
         cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.person.cmp(&b.person)));
         cands.truncate(top_k);
