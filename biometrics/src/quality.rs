@@ -27,6 +27,13 @@ use crate::npz;
 const BS: usize = 32;
 const NFEAT: usize = 69;
 const MU_WHITE: f64 = 250.0;
+/// Standardised features are clamped to +-`Z_MAX` before the calibrated linear model: the model was fitted on
+/// 960 images (`n_train` in `nfiq2_cal.npz`), whose features span about +-3.3 standard deviations (the
+/// two-sided 1/960 quantile of a normal), and a linear model extrapolates without bound outside its training
+/// range. Heavily degraded images push ridge-valley histogram bins to 8-11 standard deviations, where a single
+/// feature added up to 27 points and made the score rebound; the three real prints stay within 2.4, so their
+/// scores (and the agreement with the reference) are unchanged.
+const Z_MAX: f64 = 3.3;
 const EDGES_FDA: [f64; 9] = [0.268, 0.304, 0.33, 0.355, 0.38, 0.407, 0.44, 0.50, 1.0];
 const EDGES_LCS: [f64; 9] = [0.0, 0.70, 0.74, 0.77, 0.79, 0.81, 0.83, 0.85, 0.87];
 const EDGES_OCL: [f64; 9] = [0.337, 0.479, 0.579, 0.655, 0.716, 0.766, 0.81, 0.852, 0.898];
@@ -990,7 +997,7 @@ pub fn assess(image: &GrayImage) -> Quality {
             m.w.get(i).copied().map(f64::from).unwrap_or(0.0),
         );
         if w != 0.0 {
-            raw += w * (x - mu) / (sd + 1e-8);
+            raw += w * ((x - mu) / (sd + 1e-8)).clamp(-Z_MAX, Z_MAX);
         }
     }
     // random forest votes
