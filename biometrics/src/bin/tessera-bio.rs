@@ -1,8 +1,9 @@
 //! `tessera-bio`: synthetic data generation and FVC-style verification evaluation.
 //!
-//! - `tessera-bio gen --persons N --impressions M --out DIR [--profile hard] [--seed S]` writes
-//!   `DIR/<person>_<impression>.png` (right index finger, 500 ppi) and `DIR/truth.csv` (ground-truth
-//!   minutiae per image).
+//! - `tessera-bio gen --persons N --impressions M --out DIR [--fingers 2|1,2,7|all] [--format png|iso]
+//!   [--profile hard] [--seed S]` writes `DIR/<person>_<finger code>_<impression>.png` (500 ppi; default the
+//!   right index, code 2) or `.fir` (an ISO/IEC 19794-4:2011 finger image record with the quality score) and
+//!   `DIR/truth.csv` (ground-truth minutiae per image).
 //! - `tessera-bio eval --persons N --impressions M [--profile hard] [--seed S]` extracts, compares with
 //!   the FVC protocol (genuine: all impression pairs of a finger; impostor: first impressions of different
 //!   fingers) and prints EER, FNMR at FMR 1 %, 0.1 %, 0.01 %, ZeroFMR, failure-to-extract and timings.
@@ -43,6 +44,33 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImageFormatArg {
+    Png,
+    Iso,
+}
+
+/// Parses `--fingers`: `all` or comma-separated ISO codes 1-10.
+fn parse_fingers(s: &str) -> anyhow::Result<Vec<FingerPosition>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(FingerPosition::TEN.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let code: u8 = part
+            .trim()
+            .parse()
+            .with_context(|| format!("--fingers: {part:?} is not a finger code (1-10) or `all`"))?;
+        let p = FingerPosition::from_code(code)
+            .filter(|p| p.is_single_finger() && code <= 10)
+            .with_context(|| format!("--fingers: {code} is not a single-finger code 1-10"))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ProfileArg {
     Standard,
@@ -51,12 +79,20 @@ enum ProfileArg {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Write a synthetic FVC-like set (PNG) with ground truth.
+    /// Write a synthetic FVC-like set (PNG or ISO/IEC 19794-4 records) with ground truth.
     Gen {
         #[arg(long, default_value_t = 10)]
         persons: u64,
         #[arg(long, default_value_t = 4)]
         impressions: u32,
+        /// Fingers per person: ISO position codes separated by commas (1 right thumb ... 10 left little), or
+        /// `all` for the ten.
+        #[arg(long, default_value = "2")]
+        fingers: String,
+        /// Image file format: `png`, or `iso` for one ISO/IEC 19794-4:2011 record per image (`.fir`, PNG
+        /// compressed, with the NFIQ 2-style quality score).
+        #[arg(long, value_enum, default_value = "png")]
+        format: ImageFormatArg,
         #[arg(long, value_enum, default_value = "standard")]
         profile: ProfileArg,
         /// First person id (sets are disjoint when their id ranges are).
@@ -399,36 +435,56 @@ fn main() -> anyhow::Result<()> {
         Cmd::Gen {
             persons,
             impressions,
+            fingers,
+            format,
             profile: p,
             seed,
             out,
         } => {
+            let positions = parse_fingers(&fingers)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let mut truth = std::fs::File::create(out.join("truth.csv"))?;
             writeln!(truth, "image,x,y,direction_rad,kind")?;
-            let bar = ProgressBar::new(persons * u64::from(impressions));
+            let total = persons * u64::from(impressions) * positions.len() as u64;
+            let bar = ProgressBar::new(total);
             for id in seed..seed + persons {
                 let person = SyntheticPerson::with_profile(id, profile(p));
-                for imp in 0..impressions {
-                    let i = person.finger_impression(FingerPosition::RightIndex, imp);
-                    let name = format!("{id}_{imp}.png");
-                    i.image.save(out.join(&name))?;
-                    for m in &i.minutiae {
-                        writeln!(
-                            truth,
-                            "{name},{:.1},{:.1},{:.4},{:?}",
-                            m.x, m.y, m.direction, m.kind
-                        )?;
+                for &pos in &positions {
+                    for imp in 0..impressions {
+                        let i = person.finger_impression(pos, imp);
+                        let stem = format!("{id}_{}_{imp}", pos.code());
+                        let name = match format {
+                            ImageFormatArg::Png => {
+                                let name = format!("{stem}.png");
+                                i.image.save(out.join(&name))?;
+                                name
+                            }
+                            ImageFormatArg::Iso => {
+                                let name = format!("{stem}.fir");
+                                let q = tessera_biometrics::quality::assess(&i.image).score;
+                                let rec = tessera_biometrics::iso19794_4::FingerImageRecord::from_gray(
+                                    pos, &i.image, 500, q,
+                                )?;
+                                std::fs::write(
+                                    out.join(&name),
+                                    tessera_biometrics::iso19794_4::encode(&[rec]),
+                                )?;
+                                name
+                            }
+                        };
+                        for m in &i.minutiae {
+                            writeln!(
+                                truth,
+                                "{name},{:.1},{:.1},{:.4},{:?}",
+                                m.x, m.y, m.direction, m.kind
+                            )?;
+                        }
+                        bar.inc(1);
                     }
-                    bar.inc(1);
                 }
             }
             bar.finish();
-            println!(
-                "wrote {} images to {}",
-                persons * u64::from(impressions),
-                out.display()
-            );
+            println!("wrote {total} images to {}", out.display());
         }
         Cmd::Eval {
             persons,
