@@ -1,4 +1,4 @@
-//! `tessera-nbis-eval`: the FVC-protocol verification evaluation of `tessera-bio eval` run with two engines on
+//! `tessera-nbis-baseline`: the FVC-protocol verification evaluation of `tessera-bio eval` run with two engines on
 //! the same rendered synthetic images: Tessera's (`extract` + MCC matcher) and NIST NBIS (mindtct + bozorth3,
 //! through the `nbis-rs` crate, compiled only with the `nbis` feature).
 //!
@@ -41,7 +41,7 @@ enum ProfileArg {
 
 /// FVC-protocol evaluation of Tessera's engine and NIST NBIS on the same synthetic images.
 #[derive(Parser)]
-#[command(name = "tessera-nbis-eval")]
+#[command(name = "tessera-nbis-baseline")]
 struct Cli {
     /// Persons (one finger each: the right index).
     #[arg(long, default_value_t = 100)]
