@@ -29,13 +29,17 @@
 //! Candidates are ranked by the fused score `-log10(person FMR estimate)`. Both stages run in parallel
 //! with rayon.
 //!
-//! **File** (little-endian `u64` words; frozen per version: a new layout gets a new magic):
+//! **File** (little-endian `u64` words; frozen per version: a new layout gets a new magic). The index
+//! stage reads only the finger heads and the signatures, which are stored contiguously, apart from the
+//! cylinder records that only the match stage reads:
 //!
 //! | words | content |
 //! |---|---|
-//! | 8 | header: magic `"TSGALRY1"`, parameters (`NS`, `ND`, max cylinders, signature words), person count, finger count, 4 reserved (0) |
-//! | 10 per person | id length (1-64) and finger count (1-10) in word 0, index of the first finger record in word 1, id bytes (UTF-8, zero padded) in words 2-9 |
-//! | [`FINGER_WORDS`] per finger | word 0: person index (bits 0-31), position code (32-39), cylinder count (40-47); signature; points; validity; cylinder bits (see [`crate::mcc`]) |
+//! | 8 | header: magic `"TSGALRY2"`, parameters (`NS`, `ND`, max cylinders, signature words), person count, finger count, 4 reserved (0) |
+//! | 10 per person | id length (1-64) and finger count (1-10) in word 0, index of the first finger in word 1, id bytes (UTF-8, zero padded) in words 2-9 |
+//! | 1 per finger | finger head: person index (bits 0-31), position code (32-39), cylinder count (40-47), number of set signature bits (48-61) |
+//! | [`SIG_WORDS`] per finger | signature |
+//! | [`RECORD_WORDS`] per finger | cylinder record: points, validity, cylinder bits (see [`crate::mcc`]), unused slots 0 |
 //!
 //! [`Gallery::open`] maps the file ([`memmap2`]) and validates every field before use, as for any
 //! untrusted input ([`GalleryError::Format`] names the byte offset and the field). [`Gallery::insert`] and
@@ -69,21 +73,24 @@ pub const PAIR_ANGLE_BINS: f32 = 18.0;
 pub const PAIR_MIN_DIST: f32 = 12.0;
 /// Longest minutia pair used by the index (px).
 pub const PAIR_MAX_DIST: f32 = 90.0;
-/// Words of one finger record.
-pub const FINGER_WORDS: usize = 1 + SIG_WORDS + MAX_MINUTIAE * (2 + ND);
+/// Words of one finger's cylinder record (points, validity, bits; [`MAX_MINUTIAE`] slots).
+pub const RECORD_WORDS: usize = MAX_MINUTIAE * (2 + ND);
+/// Words of one finger held in memory: head, signature, record.
+const OWNED_WORDS: usize = 1 + SIG_WORDS + RECORD_WORDS;
 const PERSON_WORDS: usize = 10;
 const HEADER_WORDS: usize = 8;
 /// Longest person id, in bytes.
 pub const MAX_ID_LEN: usize = 64;
 /// Most fingers per person.
 pub const MAX_FINGERS: usize = 10;
-const MAGIC: u64 = u64::from_le_bytes(*b"TSGALRY1");
+const MAGIC: u64 = u64::from_le_bytes(*b"TSGALRY2");
 const PARAMS: u64 =
     (NS as u64) | ((ND as u64) << 8) | ((MAX_MINUTIAE as u64) << 16) | ((SIG_WORDS as u64) << 32);
-const SIG_OFF: usize = 1;
-const PTS_OFF: usize = SIG_OFF + SIG_WORDS;
+const PTS_OFF: usize = 0;
 const VALID_OFF: usize = PTS_OFF + MAX_MINUTIAE;
 const BITS_OFF: usize = VALID_OFF + MAX_MINUTIAE;
+/// Bit offset of the signature's set-bit count in a finger head.
+const SIG_COUNT_SHIFT: u32 = 48;
 
 /// Why a gallery could not be opened, saved or changed.
 #[derive(Debug, Error)]
@@ -126,8 +133,9 @@ pub type PersonFingers = (String, Vec<(FingerPosition, Vec<Minutia>)>);
 /// Options of [`Gallery::search_with`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchOptions {
-    /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive).
-    pub penetration: f64,
+    /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive);
+    /// `None` (the default) takes [`auto_penetration`] of the probe's number of fingers.
+    pub penetration: Option<f64>,
     /// The index stage passes at least this many persons (small galleries are searched exhaustively).
     pub min_shortlist: usize,
 }
@@ -135,7 +143,7 @@ pub struct SearchOptions {
 impl Default for SearchOptions {
     fn default() -> Self {
         Self {
-            penetration: 0.02,
+            penetration: None,
             min_shortlist: 200,
         }
     }
@@ -157,6 +165,10 @@ pub struct Candidate {
 /// What a search did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SearchStats {
+    /// Time spent in the index stage (zero when the search was exhaustive).
+    pub index_time: std::time::Duration,
+    /// Time spent in the match stage (full matcher and fusion).
+    pub match_time: std::time::Duration,
     /// Live persons in the gallery.
     pub persons: usize,
     /// Persons passed to the full matcher.
@@ -245,37 +257,50 @@ const PAIR_HASH: PairHash = PairHash {
 /// translation); two quantisation grids offset by half a bin make two keys per pair, so a value near a
 /// bin edge still collides in one of them.
 pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
+    use std::f32::consts::{PI, TAU};
     let mut sig = [0u64; SIG_WORDS];
     let ph = &PAIR_HASH;
     let pts: Vec<(f32, f32, f32)> = t.pts.iter().map(|&p| mcc::unpack_point(p)).collect();
     let (r2min, r2max) = (ph.rmin * ph.rmin, ph.rmax * ph.rmax);
-    let abin = std::f32::consts::TAU / ph.abins;
+    let per_rad = ph.abins / TAU;
     let nab = ph.abins as u64;
-    for (i, a) in pts.iter().enumerate() {
-        for (j, b) in pts.iter().enumerate() {
-            if i == j {
-                continue;
+    // Direction relative to a segment, in [0, 2π): both inputs are in (-2π, 2π].
+    let rel = |dir: f32, seg: f32| {
+        let mut a = dir - seg;
+        while a < 0.0 {
+            a += TAU;
+        }
+        while a >= TAU {
+            a -= TAU;
+        }
+        a
+    };
+    let mut add = |d: f32, ai: f32, aj: f32| {
+        for grid in 0..2u64 {
+            let off = grid as f32 * 0.5;
+            let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
+            let qa = ((ai * per_rad + off) as u64) % nab;
+            let qb = ((aj * per_rad + off) as u64) % nab;
+            let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
+            let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
+            if let Some(w) = sig.get_mut(h / 64) {
+                *w |= 1 << (h % 64);
             }
+        }
+    };
+    // Each unordered pair once: the segment j→i is the segment i→j turned by π.
+    for (i, a) in pts.iter().enumerate() {
+        for b in pts.iter().skip(i + 1) {
             let (dx, dy) = (b.0 - a.0, b.1 - a.1);
             let d2 = dx * dx + dy * dy;
             if d2 < r2min || d2 > r2max {
                 continue;
             }
-            let seg = dy.atan2(dx);
-            let ai = (a.2 - seg).rem_euclid(std::f32::consts::TAU);
-            let aj = (b.2 - seg).rem_euclid(std::f32::consts::TAU);
+            let seg = mcc::fast_atan2(dy, dx);
+            let back = if seg > 0.0 { seg - PI } else { seg + PI };
             let d = d2.sqrt();
-            for grid in 0..2u64 {
-                let off = grid as f32 * 0.5;
-                let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
-                let qa = ((ai / abin + off) as u64) % nab;
-                let qb = ((aj / abin + off) as u64) % nab;
-                let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
-                let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
-                if let Some(w) = sig.get_mut(h / 64) {
-                    *w |= 1 << (h % 64);
-                }
-            }
+            add(d, rel(a.2, seg), rel(b.2, seg));
+            add(d, rel(b.2, back), rel(a.2, back));
         }
     }
     sig
@@ -286,17 +311,14 @@ pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
 /// keys (many minutiae) won the shortlist by chance: one-finger probes missed 18 % of mates at 5 %
 /// penetration on a 10,000-person gallery, none with it.
 #[inline]
-fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64]) -> f32 {
-    let (mut common, mut bc) = (0u32, 0u32);
-    for (x, y) in a.iter().zip(b) {
-        common += (x & y).count_ones();
-        bc += y.count_ones();
-    }
+fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64], bc: u32) -> f32 {
+    let common: u32 = a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum();
     let expected = (a_count as f32 * bc as f32) / (SIG_WORDS * 64) as f32;
     (common as f32 - expected) / expected.max(1.0).sqrt()
 }
 
-/// Checks a person's id and fingers and builds the finger records (person index 0, set on insertion).
+/// Checks a person's id and fingers and builds the in-memory finger entries ([`OWNED_WORDS`] each: head with
+/// person index 0, set on insertion; signature; cylinder record).
 fn prepare(person: &str, fingers: &[(FingerPosition, &[Minutia])]) -> Result<Vec<u64>, GalleryError> {
     if person.is_empty() || person.len() > MAX_ID_LEN || person.chars().any(char::is_control) {
         return Err(GalleryError::PersonId { len: person.len() });
@@ -307,7 +329,7 @@ fn prepare(person: &str, fingers: &[(FingerPosition, &[Minutia])]) -> Result<Vec
             fingers.len()
         )));
     }
-    let mut records = Vec::with_capacity(fingers.len() * FINGER_WORDS);
+    let mut entries = Vec::with_capacity(fingers.len() * OWNED_WORDS);
     let mut seen = 0u32;
     for &(pos, ms) in fingers {
         let p =
@@ -316,64 +338,68 @@ fn prepare(person: &str, fingers: &[(FingerPosition, &[Minutia])]) -> Result<Vec
             return Err(GalleryError::Fingers(format!("{p:?} given twice")));
         }
         seen |= 1 << p.code();
-        records.extend(finger_record(0, p, &MccTemplate::new(ms)));
+        entries.extend(finger_entry(p, &MccTemplate::new(ms)));
     }
-    Ok(records)
+    Ok(entries)
 }
 
-/// Builds one finger record.
-fn finger_record(person: u32, position: FingerPosition, t: &MccTemplate) -> Vec<u64> {
+/// Builds one in-memory finger entry: head (person index 0), signature, cylinder record.
+fn finger_entry(position: FingerPosition, t: &MccTemplate) -> Vec<u64> {
     let r = t.view();
     let n = r.len().min(MAX_MINUTIAE);
-    let mut rec = vec![0u64; FINGER_WORDS];
-    if let Some(w) = rec.first_mut() {
-        *w = u64::from(person) | (u64::from(position.code()) << 32) | ((n as u64) << 40);
-    }
     let sig = signature(r);
-    let put = |rec: &mut Vec<u64>, off: usize, src: &[u64]| {
+    let sig_count: u32 = sig.iter().map(|w| w.count_ones()).sum();
+    let mut e = Vec::with_capacity(OWNED_WORDS);
+    e.push(
+        (u64::from(position.code()) << 32) | ((n as u64) << 40) | (u64::from(sig_count) << SIG_COUNT_SHIFT),
+    );
+    e.extend_from_slice(&sig);
+    let mut rec = [0u64; RECORD_WORDS];
+    let put = |rec: &mut [u64; RECORD_WORDS], off: usize, src: &[u64]| {
         if let Some(dst) = rec.get_mut(off..off + src.len()) {
             dst.copy_from_slice(src);
         }
     };
-    put(&mut rec, SIG_OFF, &sig);
     put(&mut rec, PTS_OFF, r.pts.get(..n).unwrap_or(&[]));
     put(&mut rec, VALID_OFF, r.valid.get(..n).unwrap_or(&[]));
     put(&mut rec, BITS_OFF, r.bits.get(..n * ND).unwrap_or(&[]));
-    rec
+    e.extend_from_slice(&rec);
+    e
 }
 
-/// A finger record viewed in place.
+/// One finger viewed in place: its head word, signature and cylinder record.
 #[derive(Clone, Copy)]
-struct FingerRef<'a>(&'a [u64]);
+struct FingerRef<'a> {
+    head: u64,
+    sig: &'a [u64],
+    rec: &'a [u64],
+}
 
 impl<'a> FingerRef<'a> {
-    fn head(self) -> u64 {
-        self.0.first().copied().unwrap_or(0)
-    }
     fn position_code(self) -> u8 {
-        (self.head() >> 32) as u8
+        (self.head >> 32) as u8
     }
     fn count(self) -> usize {
-        ((self.head() >> 40) as u8 as usize).min(MAX_MINUTIAE)
+        ((self.head >> 40) as u8 as usize).min(MAX_MINUTIAE)
     }
-    fn sig(self) -> &'a [u64] {
-        self.0.get(SIG_OFF..PTS_OFF).unwrap_or(&[])
+    fn sig_count(self) -> u32 {
+        ((self.head >> SIG_COUNT_SHIFT) & 0x3FFF) as u32
     }
     fn template(self) -> TemplateRef<'a> {
         let n = self.count();
         TemplateRef {
-            pts: self.0.get(PTS_OFF..PTS_OFF + n).unwrap_or(&[]),
-            valid: self.0.get(VALID_OFF..VALID_OFF + n).unwrap_or(&[]),
-            bits: self.0.get(BITS_OFF..BITS_OFF + n * ND).unwrap_or(&[]),
+            pts: self.rec.get(PTS_OFF..PTS_OFF + n).unwrap_or(&[]),
+            valid: self.rec.get(VALID_OFF..VALID_OFF + n).unwrap_or(&[]),
+            bits: self.rec.get(BITS_OFF..BITS_OFF + n * ND).unwrap_or(&[]),
         }
     }
 }
 
 #[derive(Debug)]
 enum Fingers {
-    /// Records `first..first + count` of the mapped file.
+    /// Fingers `first..first + count` of the mapped file.
     Mapped { first: usize, count: usize },
-    /// Records held in memory (inserted since the last save), concatenated.
+    /// Entries held in memory (inserted since the last save), [`OWNED_WORDS`] each.
     Owned(Vec<u64>),
 }
 
@@ -391,13 +417,37 @@ enum Backing {
     Words(Vec<u64>),
 }
 
+/// Word offsets of the sections of a gallery file.
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    heads: usize,
+    sigs: usize,
+    records: usize,
+    end: usize,
+}
+
+impl Layout {
+    /// The layout for `np` persons and `nf` fingers (`None` on overflow).
+    fn new(np: usize, nf: usize) -> Option<Self> {
+        let heads = np.checked_mul(PERSON_WORDS)?.checked_add(HEADER_WORDS)?;
+        let sigs = heads.checked_add(nf)?;
+        let records = nf.checked_mul(SIG_WORDS)?.checked_add(sigs)?;
+        let end = nf.checked_mul(RECORD_WORDS)?.checked_add(records)?;
+        Some(Self {
+            heads,
+            sigs,
+            records,
+            end,
+        })
+    }
+}
+
 /// A 1:N gallery (see the module docs).
 #[derive(Debug)]
 pub struct Gallery {
     path: PathBuf,
     backing: Backing,
-    /// Word offset of the finger records in the map.
-    fingers_at: usize,
+    layout: Layout,
     persons: Vec<Person>,
     by_id: HashMap<String, usize>,
     live: usize,
@@ -439,8 +489,8 @@ impl Validator<'_> {
     }
 }
 
-/// Validates a gallery file's words; returns the persons and the word offset of the finger records.
-fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryError> {
+/// Validates a gallery file's words; returns the persons and the file's layout.
+fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, Layout), GalleryError> {
     let v = Validator { path };
     let w = |i: usize, field: &'static str| {
         words
@@ -449,7 +499,7 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
             .ok_or_else(|| v.err(i, field, "file ends here"))
     };
     if w(0, "magic")? != MAGIC {
-        return Err(v.err(0, "magic", "not a Tessera gallery file (expected \"TSGALRY1\")"));
+        return Err(v.err(0, "magic", "not a Tessera gallery file (expected \"TSGALRY2\")"));
     }
     let params = w(1, "parameters")?;
     if params != PARAMS {
@@ -469,21 +519,20 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
     let too_big = |i, f| v.err(i, f, "count does not fit the file length");
     let np = usize::try_from(n_persons).map_err(|_| too_big(2, "person count"))?;
     let nf = usize::try_from(n_fingers).map_err(|_| too_big(3, "finger count"))?;
-    let fingers_at = np
-        .checked_mul(PERSON_WORDS)
-        .and_then(|x| x.checked_add(HEADER_WORDS))
-        .ok_or_else(|| too_big(2, "person count"))?;
-    let expected = nf
-        .checked_mul(FINGER_WORDS)
-        .and_then(|x| x.checked_add(fingers_at))
-        .ok_or_else(|| too_big(3, "finger count"))?;
-    if expected != words.len() {
+    if np
+        .checked_mul(PERSON_WORDS * 8)
+        .is_none_or(|b| b > words.len() * 8)
+    {
+        return Err(too_big(2, "person count"));
+    }
+    let layout = Layout::new(np, nf).ok_or_else(|| too_big(3, "finger count"))?;
+    if layout.end != words.len() {
         return Err(v.err(
             3,
             "finger count",
             format!(
                 "{np} persons and {nf} fingers need {} bytes, the file has {}",
-                expected.saturating_mul(8),
+                layout.end.saturating_mul(8),
                 words.len() * 8
             ),
         ));
@@ -519,7 +568,7 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
             return Err(v.err(
                 base + 1,
                 "person first finger",
-                format!("{first}, expected {next_finger} (records are stored in person order)"),
+                format!("{first}, expected {next_finger} (fingers are stored in person order)"),
             ));
         }
         let mut id_bytes = [0u8; MAX_ID_LEN];
@@ -541,7 +590,7 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
         let end = next_finger
             .checked_add(count)
             .filter(|&e| e <= nf)
-            .ok_or_else(|| v.err(base, "person finger count", "runs past the last finger record"))?;
+            .ok_or_else(|| v.err(base, "person finger count", "runs past the last finger"))?;
         for o in owner.get_mut(next_finger..end).unwrap_or(&mut []) {
             *o = p as u32;
         }
@@ -562,23 +611,28 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
             format!("persons own {next_finger} fingers, header says {nf}"),
         ));
     }
-    // Finger records, in parallel (the bulk of the file).
-    let records = words.get(fingers_at..).unwrap_or(&[]);
-    records
-        .par_chunks_exact(FINGER_WORDS)
+    // Fingers, in parallel (the bulk of the file).
+    let heads = words.get(layout.heads..layout.sigs).unwrap_or(&[]);
+    let sigs = words.get(layout.sigs..layout.records).unwrap_or(&[]);
+    let records = words.get(layout.records..).unwrap_or(&[]);
+    heads
+        .par_iter()
+        .zip(sigs.par_chunks_exact(SIG_WORDS))
+        .zip(records.par_chunks_exact(RECORD_WORDS))
         .zip(owner.par_iter())
         .enumerate()
-        .try_for_each(|(f, (rec, &own))| check_finger(&v, fingers_at + f * FINGER_WORDS, rec, own))?;
+        .try_for_each(|(f, (((&head, sig), rec), &own))| {
+            check_finger(&v, &layout, f, FingerRef { head, sig, rec }, own)
+        })?;
     // Positions must be distinct within a person.
     for (p, person) in persons.iter().enumerate() {
         if let Fingers::Mapped { first, count } = person.fingers {
             let mut seen_pos = 0u32;
             for f in first..first + count {
-                let at = fingers_at + f * FINGER_WORDS;
-                let code = FingerRef(words.get(at..at + FINGER_WORDS).unwrap_or(&[])).position_code();
+                let code = (heads.get(f).copied().unwrap_or(0) >> 32) as u8;
                 if seen_pos & (1 << code) != 0 {
                     return Err(v.err(
-                        at,
+                        layout.heads + f,
                         "finger position",
                         format!("person {p} has position {code} twice"),
                     ));
@@ -587,36 +641,54 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, usize), GalleryE
             }
         }
     }
-    Ok((persons, fingers_at))
+    Ok((persons, layout))
 }
 
-fn check_finger(v: &Validator<'_>, at: usize, rec: &[u64], owner: u32) -> Result<(), GalleryError> {
-    let f = FingerRef(rec);
-    let head = f.head();
-    if head as u32 != owner {
+fn check_finger(
+    v: &Validator<'_>,
+    layout: &Layout,
+    index: usize,
+    f: FingerRef<'_>,
+    owner: u32,
+) -> Result<(), GalleryError> {
+    let at = layout.heads + index;
+    if f.head as u32 != owner {
         return Err(v.err(
             at,
             "finger person index",
-            format!("{}, expected {owner}", head as u32),
+            format!("{}, expected {owner}", f.head as u32),
         ));
     }
     let code = f.position_code();
     if !FingerPosition::from_code(code).is_some_and(FingerPosition::is_single_finger) {
         return Err(v.err(at, "finger position", format!("{code}, expected 1-10")));
     }
-    let n = ((head >> 40) & 0xFF) as usize;
-    if n > MAX_MINUTIAE || head >> 48 != 0 {
+    let n = ((f.head >> 40) & 0xFF) as usize;
+    if n > MAX_MINUTIAE {
         return Err(v.err(
             at,
             "finger cylinder count",
             format!("{n}, expected 0-{MAX_MINUTIAE}"),
         ));
     }
+    let ones: u32 = f.sig.iter().map(|w| w.count_ones()).sum();
+    if f.head >> 62 != 0 || ones != f.sig_count() {
+        return Err(v.err(
+            at,
+            "finger signature count",
+            format!(
+                "{}, the signature at byte {} has {ones} bits set",
+                f.sig_count(),
+                (layout.sigs + index * SIG_WORDS) * 8
+            ),
+        ));
+    }
+    let rec_at = layout.records + index * RECORD_WORDS;
     let section =
         |off: usize, len: usize, used: usize, field: &'static str| -> Result<&[u64], GalleryError> {
-            let s = rec.get(off..off + len).unwrap_or(&[]);
+            let s = f.rec.get(off..off + len).unwrap_or(&[]);
             if let Some(k) = s.iter().skip(used).position(|&x| x != 0) {
-                return Err(v.err(at + off + used + k, field, "unused slot must be 0"));
+                return Err(v.err(rec_at + off + used + k, field, "unused slot must be 0"));
             }
             Ok(s.get(..used).unwrap_or(&[]))
         };
@@ -624,19 +696,19 @@ fn check_finger(v: &Validator<'_>, at: usize, rec: &[u64], owner: u32) -> Result
     let valid = section(VALID_OFF, MAX_MINUTIAE, n, "finger validity")?;
     let bits = section(BITS_OFF, MAX_MINUTIAE * ND, n * ND, "finger cylinder bits")?;
     if let Some(k) = pts.iter().position(|p| p >> 48 != 0) {
-        return Err(v.err(at + PTS_OFF + k, "finger points", "reserved bits must be 0"));
+        return Err(v.err(rec_at + PTS_OFF + k, "finger points", "reserved bits must be 0"));
     }
     for (k, (val, b)) in valid.iter().zip(bits.chunks_exact(ND)).enumerate() {
         if val & !CIRCLE != 0 {
             return Err(v.err(
-                at + VALID_OFF + k,
+                rec_at + VALID_OFF + k,
                 "finger validity",
                 "cells outside the cylinder",
             ));
         }
         if b.iter().any(|x| x & !val != 0) {
             return Err(v.err(
-                at + BITS_OFF + k * ND,
+                rec_at + BITS_OFF + k * ND,
                 "finger cylinder bits",
                 "bits outside the valid cells",
             ));
@@ -645,13 +717,47 @@ fn check_finger(v: &Validator<'_>, at: usize, rec: &[u64], owner: u32) -> Result
     Ok(())
 }
 
+/// Writes words little-endian.
+fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
+    if cfg!(target_endian = "little") {
+        out.write_all(bytemuck::cast_slice(words))
+    } else {
+        for w in words {
+            out.write_all(&w.to_le_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// The penetration [`SearchOptions::default`] uses for a probe of `fingers` fingers: ten fingers' summed
+/// index votes are far more selective than one finger's, so fewer persons need the full matcher.
+///
+/// | probe fingers | 1 | 2 | 3 | 4-6 | 7-10 |
+/// |---|---|---|---|---|---|
+/// | penetration | 5 % | 2 % | 1 % | 0.5 % | 0.25 % |
+///
+/// Measured on tuning persons of the standard profile (10,000-person gallery, ids 40,000,000+, 300 mated
+/// searches, `tessera-bio identify`): the mate's worst index rank was 0 for ten and four fingers, 2 for two
+/// fingers and 816 (p99 47) for one finger, i.e. these shares keep every mate with ten to two fingers with a
+/// wide margin and lose 1 in 300 one-finger mates. On poor captures (hard profile) the index is much weaker
+/// (see `docs/biometrics-evaluation.md`); such searches should pass a higher [`SearchOptions::penetration`].
+pub fn auto_penetration(fingers: usize) -> f64 {
+    match fingers {
+        0 | 1 => 0.05,
+        2 => 0.02,
+        3 => 0.01,
+        4..=6 => 0.005,
+        _ => 0.0025,
+    }
+}
+
 impl Gallery {
     /// Creates an empty gallery and writes its file (replacing any file at `path`).
     pub fn create(path: impl AsRef<Path>) -> Result<Self, GalleryError> {
         let mut g = Self {
             path: path.as_ref().to_path_buf(),
             backing: Backing::None,
-            fingers_at: HEADER_WORDS,
+            layout: Layout::default(),
             persons: Vec::new(),
             by_id: HashMap::new(),
             live: 0,
@@ -675,21 +781,25 @@ impl Gallery {
             field: "file length",
             detail: format!("{} bytes is not a whole number of 8-byte words ({e})", map.len()),
         })?;
-        let (persons, fingers_at) = validate(&path, words)?;
+        let (persons, layout) = validate(&path, words)?;
+        Ok(Self::assemble(path, Backing::Map(map), persons, layout))
+    }
+
+    fn assemble(path: PathBuf, backing: Backing, persons: Vec<Person>, layout: Layout) -> Self {
         let by_id = persons
             .iter()
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
         let live = persons.len();
-        Ok(Self {
+        Self {
             path,
-            backing: Backing::Map(map),
-            fingers_at,
+            backing,
+            layout,
             persons,
             by_id,
             live,
-        })
+        }
     }
 
     /// The gallery file.
@@ -732,21 +842,8 @@ impl Gallery {
                 u64::from_le_bytes(b)
             })
             .collect();
-        let (persons, fingers_at) = validate(&path, &words)?;
-        let by_id = persons
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id.clone(), i))
-            .collect();
-        let live = persons.len();
-        Ok(Self {
-            path,
-            backing: Backing::Words(words),
-            fingers_at,
-            persons,
-            by_id,
-            live,
-        })
+        let (persons, layout) = validate(&path, &words)?;
+        Ok(Self::assemble(path, Backing::Words(words), persons, layout))
     }
 
     fn words(&self) -> &[u64] {
@@ -757,15 +854,48 @@ impl Gallery {
         }
     }
 
-    fn finger_refs<'a>(&'a self, person: &'a Person) -> impl Iterator<Item = FingerRef<'a>> + 'a {
-        let slice: &[u64] = match &person.fingers {
+    /// Calls `f` for each finger of `person`, in stored order.
+    #[inline]
+    fn for_each_finger<'a>(&'a self, person: &'a Person, mut f: impl FnMut(FingerRef<'a>)) {
+        match &person.fingers {
             Fingers::Mapped { first, count } => {
-                let a = self.fingers_at + first * FINGER_WORDS;
-                self.words().get(a..a + count * FINGER_WORDS).unwrap_or(&[])
+                let (first, count) = (*first, *count);
+                let w = self.words();
+                let l = &self.layout;
+                let heads = w.get(l.heads + first..l.heads + first + count).unwrap_or(&[]);
+                let sigs = w
+                    .get(l.sigs + first * SIG_WORDS..l.sigs + (first + count) * SIG_WORDS)
+                    .unwrap_or(&[]);
+                let recs = w
+                    .get(l.records + first * RECORD_WORDS..l.records + (first + count) * RECORD_WORDS)
+                    .unwrap_or(&[]);
+                for ((&head, sig), rec) in heads
+                    .iter()
+                    .zip(sigs.chunks_exact(SIG_WORDS))
+                    .zip(recs.chunks_exact(RECORD_WORDS))
+                {
+                    f(FingerRef { head, sig, rec });
+                }
             }
-            Fingers::Owned(v) => v,
-        };
-        slice.chunks_exact(FINGER_WORDS).map(FingerRef)
+            Fingers::Owned(v) => {
+                for e in v.chunks_exact(OWNED_WORDS) {
+                    let (head, rest) = e.split_first().unwrap_or((&0, &[]));
+                    let (sig, rec) = rest.split_at(SIG_WORDS.min(rest.len()));
+                    f(FingerRef {
+                        head: *head,
+                        sig,
+                        rec,
+                    });
+                }
+            }
+        }
+    }
+
+    fn finger_count(&self, person: &Person) -> usize {
+        match &person.fingers {
+            Fingers::Mapped { count, .. } => *count,
+            Fingers::Owned(v) => v.len() / OWNED_WORDS,
+        }
     }
 
     /// Adds a person (replacing a person with the same id). Each finger is a position (1-10; plain thumbs
@@ -775,8 +905,8 @@ impl Gallery {
         person: &str,
         fingers: &[(FingerPosition, &[Minutia])],
     ) -> Result<(), GalleryError> {
-        let records = prepare(person, fingers)?;
-        self.push(person, records);
+        let entries = prepare(person, fingers)?;
+        self.push(person, entries);
         Ok(())
     }
 
@@ -791,17 +921,17 @@ impl Gallery {
                 prepare(id, &refs)
             })
             .collect();
-        for ((id, _), records) in persons.iter().zip(prepared) {
-            self.push(id, records?);
+        for ((id, _), entries) in persons.iter().zip(prepared) {
+            self.push(id, entries?);
         }
         Ok(())
     }
 
-    fn push(&mut self, person: &str, mut records: Vec<u64>) {
+    fn push(&mut self, person: &str, mut entries: Vec<u64>) {
         self.remove(person);
         let index = self.persons.len() as u64;
-        for rec in records.chunks_exact_mut(FINGER_WORDS) {
-            if let Some(h) = rec.first_mut() {
+        for e in entries.chunks_exact_mut(OWNED_WORDS) {
+            if let Some(h) = e.first_mut() {
                 *h = (*h & !0xFFFF_FFFF) | index;
             }
         }
@@ -809,7 +939,7 @@ impl Gallery {
         self.persons.push(Person {
             id: person.to_owned(),
             alive: true,
-            fingers: Fingers::Owned(records),
+            fingers: Fingers::Owned(entries),
         });
         self.live += 1;
     }
@@ -833,45 +963,7 @@ impl Gallery {
     /// renamed over it, and the new file is mapped. A crash leaves either the old or the new file.
     pub fn save(&mut self) -> Result<(), GalleryError> {
         let tmp = self.path.with_extension("tgal-tmp");
-        {
-            let file = File::create(&tmp).map_err(io_err(&tmp))?;
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-            let live: Vec<&Person> = self.persons.iter().filter(|p| p.alive).collect();
-            let counts: Vec<usize> = live.iter().map(|p| self.finger_refs(p).count()).collect();
-            let nf: usize = counts.iter().sum();
-            let mut put = |w: u64| out.write_all(&w.to_le_bytes());
-            let header = [MAGIC, PARAMS, live.len() as u64, nf as u64, 0, 0, 0, 0];
-            for w in header {
-                put(w).map_err(io_err(&tmp))?;
-            }
-            let mut first = 0u64;
-            for (p, &count) in live.iter().zip(&counts) {
-                put(p.id.len() as u64 | ((count as u64) << 8)).map_err(io_err(&tmp))?;
-                put(first).map_err(io_err(&tmp))?;
-                let mut id = [0u8; MAX_ID_LEN];
-                for (d, s) in id.iter_mut().zip(p.id.as_bytes()) {
-                    *d = *s;
-                }
-                for chunk in id.chunks_exact(8) {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(chunk);
-                    put(u64::from_le_bytes(b)).map_err(io_err(&tmp))?;
-                }
-                first += count as u64;
-            }
-            for (new_index, p) in live.iter().enumerate() {
-                for f in self.finger_refs(p) {
-                    let mut head = f.head();
-                    head = (head & !0xFFFF_FFFF) | new_index as u64;
-                    put(head).map_err(io_err(&tmp))?;
-                    for &w in f.0.get(1..).unwrap_or(&[]) {
-                        put(w).map_err(io_err(&tmp))?;
-                    }
-                }
-            }
-            let file = out.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
-            file.sync_all().map_err(io_err(&tmp))?;
-        }
+        self.write_file(&tmp).map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
             && let Ok(d) = File::open(dir)
@@ -883,9 +975,105 @@ impl Gallery {
         Ok(())
     }
 
+    fn write_file(&self, tmp: &Path) -> std::io::Result<()> {
+        let file = File::create(tmp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let live: Vec<&Person> = self.persons.iter().filter(|p| p.alive).collect();
+        let nf: usize = live.iter().map(|p| self.finger_count(p)).sum();
+        put_words(
+            &mut out,
+            &[MAGIC, PARAMS, live.len() as u64, nf as u64, 0, 0, 0, 0],
+        )?;
+        let mut first = 0u64;
+        for p in &live {
+            let count = self.finger_count(p) as u64;
+            let mut entry = [0u64; PERSON_WORDS];
+            entry[0] = p.id.len() as u64 | (count << 8);
+            entry[1] = first;
+            for (k, chunk) in p.id.as_bytes().chunks(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.get_mut(..chunk.len()).unwrap_or(&mut []).copy_from_slice(chunk);
+                if let Some(w) = entry.get_mut(2 + k) {
+                    *w = u64::from_le_bytes(b);
+                }
+            }
+            put_words(&mut out, &entry)?;
+            first += count;
+        }
+        let mut heads = Vec::with_capacity(nf);
+        for (new_index, p) in live.iter().enumerate() {
+            self.for_each_finger(p, |f| heads.push((f.head & !0xFFFF_FFFF) | new_index as u64));
+        }
+        put_words(&mut out, &heads)?;
+        let mut res = Ok(());
+        for p in &live {
+            self.for_each_finger(p, |f| {
+                if res.is_ok() {
+                    res = put_words(&mut out, f.sig);
+                }
+            });
+        }
+        std::mem::replace(&mut res, Ok(()))?;
+        for p in &live {
+            self.for_each_finger(p, |f| {
+                if res.is_ok() {
+                    res = put_words(&mut out, f.rec);
+                }
+            });
+        }
+        res?;
+        let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+        file.sync_all()
+    }
+
     /// Searches with the default options; best candidates first.
     pub fn search(&self, probe: &Probe, top_k: usize) -> Vec<Candidate> {
         self.search_with(probe, top_k, &SearchOptions::default()).0
+    }
+
+    /// The probe slot per finger position code.
+    fn probe_slots(probe: &Probe) -> [usize; 16] {
+        let mut slot_of = [usize::MAX; 16];
+        for (i, f) in probe.fingers.iter().enumerate() {
+            if let Some(s) = slot_of.get_mut(usize::from(f.position.code())) {
+                *s = i;
+            }
+        }
+        slot_of
+    }
+
+    /// Index-stage votes of every live person: `(votes, person index)`.
+    fn index_votes(&self, probe: &Probe) -> Vec<(f32, u32)> {
+        let slot_of = Self::probe_slots(probe);
+        self.persons
+            .par_iter()
+            .enumerate()
+            .filter(|(_, p)| p.alive)
+            .map(|(i, p)| {
+                let mut v = 0.0;
+                self.for_each_finger(p, |f| {
+                    let slot = slot_of.get(usize::from(f.position_code())).copied();
+                    if let Some(pf) = slot.and_then(|s| probe.fingers.get(s)) {
+                        v += votes(&pf.sig, pf.sig_count, f.sig, f.sig_count());
+                    }
+                });
+                (v, i as u32)
+            })
+            .collect()
+    }
+
+    /// Where the index stage ranks `person` for this probe (0 = first; ties count against it), or `None`
+    /// when the person is not in the gallery. An evaluation aid: the mate is shortlisted when its rank is
+    /// below the shortlist length.
+    pub fn index_rank(&self, probe: &Probe, person: &str) -> Option<usize> {
+        let &target = self.by_id.get(person)?;
+        let all = self.index_votes(probe);
+        let mine = all.iter().find(|(_, i)| *i as usize == target)?.0;
+        Some(
+            all.iter()
+                .filter(|(v, i)| *v >= mine && *i as usize != target)
+                .count(),
+        )
     }
 
     /// Searches (see the module docs) and reports what the search did.
@@ -902,12 +1090,7 @@ impl Gallery {
         if probe.is_empty() || self.live == 0 || top_k == 0 {
             return (Vec::new(), stats);
         }
-        let mut slot_of = [usize::MAX; 16];
-        for (i, f) in probe.fingers.iter().enumerate() {
-            if let Some(s) = slot_of.get_mut(usize::from(f.position.code())) {
-                *s = i;
-            }
-        }
+        let slot_of = Self::probe_slots(probe);
         let probe_slot = |f: FingerRef<'_>| {
             slot_of
                 .get(usize::from(f.position_code()))
@@ -915,7 +1098,9 @@ impl Gallery {
                 .filter(|&s| s != usize::MAX)
         };
         // Index stage.
-        let shortlist_len = ((opts.penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
+        let t_index = std::time::Instant::now();
+        let penetration = opts.penetration.unwrap_or_else(|| auto_penetration(probe.len()));
+        let shortlist_len = ((penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
             .max(opts.min_shortlist)
             .max(top_k)
             .min(self.live);
@@ -927,27 +1112,15 @@ impl Gallery {
                 .map(|(i, _)| (0.0, i as u32))
                 .collect()
         } else {
-            let mut all: Vec<(f32, u32)> = self
-                .persons
-                .par_iter()
-                .enumerate()
-                .filter(|(_, p)| p.alive)
-                .map(|(i, p)| {
-                    let mut v = 0.0;
-                    for f in self.finger_refs(p) {
-                        if let Some(pf) = probe_slot(f).and_then(|s| probe.fingers.get(s)) {
-                            v += votes(&pf.sig, pf.sig_count, f.sig());
-                        }
-                    }
-                    (v, i as u32)
-                })
-                .collect();
+            let mut all = self.index_votes(probe);
             all.select_nth_unstable_by(shortlist_len - 1, |a, b| b.0.total_cmp(&a.0));
             all.truncate(shortlist_len);
             all
         };
         stats.shortlisted = shortlist.len();
+        stats.index_time = t_index.elapsed();
         // Match stage.
+        let t_match = std::time::Instant::now();
         let matchers: Vec<mcc::Matcher> = probe
             .fingers
             .iter()
@@ -961,16 +1134,16 @@ impl Gallery {
                     let p = self.persons.get(i as usize)?;
                     let mut fingers = Vec::new();
                     let mut fmrs = Vec::new();
-                    for f in self.finger_refs(p) {
+                    self.for_each_finger(p, |f| {
                         let Some(m) = probe_slot(f).and_then(|s| ms.get_mut(s)) else {
-                            continue;
+                            return;
                         };
                         let s = m.compare_ref(f.template());
                         fmrs.push(calibration::fmr_for_score(s));
                         if let Some(pos) = FingerPosition::from_code(f.position_code()) {
                             fingers.push((pos, s));
                         }
-                    }
+                    });
                     if fingers.is_empty() {
                         return None;
                     }
@@ -990,6 +1163,7 @@ impl Gallery {
             .flatten()
             .collect();
         stats.comparisons = results.iter().map(|r| r.1).sum();
+        stats.match_time = t_match.elapsed();
         let mut cands: Vec<Candidate> = results.into_iter().map(|r| r.0).collect();
         cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.person.cmp(&b.person)));
         cands.truncate(top_k);

@@ -121,7 +121,15 @@ pub struct MccTemplate {
 }
 
 fn ang_diff_signed(a: f32, b: f32) -> f32 {
-    let d = (a - b).rem_euclid(TAU);
+    let x = a - b;
+    // rem_euclid without the fmod call for the usual |x| < 2π (where x % 2π is x itself): the same value.
+    let d = if (0.0..TAU).contains(&x) {
+        x
+    } else if x < 0.0 && x > -TAU {
+        x + TAU
+    } else {
+        x.rem_euclid(TAU)
+    };
     if d > PI { d - TAU } else { d }
 }
 
@@ -158,7 +166,8 @@ fn convex_hull(points: &[(f32, f32)]) -> Vec<(f32, f32)> {
     lower
 }
 
-/// Inside the hull (counter-clockwise), or within `margin` of it.
+/// Inside the hull (counter-clockwise), or within `margin` of it (the reference for [`HullEdges::near`]).
+#[cfg(test)]
 fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
     if hull.len() < 3 {
         return true;
@@ -178,6 +187,48 @@ fn near_hull(hull: &[(f32, f32)], x: f32, y: f32, margin: f32) -> bool {
         let (dx, dy) = (x - a.0 - t * ex, y - a.1 - t * ey);
         dx * dx + dy * dy <= m2
     })
+}
+
+/// The hull's edges, precomputed for many [`HullEdges::near`] tests (the same arithmetic as [`near_hull`]).
+struct HullEdges {
+    /// Start point and direction of each edge.
+    edges: Vec<(f32, f32, f32, f32)>,
+}
+
+impl HullEdges {
+    fn new(hull: &[(f32, f32)]) -> Self {
+        let edges = if hull.len() < 3 {
+            Vec::new()
+        } else {
+            hull.iter()
+                .zip(hull.iter().cycle().skip(1))
+                .map(|(&a, &b)| (a.0, a.1, b.0 - a.0, b.1 - a.1))
+                .collect()
+        };
+        Self { edges }
+    }
+
+    /// Inside the hull (counter-clockwise), or within `margin` of it.
+    #[inline]
+    fn near(&self, x: f32, y: f32, margin: f32) -> bool {
+        if self.edges.is_empty() {
+            return true;
+        }
+        if self
+            .edges
+            .iter()
+            .all(|&(ax, ay, ex, ey)| ex * (y - ay) - ey * (x - ax) >= 0.0)
+        {
+            return true;
+        }
+        let m2 = margin * margin;
+        self.edges.iter().any(|&(ax, ay, ex, ey)| {
+            let len2 = (ex * ex + ey * ey).max(1e-6);
+            let t = (((x - ax) * ex + (y - ay) * ey) / len2).clamp(0.0, 1.0);
+            let (dx, dy) = (x - ax - t * ex, y - ay - t * ey);
+            dx * dx + dy * dy <= m2
+        })
+    }
 }
 
 /// exp(-d2 / (2 sigma_s^2)) * norm for d2 = 0..=cut2 (1 px^2 steps), interpolated.
@@ -205,12 +256,13 @@ impl MccTemplate {
             ms.sort_by_key(|m| std::cmp::Reverse(m.quality));
             ms.truncate(MAX_MINUTIAE);
         }
-        let hull = convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>());
+        let hull = HullEdges::new(&convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>()));
         let ds = 2.0 * RADIUS / NS as f32;
         let dd = TAU / ND as f32;
         let table = spatial_table();
         let gd_norm = dd / (SIGMA_D * TAU.sqrt());
         let reach = RADIUS + 3.0 * SIGMA_S;
+        let reach2 = reach * reach;
         let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
         let mut out = Self {
             pts: Vec::with_capacity(ms.len()),
@@ -223,7 +275,8 @@ impl MccTemplate {
             let (s, c) = m.direction.sin_cos();
             neigh.clear();
             for (j, o) in ms.iter().enumerate() {
-                if j == mi || (o.x - m.x).hypot(o.y - m.y) > reach {
+                let (dx, dy) = (o.x - m.x, o.y - m.y);
+                if j == mi || dx * dx + dy * dy > reach2 {
                     continue;
                 }
                 let dtheta = ang_diff_signed(m.direction, o.direction);
@@ -238,8 +291,9 @@ impl MccTemplate {
             if neigh.len() < 2 {
                 continue;
             }
-            let mut words = [0u64; ND];
+            // Validity and centre of every cell inside the circle.
             let mut valid = 0u64;
+            let mut centres = [(0f32, 0f32); NS * NS];
             for i in 0..NS {
                 for j in 0..NS {
                     let cell = i * NS + j;
@@ -249,12 +303,40 @@ impl MccTemplate {
                     let u = (i as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let v = (j as f32 - (NS as f32 - 1.0) / 2.0) * ds;
                     let (px, py) = (m.x + c * u - s * v, m.y + s * u + c * v);
-                    if !near_hull(&hull, px, py, HULL_MARGIN) {
+                    if !hull.near(px, py, HULL_MARGIN) {
                         continue;
                     }
                     valid |= 1 << cell;
-                    let mut acc = [0f32; ND];
-                    for (ox, oy, gd) in &neigh {
+                    if let Some(slot) = centres.get_mut(cell) {
+                        *slot = (px, py);
+                    }
+                }
+            }
+            // Each neighbour contributes only to the cells within 3 sigma of it: a few of the 52. Its
+            // position in the cylinder's frame bounds the cell rows and columns (1 px of slack); the
+            // distance test and the sums are those of a loop over every cell, in the same order, so the
+            // cylinder bits are the same.
+            let mut acc = [[0f32; ND]; NS * NS];
+            let half = (NS as f32 - 1.0) / 2.0;
+            let span = 3.0 * SIGMA_S + 1.0;
+            let cell_range = |w: f32| {
+                let lo = ((w - span) / ds + half).ceil().max(0.0) as usize;
+                let hi = ((w + span) / ds + half).floor().min(NS as f32 - 1.0);
+                (lo, if hi < 0.0 { 0 } else { hi as usize + 1 })
+            };
+            for (ox, oy, gd) in &neigh {
+                let (dx, dy) = (ox - m.x, oy - m.y);
+                let (i0, i1) = cell_range(c * dx + s * dy);
+                let (j0, j1) = cell_range(-s * dx + c * dy);
+                for i in i0..i1 {
+                    for j in j0..j1 {
+                        let cell = i * NS + j;
+                        if valid & (1 << cell) == 0 {
+                            continue;
+                        }
+                        let (Some(&(px, py)), Some(a)) = (centres.get(cell), acc.get_mut(cell)) else {
+                            continue;
+                        };
                         let d2 = (ox - px) * (ox - px) + (oy - py) * (oy - py);
                         if d2 > cut2 {
                             continue;
@@ -265,14 +347,20 @@ impl MccTemplate {
                             continue;
                         };
                         let gs = g0 + (g1 - g0) * frac;
-                        for (a, g) in acc.iter_mut().zip(gd) {
+                        for (a, g) in a.iter_mut().zip(gd) {
                             *a += gs * g;
                         }
                     }
-                    for (w, a) in words.iter_mut().zip(acc) {
-                        if a >= MU_PSI {
-                            *w |= 1 << cell;
-                        }
+                }
+            }
+            let mut words = [0u64; ND];
+            for (cell, a) in acc.iter().enumerate() {
+                if valid & (1 << cell) == 0 {
+                    continue;
+                }
+                for (w, &x) in words.iter_mut().zip(a) {
+                    if x >= MU_PSI {
+                        *w |= 1 << cell;
                     }
                 }
             }
@@ -478,7 +566,7 @@ fn wrap_pi(mut a: f32) -> f32 {
 
 /// atan2 with a maximum error of about 0.0015 rad (polynomial; no libm call).
 #[inline]
-fn fast_atan2(y: f32, x: f32) -> f32 {
+pub(crate) fn fast_atan2(y: f32, x: f32) -> f32 {
     let (ax, ay) = (x.abs(), y.abs());
     if ax == 0.0 && ay == 0.0 {
         return 0.0;
@@ -853,6 +941,108 @@ mod tests {
                 quality: 50,
             })
             .collect()
+    }
+
+    /// Cylinder construction before the per-neighbour cell ranges: every cell against every neighbour.
+    fn reference_template(minutiae: &[Minutia]) -> MccTemplate {
+        let mut ms: Vec<Minutia> = minutiae
+            .iter()
+            .filter(|m| m.x.is_finite() && m.y.is_finite() && m.direction.is_finite())
+            .copied()
+            .collect();
+        if ms.len() > MAX_MINUTIAE {
+            ms.sort_by_key(|m| std::cmp::Reverse(m.quality));
+            ms.truncate(MAX_MINUTIAE);
+        }
+        let hull = convex_hull(&ms.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>());
+        let ds = 2.0 * RADIUS / NS as f32;
+        let dd = TAU / ND as f32;
+        let table = spatial_table();
+        let gd_norm = dd / (SIGMA_D * TAU.sqrt());
+        let reach = RADIUS + 3.0 * SIGMA_S;
+        let cut2 = (3.0 * SIGMA_S) * (3.0 * SIGMA_S);
+        let mut out = MccTemplate {
+            pts: Vec::with_capacity(ms.len()),
+            valid: Vec::with_capacity(ms.len()),
+            bits: Vec::with_capacity(ms.len() * ND),
+        };
+        // Per neighbour: position and the direction contribution to each slice (computed once).
+        let mut neigh: Vec<(f32, f32, [f32; ND])> = Vec::with_capacity(ms.len());
+        for (mi, m) in ms.iter().enumerate() {
+            let (s, c) = m.direction.sin_cos();
+            neigh.clear();
+            for (j, o) in ms.iter().enumerate() {
+                if j == mi || (o.x - m.x).hypot(o.y - m.y) > reach {
+                    continue;
+                }
+                let dtheta = ang_diff_signed(m.direction, o.direction);
+                let mut gd = [0f32; ND];
+                for (k, g) in gd.iter_mut().enumerate() {
+                    let phi = -PI + (k as f32 + 0.5) * dd;
+                    let diff = ang_diff_signed(phi, dtheta);
+                    *g = gd_norm * (-(diff * diff) / (2.0 * SIGMA_D * SIGMA_D)).exp();
+                }
+                neigh.push((o.x, o.y, gd));
+            }
+            if neigh.len() < 2 {
+                continue;
+            }
+            let mut words = [0u64; ND];
+            let mut valid = 0u64;
+            for i in 0..NS {
+                for j in 0..NS {
+                    let cell = i * NS + j;
+                    if CIRCLE & (1 << cell) == 0 {
+                        continue;
+                    }
+                    let u = (i as f32 - (NS as f32 - 1.0) / 2.0) * ds;
+                    let v = (j as f32 - (NS as f32 - 1.0) / 2.0) * ds;
+                    let (px, py) = (m.x + c * u - s * v, m.y + s * u + c * v);
+                    if !near_hull(&hull, px, py, HULL_MARGIN) {
+                        continue;
+                    }
+                    valid |= 1 << cell;
+                    let mut acc = [0f32; ND];
+                    for (ox, oy, gd) in &neigh {
+                        let d2 = (ox - px) * (ox - px) + (oy - py) * (oy - py);
+                        if d2 > cut2 {
+                            continue;
+                        }
+                        let k = d2 as usize;
+                        let frac = d2 - k as f32;
+                        let (Some(&g0), Some(&g1)) = (table.get(k), table.get(k + 1)) else {
+                            continue;
+                        };
+                        let gs = g0 + (g1 - g0) * frac;
+                        for (a, g) in acc.iter_mut().zip(gd) {
+                            *a += gs * g;
+                        }
+                    }
+                    for (w, a) in words.iter_mut().zip(acc) {
+                        if a >= MU_PSI {
+                            *w |= 1 << cell;
+                        }
+                    }
+                }
+            }
+            out.pts.push(pack_point(m.x, m.y, m.direction));
+            out.valid.push(valid);
+            out.bits.extend_from_slice(&words);
+        }
+        out
+    }
+
+    #[test]
+    fn cylinders_equal_the_every_cell_construction() {
+        for seed in 0..60u64 {
+            let ms = random_minutiae(seed + 500, 5 + (seed as usize * 11) % 90);
+            assert_eq!(MccTemplate::new(&ms), reference_template(&ms), "seed {seed}");
+        }
+        let p = crate::synth::SyntheticPerson::new(77);
+        for f in crate::iso19794_4::FingerPosition::TEN {
+            let ms = p.finger_minutiae(f, 0);
+            assert_eq!(MccTemplate::new(&ms), reference_template(&ms), "{f:?}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `tessera-bio`: synthetic data generation and FVC-style verification evaluation.
 //!
-//! - `tessera-bio gen --persons N --impressions M --out DIR [--profile hard] [--seed S]` writes
-//!   `DIR/<person>_<impression>.png` (right index finger, 500 ppi) and `DIR/truth.csv` (ground-truth
-//!   minutiae per image).
+//! - `tessera-bio gen --persons N --impressions M --out DIR [--fingers 2|1,2,7|all] [--format png|iso]
+//!   [--profile hard] [--seed S]` writes `DIR/<person>_<finger code>_<impression>.png` (500 ppi; default the
+//!   right index, code 2) or `.fir` (an ISO/IEC 19794-4:2011 finger image record with the quality score) and
+//!   `DIR/truth.csv` (ground-truth minutiae per image).
 //! - `tessera-bio eval --persons N --impressions M [--profile hard] [--seed S]` extracts, compares with
 //!   the FVC protocol (genuine: all impression pairs of a finger; impostor: first impressions of different
 //!   fingers) and prints EER, FNMR at FMR 1 %, 0.1 %, 0.01 %, ZeroFMR, failure-to-extract and timings.
@@ -10,7 +11,8 @@
 //!   minutiae-level generator (standard and hard profiles) and prints the FMR table of `calibration`.
 //! - `tessera-bio identify --persons N --mated M --nonmated K --fingers F --gallery FILE` builds (or reuses) a
 //!   gallery of N synthetic persons and runs an open-set 1:N evaluation: FNIR at FPIR 1 % and 0.1 %, rank-1,
-//!   index penetration and misses, search latency p50/p99.
+//!   index penetration and misses, the mate's index rank, search latency p50/p99. `--source extracted`
+//!   renders the fingers and extracts their minutiae instead of using the fast minutiae-level generator.
 #![allow(
     clippy::print_stdout,
     clippy::disallowed_methods,
@@ -43,6 +45,39 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImageFormatArg {
+    Png,
+    Iso,
+}
+
+/// Parses `--fingers`: `all` or comma-separated ISO codes 1-10.
+fn parse_fingers(s: &str) -> anyhow::Result<Vec<FingerPosition>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(FingerPosition::TEN.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let code: u8 = part
+            .trim()
+            .parse()
+            .with_context(|| format!("--fingers: {part:?} is not a finger code (1-10) or `all`"))?;
+        let p = FingerPosition::from_code(code)
+            .filter(|p| p.is_single_finger() && code <= 10)
+            .with_context(|| format!("--fingers: {code} is not a single-finger code 1-10"))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SourceArg {
+    Fast,
+    Extracted,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ProfileArg {
     Standard,
@@ -51,12 +86,20 @@ enum ProfileArg {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Write a synthetic FVC-like set (PNG) with ground truth.
+    /// Write a synthetic FVC-like set (PNG or ISO/IEC 19794-4 records) with ground truth.
     Gen {
         #[arg(long, default_value_t = 10)]
         persons: u64,
         #[arg(long, default_value_t = 4)]
         impressions: u32,
+        /// Fingers per person: ISO position codes separated by commas (1 right thumb ... 10 left little), or
+        /// `all` for the ten.
+        #[arg(long, default_value = "2")]
+        fingers: String,
+        /// Image file format: `png`, or `iso` for one ISO/IEC 19794-4:2011 record per image (`.fir`, PNG
+        /// compressed, with the NFIQ 2-style quality score).
+        #[arg(long, value_enum, default_value = "png")]
+        format: ImageFormatArg,
         #[arg(long, value_enum, default_value = "standard")]
         profile: ProfileArg,
         /// First person id (sets are disjoint when their id ranges are).
@@ -109,12 +152,18 @@ enum Cmd {
         /// First gallery person id.
         #[arg(long, default_value_t = 20_000_000)]
         seed: u64,
-        /// Share of persons passed from the index to the full matcher (1 = exhaustive).
-        #[arg(long, default_value_t = 0.02)]
-        penetration: f64,
+        /// Share of persons passed from the index to the full matcher (1 = exhaustive); default: chosen by
+        /// the number of probe fingers (`gallery::auto_penetration`).
+        #[arg(long)]
+        penetration: Option<f64>,
         /// Gallery file; reused when it already holds `persons` persons.
         #[arg(long)]
         gallery: std::path::PathBuf,
+        /// Where the minutiae come from: `fast` (the minutiae-level generator, ten fingers per gallery
+        /// person) or `extracted` (rendered images run through the extractor; gallery persons get the same
+        /// fingers as the probes, since rendering and extraction cost ~0.1 s per finger).
+        #[arg(long, value_enum, default_value = "fast")]
+        source: SourceArg,
     },
 }
 
@@ -125,6 +174,31 @@ fn synthetic_fingers(id: u64, impression: u32, n: usize, p: Profile) -> Vec<(Fin
         .take(n)
         .map(|&f| (f, person.finger_minutiae(f, impression)))
         .collect()
+}
+
+/// The first `n` fingers of a person from the chosen source; fingers whose extraction fails (or finds fewer
+/// than 4 minutiae) are left out.
+fn person_fingers(
+    source: SourceArg,
+    id: u64,
+    impression: u32,
+    n: usize,
+    p: Profile,
+) -> Vec<(FingerPosition, Vec<Minutia>)> {
+    match source {
+        SourceArg::Fast => synthetic_fingers(id, impression, n, p),
+        SourceArg::Extracted => {
+            let person = SyntheticPerson::with_profile(id, p);
+            FingerPosition::TEN
+                .iter()
+                .take(n)
+                .filter_map(|&f| {
+                    let e = extract(&person.finger(f, impression)).ok()?;
+                    (e.minutiae.len() >= 4).then_some((f, e.minutiae))
+                })
+                .collect()
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -239,10 +313,13 @@ fn identify(
     fingers: usize,
     p: Profile,
     seed: u64,
-    penetration: f64,
+    penetration: Option<f64>,
     path: &std::path::Path,
+    source: SourceArg,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    let gallery_fingers = if source == SourceArg::Fast { 10 } else { fingers };
+    let failed = std::sync::atomic::AtomicUsize::new(0);
     match Gallery::open(path) {
         Ok(g) if g.len() as u64 == persons => {}
         _ => {
@@ -254,7 +331,12 @@ fn identify(
                 let end = (start + chunk).min(seed + persons);
                 let batch: Vec<tessera_biometrics::gallery::PersonFingers> = (start..end)
                     .into_par_iter()
-                    .map(|id| (format!("P{id}"), synthetic_fingers(id, 0, 10, p)))
+                    .map(|id| {
+                        let f = person_fingers(source, id, 0, gallery_fingers, p);
+                        failed.fetch_add(gallery_fingers - f.len(), std::sync::atomic::Ordering::Relaxed);
+                        (format!("P{id}"), f)
+                    })
+                    .filter(|(_, f)| !f.is_empty())
                     .collect();
                 g.insert_batch(&batch)?;
                 bar.inc(end - start);
@@ -270,9 +352,14 @@ fn identify(
     let open_s = t1.elapsed().as_secs_f64();
     let size = std::fs::metadata(path)?.len();
     println!(
-        "gallery {} persons x 10 fingers ({:.2} GB, profile {p:?}, ids {seed}..{}): ready in {build:.1} s, open + validate {open_s:.2} s",
+        "gallery {} persons x {gallery_fingers} fingers ({:.2} GB, profile {p:?}, {} minutiae, ids {seed}..{}): ready in {build:.1} s, open + validate {open_s:.2} s",
         g.len(),
         size as f64 / 1e9,
+        if source == SourceArg::Fast {
+            "fast-generator"
+        } else {
+            "extracted"
+        },
         seed + persons
     );
     let opts = SearchOptions {
@@ -284,16 +371,20 @@ fn identify(
     let mut nonmated_top = Vec::new();
     let mut lat = Vec::new();
     let mut shortlisted = 0usize;
+    let mut index_ranks = Vec::new();
     let bar = ProgressBar::new(mated + nonmated);
     for k in 0..mated {
         let id = seed + k * (persons / mated.max(1)).max(1);
-        let probe_f = synthetic_fingers(id, 1, fingers, p);
+        let probe_f = person_fingers(source, id, 1, fingers, p);
+        failed.fetch_add(fingers - probe_f.len(), std::sync::atomic::Ordering::Relaxed);
         let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
         let t = Instant::now();
-        let (hits, stats) = g.search_with(&Probe::new(&refs), top, &opts);
+        let probe = Probe::new(&refs);
+        let (hits, stats) = g.search_with(&probe, top, &opts);
         lat.push(t.elapsed().as_secs_f64());
         shortlisted = stats.shortlisted;
         let want = format!("P{id}");
+        index_ranks.push(g.index_rank(&probe, &want).unwrap_or(usize::MAX));
         let mate = hits.iter().position(|h| h.person == want);
         mated_scores.push((
             mate.and_then(|r| hits.get(r)).map(|h| f64::from(h.score)),
@@ -303,7 +394,8 @@ fn identify(
     }
     for k in 0..nonmated {
         let id = seed + persons + 5_000_000 + k;
-        let probe_f = synthetic_fingers(id, 1, fingers, p);
+        let probe_f = person_fingers(source, id, 1, fingers, p);
+        failed.fetch_add(fingers - probe_f.len(), std::sync::atomic::Ordering::Relaxed);
         let refs: Vec<(FingerPosition, &[Minutia])> = probe_f.iter().map(|(f, m)| (*f, &m[..])).collect();
         let t = Instant::now();
         let (hits, _) = g.search_with(&Probe::new(&refs), 1, &opts);
@@ -312,6 +404,10 @@ fn identify(
         bar.inc(1);
     }
     bar.finish();
+    println!(
+        "failure to extract (fingers left out, gallery build and probes of this run): {}",
+        failed.load(std::sync::atomic::Ordering::Relaxed)
+    );
     lat.sort_by(f64::total_cmp);
     nonmated_top.sort_by(|a, b| b.total_cmp(a));
     let misses = mated_scores.iter().filter(|m| m.0.is_none()).count();
@@ -319,6 +415,33 @@ fn identify(
     println!(
         "probes: {mated} mated, {nonmated} non-mated, {fingers} finger(s) each; penetration {:.2} % ({shortlisted} persons to the full matcher)",
         100.0 * shortlisted as f64 / g.len().max(1) as f64
+    );
+    index_ranks.sort_unstable();
+    let rank_at = |q: f64| {
+        index_ranks
+            .get(((index_ranks.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "mate's index rank (0 = first): p50 {}, p90 {}, p99 {}, max {}",
+        rank_at(0.5),
+        rank_at(0.9),
+        rank_at(0.99),
+        index_ranks.last().copied().unwrap_or(0)
+    );
+    let shares = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2];
+    println!(
+        "index misses at penetration {}",
+        shares
+            .iter()
+            .map(|&sh| {
+                let len = ((sh * g.len() as f64).ceil() as usize).max(1);
+                let miss = index_ranks.iter().filter(|&&r| r >= len).count();
+                format!("{:.1} %: {miss}", sh * 100.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "index misses (mate not shortlisted): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",
@@ -368,36 +491,56 @@ fn main() -> anyhow::Result<()> {
         Cmd::Gen {
             persons,
             impressions,
+            fingers,
+            format,
             profile: p,
             seed,
             out,
         } => {
+            let positions = parse_fingers(&fingers)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let mut truth = std::fs::File::create(out.join("truth.csv"))?;
             writeln!(truth, "image,x,y,direction_rad,kind")?;
-            let bar = ProgressBar::new(persons * u64::from(impressions));
+            let total = persons * u64::from(impressions) * positions.len() as u64;
+            let bar = ProgressBar::new(total);
             for id in seed..seed + persons {
                 let person = SyntheticPerson::with_profile(id, profile(p));
-                for imp in 0..impressions {
-                    let i = person.finger_impression(FingerPosition::RightIndex, imp);
-                    let name = format!("{id}_{imp}.png");
-                    i.image.save(out.join(&name))?;
-                    for m in &i.minutiae {
-                        writeln!(
-                            truth,
-                            "{name},{:.1},{:.1},{:.4},{:?}",
-                            m.x, m.y, m.direction, m.kind
-                        )?;
+                for &pos in &positions {
+                    for imp in 0..impressions {
+                        let i = person.finger_impression(pos, imp);
+                        let stem = format!("{id}_{}_{imp}", pos.code());
+                        let name = match format {
+                            ImageFormatArg::Png => {
+                                let name = format!("{stem}.png");
+                                i.image.save(out.join(&name))?;
+                                name
+                            }
+                            ImageFormatArg::Iso => {
+                                let name = format!("{stem}.fir");
+                                let q = tessera_biometrics::quality::assess(&i.image).score;
+                                let rec = tessera_biometrics::iso19794_4::FingerImageRecord::from_gray(
+                                    pos, &i.image, 500, q,
+                                )?;
+                                std::fs::write(
+                                    out.join(&name),
+                                    tessera_biometrics::iso19794_4::encode(&[rec]),
+                                )?;
+                                name
+                            }
+                        };
+                        for m in &i.minutiae {
+                            writeln!(
+                                truth,
+                                "{name},{:.1},{:.1},{:.4},{:?}",
+                                m.x, m.y, m.direction, m.kind
+                            )?;
+                        }
+                        bar.inc(1);
                     }
-                    bar.inc(1);
                 }
             }
             bar.finish();
-            println!(
-                "wrote {} images to {}",
-                persons * u64::from(impressions),
-                out.display()
-            );
+            println!("wrote {total} images to {}", out.display());
         }
         Cmd::Eval {
             persons,
@@ -504,6 +647,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             penetration,
             gallery,
+            source,
         } => identify(
             persons,
             mated,
@@ -513,6 +657,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             penetration,
             &gallery,
+            source,
         )?,
     }
     Ok(())

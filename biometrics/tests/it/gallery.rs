@@ -61,7 +61,7 @@ fn index_stage_keeps_the_mate_at_low_penetration() {
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
-        penetration: 0.02,
+        penetration: Some(0.02),
         min_shortlist: 1,
     };
     for i in [3u64, 77, 150] {
@@ -81,7 +81,7 @@ fn index_stage_keeps_one_finger_mates_at_five_percent() {
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
-        penetration: 0.05,
+        penetration: Some(0.05),
         min_shortlist: 1,
     };
     let mut kept = 0;
@@ -187,9 +187,18 @@ fn damaged_files_are_refused_with_offset_and_field() {
     let mut b = good.clone();
     b[f0 + 4] = 13; // position code: a slap
     check(&b, "finger position", f0);
-    let mut b = good;
+    let mut b = good.clone();
     b[f0] = 2; // person index
     check(&b, "finger person index", f0);
+    // The signatures follow the 30 finger heads; a flipped bit no longer matches the head's count.
+    let mut b = good.clone();
+    b[f0 + 30 * 8] ^= 1;
+    check(&b, "finger signature count", f0);
+    // The cylinder records follow the 30 signatures; a reserved point bit set in finger 0's first point.
+    let r0 = f0 + 30 * 8 + 30 * 128 * 8;
+    let mut b = good;
+    b[r0 + 7] = 1;
+    check(&b, "finger points", r0);
     let odd = vec![0u8; 13];
     assert!(matches!(
         Gallery::from_bytes(&odd, &path),

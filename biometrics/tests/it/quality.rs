@@ -30,27 +30,8 @@ fn real_prints_within_five_points_of_reference() {
     }
 }
 
-/// Degrades an image: contrast loss, blur and noise growing with `level` (deterministic noise).
 fn degrade(img: &image::GrayImage, level: u32) -> image::GrayImage {
-    let l = level as f32;
-    let contrast = 1.0 - 0.15 * l;
-    let sigma = 4.0 * l;
-    let blurred = if level >= 1 {
-        image::imageops::blur(img, 0.6 * l)
-    } else {
-        img.clone()
-    };
-    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(level);
-    image::GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let u = (state >> 11) as f32 / (1u64 << 53) as f32;
-        let noise = (u - 0.5) * 3.46 * sigma;
-        let v = f32::from(blurred.get_pixel(x, y).0[0]);
-        // ridges fade towards the white background (light pressure, dry skin), plus blur and noise
-        image::Luma([(255.0 - (255.0 - v) * contrast + noise).clamp(0.0, 255.0) as u8])
-    })
+    tessera_biometrics::quality::degrade(img, level)
 }
 
 fn spearman(a: &[f32], b: &[f32]) -> f32 {
@@ -82,9 +63,12 @@ fn spearman(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn real_prints_fall_with_injected_degradation() {
-    // The three real prints, each degraded in six levels. Reported per print; asserted: every print falls
-    // from the clean image to the strongest level and on average rho <= -0.5 (the issue asks <= -0.8 on each:
-    // not met, see docs/biometrics.md).
+    // The three real prints, each degraded in six levels. The issue asks rho <= -0.8 on each: met on p2_1
+    // only (-0.75, -0.77, -0.81). Levels 1-2 (mild blur, noise and fading) raise the score by 5-11 points on
+    // all three, exactly as in the reference implementation (afis 1.2.7 gives the same scores on the same
+    // files, see docs/biometrics.md); since features are clamped to the model's training range the strong
+    // levels no longer rebound. Asserted: each print's three strongest levels score below its clean image,
+    // the last two levels are the lowest, each rho <= -0.7 and the mean <= -0.75.
     let levels: Vec<f32> = (0..6).map(|l| l as f32).collect();
     let mut rhos = Vec::new();
     for (name, _) in REFERENCE {
@@ -94,18 +78,23 @@ fn real_prints_fall_with_injected_degradation() {
             .collect();
         let rho = spearman(&levels, &scores);
         eprintln!("real print {name}: scores {scores:?}, Spearman rho {rho:.3}");
-        assert!(scores[5] < scores[0], "{name}: {scores:?}");
+        assert!(scores[3..].iter().all(|&s| s < scores[0]), "{name}: {scores:?}");
+        assert!(
+            scores[4].max(scores[5]) < scores[..4].iter().copied().fold(f32::MAX, f32::min),
+            "{name}: {scores:?}"
+        );
+        assert!(rho <= -0.7, "{name}: rho {rho} ({scores:?})");
         rhos.push(rho);
     }
     let mean = rhos.iter().sum::<f32>() / rhos.len() as f32;
     eprintln!("real prints: mean rho {mean:.3}");
-    assert!(mean <= -0.5, "mean rho {mean} ({rhos:?})");
+    assert!(mean <= -0.75, "mean rho {mean} ({rhos:?})");
 }
 
 #[test]
 fn score_falls_with_injected_degradation() {
-    // Synthetic prints: asserted. The real inked print p1_1 is reported only (see docs/biometrics.md:
-    // mild blur raises its score and the strongest level rebounds, rho about -0.6).
+    // Synthetic prints: each must reach the issue's rho <= -0.8 (-0.99, -0.83, -0.94 since the features are
+    // clamped to the model's training range; -0.94, -0.77, -0.89 before).
     let images = [
         SyntheticPerson::new(4).finger(FingerPosition::RightIndex, 0),
         SyntheticPerson::new(5).finger(FingerPosition::LeftThumb, 0),
@@ -119,8 +108,7 @@ fn score_falls_with_injected_degradation() {
             .collect();
         let rho = spearman(&levels, &scores);
         eprintln!("synthetic image {k}: scores {scores:?}, Spearman rho {rho:.3}");
-        // Every image must clearly fall; the issue's -0.8 is met on average, not on every image.
-        assert!(rho <= -0.6, "image {k}: scores {scores:?}, rho {rho}");
+        assert!(rho <= -0.8, "image {k}: scores {scores:?}, rho {rho}");
         rhos.push(rho);
     }
     let mean = rhos.iter().sum::<f32>() / rhos.len() as f32;
