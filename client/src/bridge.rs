@@ -319,14 +319,26 @@ async fn login(State(s): State<AppState>, body: Bytes) -> Response {
         password: b.password,
     };
     let clock = s.clock.clone();
-    let r = on_station(&s, move |slot| {
-        // A new login replaces whoever was logged in.
+    replace_session(&s, move || {
+        let (st, out) = commands::login(&input, clock)?;
+        tracing::info!(operator = %out.operator, "bridge login");
+        Ok((st, out))
+    })
+    .await
+}
+
+/// Runs `open` (a login, or the creation of the station) in place of whoever was logged in, keeps the
+/// station it opens and answers with its output.
+async fn replace_session<T: Serialize + Send + 'static>(
+    s: &AppState,
+    open: impl FnOnce() -> Result<(Station, T), CommandError> + Send + 'static,
+) -> Response {
+    let r = on_station(s, move |slot| {
         if let Some(mut old) = slot.take() {
             let _ = old.execute(Command::Logout);
         }
-        let (st, out) = commands::login(&input, clock)?;
+        let (st, out) = open()?;
         *slot = Some(st);
-        tracing::info!(operator = %out.operator, "bridge login");
         Ok(out)
     })
     .await;
@@ -409,20 +421,12 @@ async fn kit_create(State(s): State<AppState>, body: Bytes) -> Response {
         password: b.password,
     };
     let clock = s.clock.clone();
-    let r = on_station(&s, move |slot| {
-        if let Some(mut old) = slot.take() {
-            let _ = old.execute(Command::Logout);
-        }
+    replace_session(&s, move || {
         let (st, out) = commands::create_from_kit(&input, clock)?;
-        *slot = Some(st);
         tracing::info!(operator = %out.operator, machine = %out.machine.machine_id, "station created from a kit");
-        Ok(out)
+        Ok((st, out))
     })
-    .await;
-    match r {
-        Ok(out) => axum::Json(out).into_response(),
-        Err(e) => error_response(e),
-    }
+    .await
 }
 
 /// Frames waiting for a slow page beyond this are dropped (the preview stays live rather than late).

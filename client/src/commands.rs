@@ -104,17 +104,21 @@ pub fn init(input: &InitInput, clock: Arc<dyn Clock>) -> Result<(Station, Machin
     Ok((st, id))
 }
 
-/// Logs an operator in offline (and finishes whatever a crash interrupted).
-pub fn login(input: &LoginInput, clock: Arc<dyn Clock>) -> Result<(Station, LoginOutput), CommandError> {
-    let mut st = Station::login(&input.home, &input.operator, &input.password, clock)?;
-    let roles = st
-        .session()
-        .map_err(CommandError::from)?
+/// The roles of the operator logged in to `st`, as adapters show them.
+fn session_roles(st: &mut Station) -> Result<Vec<String>, CommandError> {
+    Ok(st
+        .session()?
         .operator
         .roles
         .iter()
         .map(|r| r.as_str().to_owned())
-        .collect();
+        .collect())
+}
+
+/// Logs an operator in offline (and finishes whatever a crash interrupted).
+pub fn login(input: &LoginInput, clock: Arc<dyn Clock>) -> Result<(Station, LoginOutput), CommandError> {
+    let mut st = Station::login(&input.home, &input.operator, &input.password, clock)?;
+    let roles = session_roles(&mut st)?;
     let out = LoginOutput {
         operator: input.operator.clone(),
         roles,
@@ -218,14 +222,7 @@ pub fn create_from_kit(
         KdfParams::DEFAULT,
         clock,
     )?;
-    let roles = st
-        .session()
-        .map_err(CommandError::from)?
-        .operator
-        .roles
-        .iter()
-        .map(|r| r.as_str().to_owned())
-        .collect();
+    let roles = session_roles(&mut st)?;
     Ok((
         st,
         KitCreated {
