@@ -104,15 +104,10 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// A human-comparable fingerprint of a public key: `SHA256:` and the hex digest in groups of four.
+/// A human-comparable fingerprint of a public key: `SHA256:` and the hex digest in groups of four (the
+/// format the server and the set-up kit use too).
 pub fn fingerprint(public_key: &[u8]) -> String {
-    let hex = hex::encode_upper(sha256(public_key));
-    let groups: Vec<&str> = hex
-        .as_bytes()
-        .chunks(4)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    format!("SHA256:{}", groups.join(" "))
+    tessera_packet::wire::kit::key_fingerprint(public_key)
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content, never a mix:
