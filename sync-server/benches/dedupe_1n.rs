@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo bench -p tessera-server --bench dedupe_1n` (optimised). The gallery (100,000 persons x 10
 //! fingers from the biometrics crate's fast minutiae generator, ids shaped like UINs) is built once and
-//! cached as `target/server-bench-gallery-<N>.tgal` (~5 GB); delete it to time the build again.
+//! cached as `server-bench-gallery-<N>.tgal` in the build folder (`CARGO_TARGET_DIR`, else `target/`) (~5 GB); delete it to time the build again.
 //! `TESSERA_BENCH_PERSONS` (default 100,000) sets the gallery size, `TESSERA_BENCH_PACKETS` (default 10)
 //! the packets: half are residents whose other impression is enrolled (mated), half are not.
 #![allow(
@@ -56,7 +56,12 @@ fn synthetic(i: u64) -> PersonFingers {
 fn main() {
     let n = env_u64("TESSERA_BENCH_PERSONS", 100_000);
     let packets = env_u64("TESSERA_BENCH_PACKETS", 10);
-    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"));
+    // The build folder (CARGO_TARGET_DIR when set, as `.ci/run` sets it), never committed.
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("server-bench-gallery-{n}.tgal"));
     if Gallery::open(&path).map(|g| g.len() as u64 != n).unwrap_or(true) {
         println!("building the gallery: {n} persons x 10 fingers (fast minutiae generator)...");
