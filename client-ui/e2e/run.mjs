@@ -236,6 +236,72 @@ try {
     assert.equal(await page.getByTestId('doc-proofOfIdentity').count(), 0, 'only the address proof is asked');
   });
 
+  await step('lost UIN: biometrics only, the known details optional, sealed for the supervisor', async () => {
+    await page.getByTestId('nav-new').click();
+    await page.getByLabel('Lost UIN').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('The resident agrees').check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    // Nothing typed: the details only help the search, so the step goes on without them.
+    await page.getByRole('button', { name: 'Next' }).click();
+    const title = page.getByTestId('step-title');
+    await title.getByText(/Documents|Biometrics/).waitFor();
+    if ((await title.textContent()).includes('Documents')) await page.getByRole('button', { name: 'Next' }).click();
+    await title.getByText('Biometrics').waitFor();
+    // Biometrics are what the LOST search needs: the step refuses to go on without them.
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('wizard-error').waitFor();
+    const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
+    await page.locator('#bio-files').setInputFiles(caps);
+    await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByTestId('review-ready').waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('button', { name: 'Confirm and sign' }).click();
+    assert.match((await page.getByTestId('rid').textContent()).trim(), /^\d{29}$/);
+    await page.getByRole('button', { name: 'Back to dashboard' }).click();
+    await page.getByTestId('count-awaiting').getByText('1').waitFor();
+  });
+
+  await step('idle lock: warned after 10 min, a key keeps the session, locked after 15 min, back to the draft', async () => {
+    // A page of its own with Playwright's fake clock (the sample country: warning at 600 s, lock at 900 s), so
+    // the other steps' timings stay real.
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    pages.push(p);
+    await p.clock.install();
+    await p.goto(bridge.url);
+    await login(p, OFFICER);
+    await p.getByRole('button', { name: 'New registration' }).click();
+    await p.getByRole('button', { name: 'Next' }).click();
+    await p.getByLabel('The resident agrees').check();
+    await p.getByRole('button', { name: 'Next' }).click();
+    await p.getByRole('button', { name: 'Next' }).click();
+    await fillDemographics(p);
+    await p.getByRole('button', { name: 'Next' }).click();
+    await p.getByTestId('step-title').getByText('Documents').waitFor();
+    assert.equal(await p.getByTestId('idle-warning').count(), 0);
+    await p.clock.fastForward('10:05');
+    const warning = await p.getByTestId('idle-warning').textContent();
+    assert.match(warning, /logged out in \d+ s/);
+    const left = Number(warning.match(/in (\d+) s/)[1]);
+    assert.ok(left > 0 && left <= 300, `seconds left ${left}`);
+    await p.keyboard.press('Shift'); // any key: still logged in, the warning goes
+    await p.getByTestId('idle-warning').waitFor({ state: 'detached' });
+    await p.clock.fastForward('15:05');
+    await p.getByRole('heading', { name: 'Operator login' }).waitFor();
+    await p.getByTestId('locked').getByText(OFFICER.id).waitFor();
+    assert.equal(await p.getByLabel('Operator id').inputValue(), OFFICER.id, 'the locked operator is filled in');
+    await p.getByLabel('Password').fill(OFFICER.pw);
+    await p.getByRole('button', { name: 'Log in' }).click();
+    await p.getByTestId('step-title').getByText('Documents').waitFor();
+    await p.getByRole('button', { name: 'Back', exact: true }).click();
+    assert.equal(await p.locator('#f-fullName-eng').inputValue(), 'Amina Diallo', 'the draft kept what was typed');
+    await ctx.close();
+  });
+
   earlierTimes = [...earlierTimes, ...(await page.evaluate(() => window.__tesseraScreenTimes ?? []))];
 
   // ---- A second station linked to a real server, capturing from the SBI simulator (tests/it/ui.rs) ----

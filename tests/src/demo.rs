@@ -477,6 +477,21 @@ impl Demo<'_> {
                 }
             }
             let uploads = st.uploads()?;
+            // A status may reach the station in the upload's own sync round, before this loop follows it:
+            // take the station's record of the server status as well.
+            for (rid, seen) in rids.iter().zip(statuses.iter_mut()) {
+                let known = uploads
+                    .iter()
+                    .find(|u| &u.rid == rid)
+                    .and_then(|u| u.server_status.clone());
+                if let Some(s) = known.filter(|s| seen.last() != Some(s)) {
+                    note!(demo, "{}    {name}: {rid} status {s}", demo.elapsed());
+                    if is_settled(&s) {
+                        demo.bar.inc(1);
+                    }
+                    seen.push(s);
+                }
+            }
             let settled = rids.iter().zip(&statuses).all(|(rid, seen)| {
                 seen.last().is_some_and(|s| s == "QUARANTINED")
                     || uploads.iter().any(|u| {
