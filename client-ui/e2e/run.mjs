@@ -250,9 +250,13 @@ try {
     await title.getByText(/Documents|Biometrics/).waitFor();
     if ((await title.textContent()).includes('Documents')) await page.getByRole('button', { name: 'Next' }).click();
     await title.getByText('Biometrics').waitFor();
-    // Biometrics are what the LOST search needs: the step refuses to go on without them.
+    // Biometrics are what the LOST search needs: without them the review lists each one and nothing can be signed.
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('wizard-error').waitFor();
+    await page.getByTestId('step-title').getByText('Review').waitFor();
+    await page.getByText('Right index is required.').waitFor();
+    assert.equal(await page.getByTestId('review-ready').count(), 0);
+    await page.getByRole('button', { name: 'Back', exact: true }).click();
+    await title.getByText('Biometrics').waitFor();
     const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
     await page.locator('#bio-files').setInputFiles(caps);
     await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
@@ -278,6 +282,7 @@ try {
     await p.getByRole('button', { name: 'Next' }).click();
     await p.getByLabel('The resident agrees').check();
     await p.getByRole('button', { name: 'Next' }).click();
+    await p.getByRole('checkbox', { name: 'fra' }).check();
     await p.getByRole('button', { name: 'Next' }).click();
     await fillDemographics(p);
     await p.getByRole('button', { name: 'Next' }).click();
