@@ -335,12 +335,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
             let matches = tokio::task::spawn_blocking(move || gallery.search(&probe))
                 .await
                 .map_err(task_err)?;
-            candidates.extend(matches.into_iter().take(20).map(|m| Candidate {
-                uin: m.uin,
-                kind: "biometric".into(),
-                score: f64::from((m.score * 1000.0).round() / 1000.0),
-                fingers_compared: m.fingers,
-            }));
+            candidates.extend(bio_candidates(state, matches.into_iter().take(20).collect()).await?);
         }
         if !candidates.is_empty() {
             let demo = candidates.iter().any(|c| c.kind == "demographic");
@@ -640,18 +635,21 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             )
             .await
         }
-        [found] => lost_found(state, &content, &found.uin).await,
+        [found] => {
+            let uin = bio_candidates(state, vec![found.clone()])
+                .await?
+                .into_iter()
+                .next()
+                .map(|c| c.uin)
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "identity of a gallery entry",
+                    id: found.uin_hash.get(..12).unwrap_or_default().to_owned(),
+                })?;
+            lost_found(state, &content, &uin).await
+        }
         several => {
             let reason = crate::adjudication::LOST_AMBIGUOUS.to_owned();
-            let candidates = several
-                .iter()
-                .map(|m| Candidate {
-                    uin: m.uin.clone(),
-                    kind: "biometric".into(),
-                    score: f64::from((m.score * 1000.0).round() / 1000.0),
-                    fingers_compared: m.fingers,
-                })
-                .collect();
+            let candidates = bio_candidates(state, several.to_vec()).await?;
             state
                 .store
                 .hold_for_adjudication(&rid, candidates, &reason, now())
@@ -659,6 +657,31 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             Ok(Outcome::Held(reason))
         }
     }
+}
+
+/// Biometric candidates from gallery matches: the gallery knows identities by UIN hash; the UINs come from
+/// their sealed form in the store. A hash with no identity (removed since) is left out.
+async fn bio_candidates(
+    state: &AppState,
+    matches: Vec<dedupe::BioMatch>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let uins: std::collections::HashMap<String, String> = state
+        .store
+        .person_uins(matches.iter().map(|m| m.uin_hash.clone()).collect())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(matches
+        .into_iter()
+        .filter_map(|m| {
+            uins.get(&m.uin_hash).map(|uin| Candidate {
+                uin: uin.clone(),
+                kind: "biometric".into(),
+                score: f64::from((m.score * 1000.0).round() / 1000.0),
+                fingers_compared: m.fingers,
+            })
+        })
+        .collect())
 }
 
 /// A LOST packet's identity is `uin`: the UIN goes to the resident through the outbox (to the contact in the
