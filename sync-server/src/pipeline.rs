@@ -264,6 +264,44 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     if let Err(r) = validate::check_signoffs(&content, &signoffs, &known) {
         return reject(state, &content, r.0).await;
     }
+    let received_at = state.store.packet(rid).await?.map_or(now(), |p| p.received_at);
+    let machine = state.store.machine(&content.meta.machine_id).await?;
+    let supervisor = signoffs
+        .iter()
+        .rev()
+        .find(|s| s.role == tessera_packet::manifest::SignOffRole::Supervisor)
+        .map(|s| s.operator_id.clone());
+    let creation = validate::check_creation(
+        state.store.as_ref(),
+        &rules,
+        state.settings.validation.working_day,
+        i64::from(state.settings.validation.clock_skew_secs),
+        &validate::CreationFacts {
+            center: content.meta.center_id.as_str(),
+            machine: content.meta.machine_id.as_str(),
+            officer: &content.meta.operator_id,
+            supervisor: supervisor.as_deref(),
+            created_at: content.created_at.timestamp(),
+            received_at,
+            machine_requested_at: machine.map(|m| m.requested_at),
+        },
+    )
+    .await?;
+    for flag in &creation.flags {
+        // Idempotent across re-runs of the job: a flag already in the history is not added again.
+        if !state
+            .store
+            .packet_history(rid)
+            .await?
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(flag.as_str()))
+        {
+            state.store.add_packet_flag(rid, flag, now()).await?;
+        }
+    }
+    if let Some(r) = creation.rejection {
+        return reject(state, &content, r.0).await;
+    }
     if content.packet_type == PacketType::Lost {
         return lost(state, content).await;
     }

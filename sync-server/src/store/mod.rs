@@ -536,6 +536,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Keys registered for an operator.
     async fn operator_keys(&self, operator_id: &str) -> Result<Vec<OperatorKeyRecord>, StoreError>;
 
+    /// The status (`status_history`) of a center, machine or operator (`kind`: [`status_kind`]) in force at
+    /// `at`: the latest change at or before it; `None` when nothing is recorded that early (unknown).
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError>;
+
+    /// Adds a flag to a packet's history (`packet_events`: its current status, `flag` as the reason, e.g.
+    /// `flag:clock_ahead`) without changing the packet. No personal data in `flag`.
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError>;
+
     /// UINs of identities with this demographic blocking key (opened from their sealed form), in order.
     async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError>;
 
@@ -723,6 +731,105 @@ pub(crate) fn parse_candidates(text: &str) -> Result<Vec<Candidate>, StoreError>
         what: "adjudication candidates",
         detail: e.to_string(),
     })
+}
+
+/// Kinds of `status_history` items.
+pub mod status_kind {
+    /// A registration center (master data `centers`, its `active` flag). Statuses `ACTIVE`, `INACTIVE`.
+    pub const CENTER: &str = "center";
+    /// A machine (`PENDING`, `ACTIVE`, `SUSPENDED`), recorded by a trigger on `machines`.
+    pub const MACHINE: &str = "machine";
+    /// An operator (sync kind `operators`, its `active` flag; revoked = `INACTIVE`). Statuses `ACTIVE`,
+    /// `INACTIVE`.
+    pub const OPERATOR: &str = "operator";
+    /// Active.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// Not active (deactivated, revoked, removed from the master data).
+    pub const INACTIVE: &str = "INACTIVE";
+}
+
+/// A status change implied by a sync-item change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusChange {
+    pub kind: &'static str,
+    pub item: String,
+    /// The status before, when the item existed.
+    pub old: Option<&'static str>,
+    pub new: &'static str,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn active_flag(v: &serde_json::Value) -> &'static str {
+    if v.get("active").and_then(serde_json::Value::as_bool) == Some(false) {
+        status_kind::INACTIVE
+    } else {
+        status_kind::ACTIVE
+    }
+}
+
+fn center_statuses(body: Option<&str>) -> std::collections::BTreeMap<String, &'static str> {
+    let Some(v) = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()) else {
+        return Default::default();
+    };
+    v.get("centers")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| Some((c.get("id")?.as_str()?.to_owned(), active_flag(c))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The center and operator status changes a sync-item change makes (old and new bodies as stored JSON text;
+/// `None` for absent or deleted): an operator item's `active` flag (deleted = revoked = inactive), the
+/// `active` flag of each center in the master-data item `centers` (a center dropped from it is inactive).
+pub(crate) fn sync_status_changes(
+    kind: SyncKind,
+    key: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> Vec<StatusChange> {
+    let parse = |b: Option<&str>| b.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    match kind {
+        SyncKind::Operators => {
+            let before = parse(old).map(|v| active_flag(&v));
+            let after = parse(new).map_or(status_kind::INACTIVE, |v| active_flag(&v));
+            if before == Some(after) {
+                return Vec::new();
+            }
+            vec![StatusChange {
+                kind: status_kind::OPERATOR,
+                item: key.to_owned(),
+                old: before,
+                new: after,
+            }]
+        }
+        SyncKind::MasterData if key == "centers" => {
+            let (before, after) = (center_statuses(old), center_statuses(new));
+            let mut ids: Vec<&String> = before.keys().chain(after.keys()).collect();
+            ids.sort();
+            ids.dedup();
+            ids.into_iter()
+                .filter_map(|id| {
+                    let b = before.get(id).copied();
+                    let a = after.get(id).copied().unwrap_or(status_kind::INACTIVE);
+                    (b != Some(a)).then(|| StatusChange {
+                        kind: status_kind::CENTER,
+                        item: id.clone(),
+                        old: b,
+                        new: a,
+                    })
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The UIN cipher a store was given, or `NoUinCipher`.

@@ -262,6 +262,41 @@ CREATE TABLE adjudication_cases (
 CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
 "#,
     ),
+    (
+        7,
+        // Status history of centers, machines and operators (`kind`, `item`, `status` from `from_time`), for
+        // the validation of a packet at its creation time. Machines by trigger (every status change, whoever
+        // makes it); centers and operators by the store when their sync items change (`put_item_tx`).
+        // Existing machines: pending since their request, their current status since their last change.
+        r#"
+CREATE TABLE status_history (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    from_time BIGINT NOT NULL
+);
+CREATE INDEX status_history_item ON status_history (kind, item, from_time, id);
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, 'PENDING', requested_at FROM machines;
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, status, updated_at FROM machines WHERE status <> 'PENDING';
+CREATE FUNCTION machine_status_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO status_history (kind, item, status, from_time)
+        VALUES ('machine', NEW.machine_id, NEW.status, NEW.requested_at);
+    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO status_history (kind, item, status, from_time)
+        VALUES ('machine', NEW.machine_id, NEW.status, NEW.updated_at);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER machine_status_change AFTER INSERT OR UPDATE ON machines
+    FOR EACH ROW EXECUTE FUNCTION machine_status_record();
+"#,
+    ),
 ];
 
 /// Advisory lock key serialising migrations across processes ("TESSERA" in ASCII, truncated).
@@ -525,7 +560,45 @@ async fn put_item_tx(
         .await
         .map_err(pg("put sync item"))?
         .get(0);
+    let old = existing.and_then(|(deleted, body)| body.filter(|_| !deleted));
+    for change in super::sync_status_changes(kind, key, old.as_deref(), text.as_deref()) {
+        record_status(tx, &change, super::now_secs()).await?;
+    }
     Ok(Some(version))
+}
+
+/// Records a status change in `status_history` unless the item already has that status; an item with no
+/// history first gets its previous status since forever (time 0). The caller's transaction serialises
+/// changes of sync items (they take the sync-version lock).
+async fn record_status(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &super::StatusChange,
+    at: i64,
+) -> Result<(), StoreError> {
+    let op = "record status history";
+    let latest: Option<String> = tx
+        .query_opt(
+            "SELECT status FROM status_history WHERE kind = $1 AND item = $2 ORDER BY from_time DESC, id DESC LIMIT 1",
+            &[&c.kind, &c.item],
+        )
+        .await
+        .map_err(pg(op))?
+        .map(|r| r.get(0));
+    if latest.as_deref() == Some(c.new) {
+        return Ok(());
+    }
+    let insert = "INSERT INTO status_history (kind, item, status, from_time) VALUES ($1, $2, $3, $4)";
+    if latest.is_none()
+        && let Some(old) = c.old
+    {
+        tx.execute(insert, &[&c.kind, &c.item, &old, &0i64])
+            .await
+            .map_err(pg(op))?;
+    }
+    tx.execute(insert, &[&c.kind, &c.item, &c.new, &at])
+        .await
+        .map_err(pg(op))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -994,6 +1067,29 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError> {
+        let c = self.conn("status at").await?;
+        Ok(c.query_opt(
+            "SELECT status FROM status_history WHERE kind = $1 AND item = $2 AND from_time <= $3
+             ORDER BY from_time DESC, id DESC LIMIT 1",
+            &[&kind, &item, &at],
+        )
+        .await
+        .map_err(pg("status at"))?
+        .map(|r| r.get(0)))
+    }
+
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
+        let c = self.conn("add packet flag").await?;
+        c.execute(
+            "INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, $2, $3 FROM packets WHERE rid = $1",
+            &[&rid.as_str(), &flag, &at],
+        )
+        .await
+        .map_err(pg("add packet flag"))?;
+        Ok(())
     }
 
     async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError> {

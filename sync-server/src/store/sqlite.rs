@@ -252,6 +252,36 @@ CREATE TABLE adjudication_cases (
 CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
 "#,
     ),
+    (
+        7,
+        // Status history of centers, machines and operators (`kind`, `item`, `status` from `from_time`), for
+        // the validation of a packet at its creation time. Machines by trigger (every status change, whoever
+        // makes it); centers and operators by the store when their sync items change (`put_item_tx`).
+        // Existing machines: pending since their request, their current status since their last change.
+        r#"
+CREATE TABLE status_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    from_time INTEGER NOT NULL
+);
+CREATE INDEX status_history_item ON status_history (kind, item, from_time, id);
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, 'PENDING', requested_at FROM machines;
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, status, updated_at FROM machines WHERE status <> 'PENDING';
+CREATE TRIGGER machine_status_insert AFTER INSERT ON machines BEGIN
+    INSERT INTO status_history (kind, item, status, from_time)
+    VALUES ('machine', NEW.machine_id, NEW.status, NEW.requested_at);
+END;
+CREATE TRIGGER machine_status_update AFTER UPDATE OF status ON machines
+WHEN NEW.status IS NOT OLD.status BEGIN
+    INSERT INTO status_history (kind, item, status, from_time)
+    VALUES ('machine', NEW.machine_id, NEW.status, NEW.updated_at);
+END;
+"#,
+    ),
 ];
 
 /// The embedded SQLite (SQLCipher) store.
@@ -553,7 +583,40 @@ fn put_item_tx(
         params![kind.as_str(), scope, key, version, text.is_none(), text],
     )
     .map_err(sq("put sync item"))?;
+    let old = existing.and_then(|(deleted, body)| body.filter(|_| !deleted));
+    for change in super::sync_status_changes(kind, key, old.as_deref(), text.as_deref()) {
+        record_status(tx, &change, super::now_secs())?;
+    }
     Ok(Some(version))
+}
+
+/// Records a status change in `status_history` unless the item already has that status; an item with no
+/// history first gets its previous status since forever (time 0).
+fn record_status(tx: &Transaction<'_>, c: &super::StatusChange, at: i64) -> Result<(), StoreError> {
+    let op = "record status history";
+    let latest: Option<String> = tx
+        .query_row(
+            "SELECT status FROM status_history WHERE kind = ?1 AND item = ?2 ORDER BY from_time DESC, id DESC LIMIT 1",
+            params![c.kind, c.item],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sq(op))?;
+    if latest.as_deref() == Some(c.new) {
+        return Ok(());
+    }
+    let mut insert = tx
+        .prepare_cached("INSERT INTO status_history (kind, item, status, from_time) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(sq(op))?;
+    if latest.is_none()
+        && let Some(old) = c.old
+    {
+        insert.execute(params![c.kind, c.item, old, 0]).map_err(sq(op))?;
+    }
+    insert
+        .execute(params![c.kind, c.item, c.new, at])
+        .map_err(sq(op))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -1053,6 +1116,34 @@ impl Store for SqliteStore {
                     })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError> {
+        let (kind, item) = (kind.to_owned(), item.to_owned());
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT status FROM status_history WHERE kind = ?1 AND item = ?2 AND from_time <= ?3
+                 ORDER BY from_time DESC, id DESC LIMIT 1",
+            )
+            .map_err(sq("status at"))?
+            .query_row(params![kind, item, at], |r| r.get(0))
+            .optional()
+            .map_err(sq("status at"))
+        })
+        .await
+    }
+
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
+        let (rid, flag) = (rid.as_str().to_owned(), flag.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, ?2, ?3 FROM packets WHERE rid = ?1",
+                params![rid, flag, at],
+            )
+            .map_err(sq("add packet flag"))?;
+            Ok(())
         })
         .await
     }

@@ -58,6 +58,7 @@ conformance!(
     sync_batches_apply_together_and_current_items_span_scopes,
     packet_history_lists_and_requeue_of_quarantined_packets,
     outbox_retry_waits_until_the_back_off_ends,
+    status_history_of_machines_operators_and_centers,
 );
 
 fn key(n: u8) -> [u8; 32] {
@@ -69,7 +70,7 @@ fn rid(machine: &str, seq: u32) -> Rid {
 }
 
 async fn migrations_applied(s: &dyn Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 6);
+    assert_eq!(s.schema_version().await.unwrap(), 7);
     s.ping().await.unwrap();
 }
 
@@ -564,7 +565,7 @@ const V5_GALLERY: [(i64, &str, i64); 3] = [(1, V5_UINS[0], 2), (2, V5_UINS[0], 7
 
 async fn v5_rows_convert_once(s: &dyn Store) {
     let c = cipher();
-    assert_eq!(s.schema_version().await.unwrap(), 6);
+    assert_eq!(s.schema_version().await.unwrap(), 7);
     assert_eq!(s.protect_legacy_uins(c.clone()).await.unwrap(), 7);
     assert_eq!(
         s.protect_legacy_uins(c.clone()).await.unwrap(),
@@ -747,7 +748,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        6,
+        7,
         "reopening does not re-migrate"
     );
 }
@@ -1313,4 +1314,95 @@ async fn outbox_retry_waits_until_the_back_off_ends(s: &dyn Store) {
         s.claim_notification("w", 10_000, 60).await.unwrap().is_none(),
         "a sent notification stays sent"
     );
+}
+
+async fn status_history_of_machines_operators_and_centers(s: &dyn Store) {
+    use tessera_server::store::status_kind as k;
+    // Machines: every status change, with its time (trigger).
+    let (m, _) = s
+        .enrol_machine(NewMachine {
+            center_id: "10001".parse().unwrap(),
+            name: "m".into(),
+            public_key: [3; 32],
+            at: 100,
+        })
+        .await
+        .unwrap();
+    let id = m.machine_id.clone();
+    s.set_machine_status(&id, MachineStatus::Active, None, 200)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Suspended, None, 300)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Suspended, Some("again".into()), 350)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Active, None, 400)
+        .await
+        .unwrap();
+    let at = |t: i64| {
+        let id = id.clone();
+        async move { s.status_at(k::MACHINE, id.as_str(), t).await.unwrap() }
+    };
+    assert_eq!(at(99).await, None, "unknown before the request");
+    assert_eq!(at(150).await.as_deref(), Some("PENDING"));
+    assert_eq!(at(299).await.as_deref(), Some("ACTIVE"));
+    assert_eq!(at(360).await.as_deref(), Some("SUSPENDED"));
+    assert_eq!(at(400).await.as_deref(), Some("ACTIVE"));
+    // Operators: from their sync item (revoked = inactive); centers from the master data.
+    let op = |active: bool| serde_json::json!({"id": "op1", "active": active});
+    s.put_sync_item(SyncKind::Operators, "10001", "op1", Some(op(true)))
+        .await
+        .unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", 0).await.unwrap(),
+        None,
+        "new: unknown before"
+    );
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", now() + 5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(k::ACTIVE)
+    );
+    s.put_sync_item(SyncKind::Operators, "10001", "op1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", now() + 5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(k::INACTIVE)
+    );
+    let centers = |a: bool| serde_json::json!({"centers": [{"id": "10001", "active": a}, {"id": "10002"}]});
+    s.put_sync_item(SyncKind::MasterData, "", "centers", Some(centers(true)))
+        .await
+        .unwrap();
+    s.put_sync_item(SyncKind::MasterData, "", "centers", Some(centers(false)))
+        .await
+        .unwrap();
+    let later = now() + 5;
+    assert_eq!(
+        s.status_at(k::CENTER, "10001", later).await.unwrap().as_deref(),
+        Some(k::INACTIVE)
+    );
+    assert_eq!(
+        s.status_at(k::CENTER, "10002", later).await.unwrap().as_deref(),
+        Some(k::ACTIVE)
+    );
+    // A flag joins the packet's history without changing the packet.
+    let r = claimed_packet(s, "f1", 1, 100).await;
+    s.add_packet_flag(&r, "flag:clock_ahead", 120).await.unwrap();
+    let h = s.packet_history(&r).await.unwrap();
+    assert_eq!(h.last().unwrap().reason.as_deref(), Some("flag:clock_ahead"));
+    assert_eq!(s.packet(&r).await.unwrap().unwrap().reason, None);
 }
