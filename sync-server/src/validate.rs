@@ -724,10 +724,74 @@ mod tests {
             ("dynamicLists".to_owned(), read("dynamic-lists.json")),
             ("locations".to_owned(), read("locations.json")),
             ("ageGroups".to_owned(), read("age-groups.json")),
+            ("centers".to_owned(), read("centers.json")),
+            ("holidays".to_owned(), read("holidays.json")),
         ]
         .into_iter()
         .collect();
         Rules::from_items(&[("1.0".to_owned(), read("id-schema.json"))], &master).unwrap()
+    }
+
+    #[test]
+    fn working_days_follow_hours_holidays_and_the_center_offset() {
+        let rules = sample_rules();
+        let at = |y, m, d, h| {
+            chrono::Utc
+                .with_ymd_and_hms(y, m, d, h, 0, 0)
+                .unwrap()
+                .timestamp()
+        };
+        use chrono::TimeZone as _;
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 11, 20, 10)),
+            Some(true),
+            "a Friday"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 11, 21, 10)),
+            Some(false),
+            "no Saturday hours"
+        );
+        assert_eq!(
+            rules.is_working_day("10002", at(2026, 11, 21, 10)),
+            Some(true),
+            "10002 opens Saturdays"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 12, 25, 10)),
+            Some(false),
+            "TSR holiday"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 12, 24, 10)),
+            Some(false),
+            "its own closure"
+        );
+        assert_eq!(
+            rules.is_working_day("10002", at(2026, 12, 24, 10)),
+            Some(true),
+            "not 10002's"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 9, 21, 10)),
+            Some(false),
+            "holiday of a parent region"
+        );
+        assert_eq!(
+            rules.is_working_day("10003", at(2026, 9, 21, 10)),
+            Some(true),
+            "another region"
+        );
+        assert_eq!(
+            rules.is_working_day("99999", at(2026, 12, 25, 10)),
+            None,
+            "unknown center"
+        );
+        assert_eq!(parse_offset("UTC"), 0);
+        assert_eq!(parse_offset("+01:30"), 5400);
+        assert_eq!(parse_offset("UTC-05:00"), -18000);
+        assert_eq!(parse_offset("Africa/Dakar"), 0, "zone names count as UTC");
+        assert_eq!(parse_offset("+99:00"), 0);
     }
 
     #[test]
