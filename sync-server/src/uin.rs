@@ -354,10 +354,17 @@ pub async fn allocate(
     rids: Vec<Rid>,
     at: i64,
 ) -> Result<Vec<(Rid, String)>, StoreError> {
-    store
-        .allocate_uins(rids, at)
-        .await?
-        .into_iter()
+    let entries = store.allocate_uins(rids, at).await?;
+    if entries.len() < 64 {
+        return entries
+            .into_iter()
+            .map(|(rid, entry)| Ok((rid, cipher.open(&entry)?)))
+            .collect();
+    }
+    // A large batch: opening (AEAD and hash check, a few µs each) on every core.
+    use rayon::prelude::*;
+    entries
+        .into_par_iter()
         .map(|(rid, entry)| Ok((rid, cipher.open(&entry)?)))
         .collect()
 }

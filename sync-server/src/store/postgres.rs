@@ -1897,71 +1897,68 @@ impl PgStore {
         let op = "allocate uins";
         let start = super::sqlite::random_start()?;
         let mut c = self.conn(op).await?;
+        // Prepared once per connection (no parse and plan per batch).
+        let existing = c
+            .prepare_cached("SELECT rid, uin_hash, sealed FROM uin_assigned WHERE rid = ANY($1)")
+            .await
+            .map_err(pg(op))?;
+        // One statement takes free entries and assigns them to the RIDs in order: the entries never travel to
+        // the client and back. `ARRAY(...)` makes the planner take the few keys first and delete them by
+        // index, never a join over the whole free table; `SKIP LOCKED` lets concurrent allocators take
+        // disjoint entries. Fewer entries than RIDs (the end of the hash order, or entries locked by others):
+        // the RIDs left over get none here and are given entries from the other side of the start.
+        let mut take = Vec::with_capacity(2);
+        for cmp in [">=", "<"] {
+            take.push(
+                c.prepare_cached(&format!(
+                    "WITH taken AS (
+                       DELETE FROM uin_free WHERE uin_hash = ANY(ARRAY(
+                         SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} $1 ORDER BY uin_hash
+                         LIMIT cardinality($2::text[]) FOR UPDATE SKIP LOCKED))
+                       RETURNING uin_hash, sealed),
+                     numbered AS (SELECT uin_hash, sealed, row_number() OVER () AS k FROM taken),
+                     wanted AS (SELECT r, k FROM unnest($2::text[]) WITH ORDINALITY AS x(r, k))
+                     INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
+                     SELECT w.r, n.uin_hash, n.sealed, $3 FROM numbered n JOIN wanted w ON w.k = n.k
+                     RETURNING rid, uin_hash, sealed"
+                ))
+                .await
+                .map_err(pg(op))?,
+            );
+        }
         let tx = c.transaction().await.map_err(pg(op))?;
         let mut seen = HashSet::with_capacity(rids.len());
         let distinct: Vec<&str> = rids.iter().map(Rid::as_str).filter(|r| seen.insert(*r)).collect();
-        let mut given: HashMap<String, PoolUin> = tx
-            .query(
-                "SELECT rid, uin_hash, sealed FROM uin_assigned WHERE rid = ANY($1)",
-                &[&distinct],
+        let entry = |r: &Row| {
+            (
+                r.get::<_, String>(0),
+                PoolUin {
+                    uin_hash: r.get(1),
+                    sealed: r.get(2),
+                },
             )
+        };
+        let mut given: HashMap<String, PoolUin> = tx
+            .query(&existing, &[&distinct])
             .await
             .map_err(pg(op))?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    PoolUin {
-                        uin_hash: r.get(1),
-                        sealed: r.get(2),
-                    },
-                )
-            })
+            .iter()
+            .map(entry)
             .collect();
-        let missing: Vec<&str> = distinct.into_iter().filter(|r| !given.contains_key(*r)).collect();
+        let mut missing: Vec<&str> = distinct.into_iter().filter(|r| !given.contains_key(*r)).collect();
+        for stmt in &take {
+            if missing.is_empty() {
+                break;
+            }
+            let rows = tx.query(stmt, &[&start, &missing, &at]).await.map_err(pg(op))?;
+            for r in &rows {
+                let (rid, u) = entry(r);
+                given.insert(rid, u);
+            }
+            missing.retain(|r| !given.contains_key(*r));
+        }
         if !missing.is_empty() {
-            let take = |cmp: &'static str, n: usize| {
-                let tx = &tx;
-                let start = start.as_str();
-                async move {
-                    let n = i64::try_from(n).unwrap_or(i64::MAX);
-                    tx.query(
-                        &format!(
-                            // ARRAY(...) makes the planner take the few keys first and delete them by
-                            // index, never a join over the whole free table.
-                            "DELETE FROM uin_free WHERE uin_hash = ANY(ARRAY(
-                               SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} $1 ORDER BY uin_hash LIMIT $2
-                               FOR UPDATE SKIP LOCKED))
-                             RETURNING uin_hash, sealed"
-                        ),
-                        &[&start, &n],
-                    )
-                    .await
-                    .map_err(pg(op))
-                }
-            };
-            let mut fresh = take(">=", missing.len()).await?;
-            if fresh.len() < missing.len() {
-                let more = take("<", missing.len() - fresh.len()).await?;
-                fresh.extend(more);
-            }
-            if fresh.len() < missing.len() {
-                return Err(StoreError::PoolEmpty);
-            }
-            let (hashes, sealed): (Vec<String>, Vec<Vec<u8>>) = fresh
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
-                .unzip();
-            tx.execute(
-                "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
-                 SELECT r, h, s, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS x(r, h, s)",
-                &[&missing, &hashes, &sealed, &at],
-            )
-            .await
-            .map_err(pg(op))?;
-            for ((rid, uin_hash), sealed) in missing.iter().zip(hashes).zip(sealed) {
-                given.insert((*rid).to_owned(), PoolUin { uin_hash, sealed });
-            }
+            return Err(StoreError::PoolEmpty);
         }
         tx.commit().await.map_err(pg(op))?;
         rids.iter()
