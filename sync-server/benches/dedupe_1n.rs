@@ -135,10 +135,10 @@ fn main() {
         let t2 = Instant::now();
         let expect = format!("{}", 3_900_000_000 + i as u64);
         if i % 2 == 0 {
-            if hits.first().map(|h| h.uin.as_str()) == Some(expect.as_str()) {
+            if hits.first().map(|h| h.uin_hash.as_str()) == Some(expect.as_str()) {
                 found += 1;
             }
-            false_hits += hits.iter().filter(|h| h.uin != expect).count();
+            false_hits += hits.iter().filter(|h| h.uin_hash != expect).count();
         } else {
             false_hits += hits.len();
         }

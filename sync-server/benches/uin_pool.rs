@@ -3,7 +3,8 @@
 //! transaction, on SQLite and (when reachable) PostgreSQL, where several allocators also run at once. Prints
 //! figures; run with `cargo bench --profile dev -p tessera-server --bench uin_pool`.
 //! `TESSERA_BENCH_UINS` (default 200,000) sets the pool size, `TESSERA_BENCH_ALLOCATE` (default 100,000) how
-//! many UINs are allocated in batches.
+//! many UINs are allocated in batches, `TESSERA_BENCH_BATCH` (default 1,000) the batch size, and
+//! `TESSERA_BENCH_BACKENDS` (default `sqlite,postgres`) which stores run.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +19,9 @@ use tessera_packet::ids::Rid;
 use tessera_server::store::Store;
 use tessera_server::uin::{self, UinCipher, UinGenerator};
 
-const BATCH: usize = 1_000;
+fn batch() -> usize {
+    env_usize("TESSERA_BENCH_BATCH", 1_000).max(1)
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -55,20 +58,21 @@ async fn bench_store(name: &str, store: Arc<dyn Store>, cipher: &UinCipher, pool
     let all = rids(10_001, allocate.min(added / 4));
     let t = Instant::now();
     let mut n = 0usize;
-    for chunk in all.chunks(BATCH) {
+    for chunk in all.chunks(batch()) {
         n += uin::allocate(store.as_ref(), cipher, chunk.to_vec(), 1)
             .await
             .unwrap()
             .len();
     }
     println!(
-        "{name}: allocation in batches of {BATCH} RIDs (take, assign, open): {}",
+        "{name}: allocation in batches of {} RIDs (take, assign, open): {}",
+        batch(),
         rate(n, t.elapsed().as_secs_f64())
     );
     let raw = rids(10_003, all.len());
     let t = Instant::now();
     let mut n = 0usize;
-    for chunk in raw.chunks(BATCH) {
+    for chunk in raw.chunks(batch()) {
         n += store.allocate_uins(chunk.to_vec(), 1).await.unwrap().len();
     }
     println!(
@@ -80,13 +84,14 @@ async fn bench_store(name: &str, store: Arc<dyn Store>, cipher: &UinCipher, pool
     let again = uin::allocate(
         store.as_ref(),
         cipher,
-        all.iter().take(BATCH).cloned().collect(),
+        all.iter().take(batch()).cloned().collect(),
         2,
     )
     .await
     .unwrap();
     println!(
-        "{name}: idempotent re-allocation of a batch of {BATCH} RIDs: {}",
+        "{name}: idempotent re-allocation of a batch of {} RIDs: {}",
+        batch(),
         rate(again.len(), t.elapsed().as_secs_f64())
     );
 
@@ -127,7 +132,7 @@ async fn bench_concurrent(
             let (store, cipher) = (store.clone(), cipher.clone());
             tokio::spawn(async move {
                 let mut got = Vec::new();
-                for chunk in rids(20_000 + a, each).chunks(BATCH) {
+                for chunk in rids(20_000 + a, each).chunks(batch()) {
                     got.extend(
                         uin::allocate(store.as_ref(), &cipher, chunk.to_vec(), 5)
                             .await
@@ -149,7 +154,8 @@ async fn bench_concurrent(
         }
     }
     println!(
-        "{name}: {allocators} concurrent allocators, batches of {BATCH}: {} (all distinct)",
+        "{name}: {allocators} concurrent allocators, batches of {}: {} (all distinct)",
+        batch(),
         rate(n, t.elapsed().as_secs_f64())
     );
 }
@@ -175,10 +181,17 @@ fn main() {
     );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let backends = std::env::var("TESSERA_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let s = tessera_server::store::sqlite::SqliteStore::open(&dir.path().join("b.db"), &[3; 32]).unwrap();
-        bench_store("sqlite (SQLCipher)", Arc::new(s), &cipher, pool, allocate).await;
+        if backends.contains("sqlite") {
+            let s =
+                tessera_server::store::sqlite::SqliteStore::open(&dir.path().join("b.db"), &[3; 32]).unwrap();
+            bench_store("sqlite (SQLCipher)", Arc::new(s), &cipher, pool, allocate).await;
+        }
+        if !backends.contains("postgres") {
+            return;
+        }
         let url = std::env::var("TESSERA_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let schema = format!("bench_{}", std::process::id());

@@ -162,8 +162,9 @@ pub fn extract_templates(content: &PacketContent) -> Vec<Template> {
 /// A biometric candidate from a 1:N search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BioMatch {
-    /// The enrolled identity.
-    pub uin: String,
+    /// The enrolled identity: its salted UIN hash (the gallery holds no UIN; [`crate::store::Store::person_uins`]
+    /// gives the UIN).
+    pub uin_hash: String,
     /// Score in the index's own scale: fused 1:1 score in [0, 1] for [`ExhaustiveGallery`],
     /// `-log10(FMR estimate)` for [`IndexedGallery`].
     pub score: f32,
@@ -193,8 +194,11 @@ pub enum IndexError {
 pub struct Cursor {
     /// Sequence number of the last loaded row.
     pub seq: i64,
-    /// UIN of that row (an anchor: a different database has another UIN at that sequence number).
-    pub uin: String,
+    /// UIN hash of that row (an anchor: a different database has another identity at that sequence number).
+    /// A state file written before the gallery was keyed by hash has a UIN here, which never matches: the
+    /// gallery is rebuilt.
+    #[serde(alias = "uin")]
+    pub uin_hash: String,
 }
 
 /// A 1:N finger gallery. Implementations must be safe to share between workers. Inserting a person who is
@@ -203,7 +207,7 @@ pub trait BioIndex: Send + Sync + std::fmt::Debug {
     /// Adds (or replaces) persons with their finger templates. CPU-heavy: call from a blocking task.
     fn insert_persons(&self, persons: Vec<(String, Vec<Template>)>) -> Result<(), IndexError>;
     /// Removes a person; true when it was there.
-    fn remove(&self, uin: &str) -> bool;
+    fn remove(&self, uin_hash: &str) -> bool;
     /// Persons whose score reaches the index's threshold, best first. CPU-heavy: call from a blocking task.
     fn search(&self, probe: &[Template]) -> Vec<BioMatch>;
     /// Persons enrolled.
@@ -259,16 +263,16 @@ impl GalleryLoader {
         loop {
             let rows = store.gallery_since(cursor.seq, LOAD_BATCH).await?;
             let full = rows.len() >= usize::try_from(LOAD_BATCH).unwrap_or(usize::MAX);
-            let Some(last) = rows.last().map(|r| (r.seq, r.uin.clone())) else {
+            let Some(last) = rows.last().map(|r| (r.seq, r.uin_hash.clone())) else {
                 break;
             };
             // On a full page, leave the last person for the next page unless the page holds nobody else.
             let (take, next) = if full {
-                match rows.iter().rposition(|r| r.uin != last.1) {
+                match rows.iter().rposition(|r| r.uin_hash != last.1) {
                     Some(i) => {
                         let keep = rows
                             .get(i)
-                            .map(|r| (r.seq, r.uin.clone()))
+                            .map(|r| (r.seq, r.uin_hash.clone()))
                             .unwrap_or(last.clone());
                         (i + 1, keep)
                     }
@@ -289,8 +293,8 @@ impl GalleryLoader {
                     };
                     n += 1;
                     match persons.last_mut() {
-                        Some((uin, fingers)) if *uin == r.uin => fingers.push(t),
-                        _ => persons.push((r.uin, vec![t])),
+                        Some((h, fingers)) if *h == r.uin_hash => fingers.push(t),
+                        _ => persons.push((r.uin_hash, vec![t])),
                     }
                 }
                 idx.insert_persons(persons)?;
@@ -302,7 +306,7 @@ impl GalleryLoader {
             added += n;
             cursor = Cursor {
                 seq: next.0,
-                uin: next.1,
+                uin_hash: next.1,
             };
             *guard = Some(cursor.clone());
         }
@@ -410,7 +414,7 @@ impl BioIndex for ExhaustiveGallery {
                     }
                     let n = u32::try_from(scores.len()).unwrap_or(u32::MAX);
                     BioMatch {
-                        uin: (*uin).clone(),
+                        uin_hash: (*uin).clone(),
                         score: fuse(&mut scores),
                         fingers: n,
                     }
@@ -418,7 +422,11 @@ impl BioIndex for ExhaustiveGallery {
             )
             .filter(|m| m.fingers > 0 && m.score >= self.threshold)
             .collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.uin.cmp(&b.uin)));
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.uin_hash.cmp(&b.uin_hash))
+        });
         out
     }
 
@@ -557,7 +565,7 @@ impl IndexedGallery {
                         source: std::io::Error::other(e.to_string()),
                     })?;
                 match row.first() {
-                    Some(r) if r.seq == s.cursor.seq && r.uin == s.cursor.uin => Rebuild::No,
+                    Some(r) if r.seq == s.cursor.seq && r.uin_hash == s.cursor.uin_hash => Rebuild::No,
                     _ => Rebuild::Stale(format!(
                         "row {} of the database's gallery table is not the one the file was saved at",
                         s.cursor.seq
@@ -673,7 +681,7 @@ impl BioIndex for IndexedGallery {
             .into_iter()
             .filter(|c| c.score >= self.min_score)
             .map(|c| BioMatch {
-                uin: c.person,
+                uin_hash: c.person,
                 score: c.score,
                 fingers: u32::try_from(c.fingers.len()).unwrap_or(u32::MAX),
             })

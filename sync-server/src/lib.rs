@@ -214,10 +214,14 @@ impl Inner {
 }
 
 /// Opens the configured database: PostgreSQL when `database_url` is set, else `<data_dir>/tessera.db`.
+/// The store seals the UINs it keeps with the data directory's UIN cipher ([`uin::UinCipher`]).
 pub async fn open_store(settings: &Settings, keys: &ServerKeys) -> Result<Arc<dyn Store>, ServerError> {
+    let cipher = Arc::new(uin::UinCipher::new(&keys.uin_salt));
     Ok(match &settings.database_url {
         Some(url) => Arc::new(
-            store::postgres::PgStore::connect(url.expose(), settings.postgres_pool_size, None).await?,
+            store::postgres::PgStore::connect(url.expose(), settings.postgres_pool_size, None)
+                .await?
+                .with_uin_cipher(cipher),
         ),
         None => {
             let path = settings.data_dir.join("tessera.db");
@@ -225,7 +229,7 @@ pub async fn open_store(settings: &Settings, keys: &ServerKeys) -> Result<Arc<dy
             let store = tokio::task::spawn_blocking(move || store::sqlite::SqliteStore::open(&path, &key))
                 .await
                 .map_err(|e| ServerError::Store(store::StoreError::Task(e.to_string())))??;
-            Arc::new(store)
+            Arc::new(store.with_uin_cipher(cipher))
         }
     })
 }
@@ -312,7 +316,7 @@ async fn prepare_with(
     if converted > 0 {
         tracing::info!(
             rows = converted,
-            "UIN pool converted: no UIN is stored in clear any more"
+            "UIN pool and identity tables converted: no UIN is stored in clear any more"
         );
     }
     let added = uin::top_up(

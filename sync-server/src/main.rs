@@ -103,6 +103,25 @@ enum Command {
         #[command(subcommand)]
         action: PacketAction,
     },
+    /// The UIN pool (free UINs, sealed, that processing hands out): how many are left, and adding more.
+    /// The server tops the pool up at start (`uin_pool_target`); this fills it without a restart.
+    UinPool {
+        #[command(subcommand)]
+        action: UinPoolAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UinPoolAction {
+    /// Print how many free UINs the pool holds.
+    Status,
+    /// Generate new UINs (random, MOSIP filters, Verhoeff check digit), seal them and add them to the pool.
+    /// The server may be running.
+    Fill {
+        /// How many to add.
+        #[arg(default_value_t = 100_000)]
+        count: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +279,18 @@ async fn admin_command(settings: Settings, command: Command) -> anyhow::Result<(
     let store = open_store(&settings).await?;
     let store = store.as_ref();
     match command {
+        Command::UinPool { action } => {
+            let keys = tessera_server::keys::ServerKeys::load_or_create(
+                &settings.data_dir,
+                settings.admin_token.as_ref(),
+            )?;
+            let cipher = tessera_server::uin::UinCipher::new(&keys.uin_salt);
+            if let UinPoolAction::Fill { count } = action {
+                let added = tessera_server::uin::fill(store, &cipher, count).await?;
+                println!("{added} UINs added to the pool");
+            }
+            println!("{} free UINs in the pool", store.uins_available().await?);
+        }
         Command::Operators { action } => match action {
             OperatorAction::List { center } => {
                 for o in admin::list_operators(store, center.as_deref())
@@ -400,7 +431,8 @@ async fn main() -> anyhow::Result<()> {
         | Command::Certificates { .. }
         | Command::CountryConfig { .. }
         | Command::PacketKeys { .. }
-        | Command::Packets { .. }) => admin_command(settings, c).await?,
+        | Command::Packets { .. }
+        | Command::UinPool { .. }) => admin_command(settings, c).await?,
         Command::Verify { file, issuer_key } => {
             let key_text = match issuer_key {
                 Some(k) if std::path::Path::new(&k).is_file() => {

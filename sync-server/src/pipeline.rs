@@ -264,6 +264,44 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
     if let Err(r) = validate::check_signoffs(&content, &signoffs, &known) {
         return reject(state, &content, r.0).await;
     }
+    let received_at = state.store.packet(rid).await?.map_or(now(), |p| p.received_at);
+    let machine = state.store.machine(&content.meta.machine_id).await?;
+    let supervisor = signoffs
+        .iter()
+        .rev()
+        .find(|s| s.role == tessera_packet::manifest::SignOffRole::Supervisor)
+        .map(|s| s.operator_id.clone());
+    let creation = validate::check_creation(
+        state.store.as_ref(),
+        &rules,
+        state.settings.validation.working_day,
+        i64::from(state.settings.validation.clock_skew_secs),
+        &validate::CreationFacts {
+            center: content.meta.center_id.as_str(),
+            machine: content.meta.machine_id.as_str(),
+            officer: &content.meta.operator_id,
+            supervisor: supervisor.as_deref(),
+            created_at: content.created_at.timestamp(),
+            received_at,
+            machine_requested_at: machine.map(|m| m.requested_at),
+        },
+    )
+    .await?;
+    for flag in &creation.flags {
+        // Idempotent across re-runs of the job: a flag already in the history is not added again.
+        if !state
+            .store
+            .packet_history(rid)
+            .await?
+            .iter()
+            .any(|e| e.reason.as_deref() == Some(flag.as_str()))
+        {
+            state.store.add_packet_flag(rid, flag, now()).await?;
+        }
+    }
+    if let Some(r) = creation.rejection {
+        return reject(state, &content, r.0).await;
+    }
     if content.packet_type == PacketType::Lost {
         return lost(state, content).await;
     }
@@ -335,12 +373,7 @@ pub async fn process(state: &AppState, rid: &Rid) -> Result<Outcome, StoreError>
             let matches = tokio::task::spawn_blocking(move || gallery.search(&probe))
                 .await
                 .map_err(task_err)?;
-            candidates.extend(matches.into_iter().take(20).map(|m| Candidate {
-                uin: m.uin,
-                kind: "biometric".into(),
-                score: f64::from((m.score * 1000.0).round() / 1000.0),
-                fingers_compared: m.fingers,
-            }));
+            candidates.extend(bio_candidates(state, matches.into_iter().take(20).collect()).await?);
         }
         if !candidates.is_empty() {
             let demo = candidates.iter().any(|c| c.kind == "demographic");
@@ -640,18 +673,21 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             )
             .await
         }
-        [found] => lost_found(state, &content, &found.uin).await,
+        [found] => {
+            let uin = bio_candidates(state, vec![found.clone()])
+                .await?
+                .into_iter()
+                .next()
+                .map(|c| c.uin)
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "identity of a gallery entry",
+                    id: found.uin_hash.get(..12).unwrap_or_default().to_owned(),
+                })?;
+            lost_found(state, &content, &uin).await
+        }
         several => {
             let reason = crate::adjudication::LOST_AMBIGUOUS.to_owned();
-            let candidates = several
-                .iter()
-                .map(|m| Candidate {
-                    uin: m.uin.clone(),
-                    kind: "biometric".into(),
-                    score: f64::from((m.score * 1000.0).round() / 1000.0),
-                    fingers_compared: m.fingers,
-                })
-                .collect();
+            let candidates = bio_candidates(state, several.to_vec()).await?;
             state
                 .store
                 .hold_for_adjudication(&rid, candidates, &reason, now())
@@ -659,6 +695,31 @@ async fn lost(state: &AppState, content: PacketContent) -> Result<Outcome, Store
             Ok(Outcome::Held(reason))
         }
     }
+}
+
+/// Biometric candidates from gallery matches: the gallery knows identities by UIN hash; the UINs come from
+/// their sealed form in the store. A hash with no identity (removed since) is left out.
+async fn bio_candidates(
+    state: &AppState,
+    matches: Vec<dedupe::BioMatch>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let uins: std::collections::HashMap<String, String> = state
+        .store
+        .person_uins(matches.iter().map(|m| m.uin_hash.clone()).collect())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(matches
+        .into_iter()
+        .filter_map(|m| {
+            uins.get(&m.uin_hash).map(|uin| Candidate {
+                uin: uin.clone(),
+                kind: "biometric".into(),
+                score: f64::from((m.score * 1000.0).round() / 1000.0),
+                fingers_compared: m.fingers,
+            })
+        })
+        .collect())
 }
 
 /// A LOST packet's identity is `uin`: the UIN goes to the resident through the outbox (to the contact in the

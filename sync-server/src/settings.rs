@@ -129,6 +129,41 @@ pub struct BlobSettings {
     pub secret_access_key: Option<Secret>,
 }
 
+/// What the validation stage does with a packet created on a day its center was closed (weekday without
+/// working hours, public holiday of its location, the center's exceptional holiday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkingDay {
+    /// Reject it (`validate:not_working_day`).
+    Reject,
+    /// Process it and record a `flag:not_working_day` event in its history (the default).
+    #[default]
+    Flag,
+    /// Do not check.
+    Off,
+}
+
+/// The `[validation]` section (also `TESSERA_VALIDATION_WORKING_DAY`, `TESSERA_VALIDATION_CLOCK_SKEW_SECS`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationSettings {
+    /// Packets created on a closed day: `reject`, `flag` (default) or `off`.
+    pub working_day: WorkingDay,
+    /// How far a packet's creation time may be after its receipt before it is flagged (`flag:clock_ahead`),
+    /// and how far before its machine's enrolment request (`flag:clock_behind`), in seconds. Skew is never a
+    /// reason to reject.
+    pub clock_skew_secs: u32,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            working_day: WorkingDay::Flag,
+            clock_skew_secs: 600,
+        }
+    }
+}
+
 /// The server's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -187,6 +222,8 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     /// Packet blob storage (`[blobs]`).
     pub blobs: BlobSettings,
+    /// Validation of the creation time (`[validation]`).
+    pub validation: ValidationSettings,
 }
 
 impl Default for Settings {
@@ -215,6 +252,7 @@ impl Default for Settings {
             bio_index_save_every: 1_000,
             smtp: None,
             blobs: BlobSettings::default(),
+            validation: ValidationSettings::default(),
         }
     }
 }
@@ -313,6 +351,8 @@ const TABLE_FIELDS: &[(&str, &str, Kind, bool)] = &[
     ("blobs", "region", Kind::Str, false),
     ("blobs", "access_key_id", Kind::Str, true),
     ("blobs", "secret_access_key", Kind::Str, true),
+    ("validation", "working_day", Kind::Str, false),
+    ("validation", "clock_skew_secs", Kind::Int, false),
 ];
 
 /// Reads `var`, or the file named by `<var>_FILE` when `secret` (the file wins; its content trimmed).
@@ -519,6 +559,23 @@ mod tests {
     #[test]
     fn dedupe_index_defaults_to_the_gallery_and_the_scan_is_selectable() {
         assert_eq!(Settings::default().dedupe_index, DedupeIndex::Gallery);
+        let s = Settings::from_sources(None, &env(&[("TESSERA_VALIDATION_WORKING_DAY", "reject")])).unwrap();
+        assert_eq!(s.validation.working_day, WorkingDay::Reject);
+        assert_eq!(s.validation.clock_skew_secs, 600);
+        assert_eq!(Settings::default().validation.working_day, WorkingDay::Flag);
+        let s = Settings::from_sources(
+            Some((
+                Path::new("t.toml"),
+                "[validation]\nworking_day = \"off\"\nclock_skew_secs = 60\n",
+            )),
+            &env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.validation.working_day, s.validation.clock_skew_secs),
+            (WorkingDay::Off, 60)
+        );
+        assert!(Settings::from_sources(None, &env(&[("TESSERA_VALIDATION_WORKING_DAY", "maybe")])).is_err());
         let s = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "exhaustive")])).unwrap();
         assert_eq!(s.dedupe_index, DedupeIndex::Exhaustive);
         let err = Settings::from_sources(None, &env(&[("TESSERA_DEDUPE_INDEX", "magic")])).unwrap_err();

@@ -97,6 +97,68 @@ pub struct Rules {
     age_groups: Vec<AgeGroup>,
     /// The device-provider CA certificates (sync kind `certificates`), for [`crate::device_check`].
     pub devices: tessera_sbi::jws::TrustStore,
+    /// location code -> parent code (master data `locations`), for holidays of a center's region.
+    location_parents: HashMap<String, String>,
+    /// Centers' calendars (master data `centers`).
+    centers: HashMap<String, CenterCalendar>,
+    /// Public holidays: (date, location code; `TSR` or any level of the hierarchy).
+    holidays: Vec<(NaiveDate, String)>,
+}
+
+/// When a center is open: from master data `centers` (`workingHours` per weekday, `null` = closed; its
+/// `exceptionalHolidays`; its `location` for public holidays; its `timezone`).
+#[derive(Debug, Clone, Default)]
+struct CenterCalendar {
+    location: String,
+    /// Monday first; `None` when `workingHours` is absent (no weekday check).
+    open_days: Option<[bool; 7]>,
+    closed_dates: Vec<NaiveDate>,
+    /// Offset from UTC in seconds: `UTC`, absent or unknown zone names count as UTC (documented), `+HH:MM`
+    /// and `-HH:MM` are honoured.
+    utc_offset_secs: i32,
+}
+
+fn parse_offset(tz: &str) -> i32 {
+    let tz = tz.trim();
+    let tz = tz.strip_prefix("UTC").unwrap_or(tz);
+    let (sign, rest) = match tz.as_bytes().first() {
+        Some(b'+') => (1, &tz[1..]),
+        Some(b'-') => (-1, &tz[1..]),
+        _ => return 0,
+    };
+    let mut parts = rest.split(':');
+    let h: i32 = parts.next().and_then(|h| h.parse().ok()).unwrap_or(0);
+    let m: i32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
+        return 0;
+    }
+    sign * (h * 3600 + m * 60)
+}
+
+fn center_calendar(c: &serde_json::Value) -> CenterCalendar {
+    let open_days = c.get("workingHours").and_then(|w| w.as_object()).map(|w| {
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].map(|d| w.get(d).is_some_and(|v| !v.is_null()))
+    });
+    let closed_dates = c
+        .get("exceptionalHolidays")
+        .and_then(|h| h.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.get("date")?.as_str())
+                .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    CenterCalendar {
+        location: c
+            .get("location")
+            .and_then(|l| l.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        open_days,
+        closed_dates,
+        utc_offset_secs: c.get("timezone").and_then(|t| t.as_str()).map_or(0, parse_offset),
+    }
 }
 
 fn rule_error(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -156,8 +218,35 @@ impl Rules {
                     l.get("level").and_then(|c| c.as_str()),
                 ) {
                     rules.locations.insert(code.to_owned(), level.to_owned());
+                    if let Some(parent) = l.get("parent").and_then(|p| p.as_str()) {
+                        rules.location_parents.insert(code.to_owned(), parent.to_owned());
+                    }
                 }
             }
+        }
+        if let Some(centers) = master
+            .get("centers")
+            .and_then(|v| v.get("centers"))
+            .and_then(|v| v.as_array())
+        {
+            for c in centers {
+                if let Some(id) = c.get("id").and_then(|i| i.as_str()) {
+                    rules.centers.insert(id.to_owned(), center_calendar(c));
+                }
+            }
+        }
+        if let Some(holidays) = master
+            .get("holidays")
+            .and_then(|v| v.get("holidays"))
+            .and_then(|v| v.as_array())
+        {
+            rules.holidays = holidays
+                .iter()
+                .filter_map(|h| {
+                    let date = NaiveDate::parse_from_str(h.get("date")?.as_str()?, "%Y-%m-%d").ok()?;
+                    Some((date, h.get("location")?.as_str()?.to_owned()))
+                })
+                .collect();
         }
         if let Some(groups) = master.get("ageGroups").and_then(|v| v.get("groups")) {
             rules.age_groups =
@@ -199,6 +288,130 @@ impl Rules {
     pub fn has_schema(&self) -> bool {
         !self.schemas.is_empty()
     }
+
+    /// Whether `center` was open on the day of `at` (Unix seconds) in the center's local time: its weekday has
+    /// working hours, and the date is neither a public holiday of its location (or a parent location, `TSR`
+    /// = the whole country) nor one of its exceptional holidays. `None` when the center is not in the master
+    /// data (nothing to check).
+    pub fn is_working_day(&self, center: &str, at: i64) -> Option<bool> {
+        let cal = self.centers.get(center)?;
+        let local = chrono::DateTime::from_timestamp(at + i64::from(cal.utc_offset_secs), 0)?.date_naive();
+        if let Some(days) = cal.open_days
+            && days.get(local.weekday().num_days_from_monday() as usize) == Some(&false)
+        {
+            return Some(false);
+        }
+        if cal.closed_dates.contains(&local) {
+            return Some(false);
+        }
+        let mut places = vec!["TSR".to_owned()];
+        let mut loc = Some(cal.location.clone());
+        while let Some(l) = loc.filter(|l| !l.is_empty() && !places.contains(l)) {
+            loc = self.location_parents.get(&l).cloned();
+            places.push(l);
+        }
+        Some(
+            !self
+                .holidays
+                .iter()
+                .any(|(d, l)| *d == local && places.contains(l)),
+        )
+    }
+}
+
+/// What [`check_creation`] found: a rejection, and flags to record in the packet's history either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreationCheck {
+    /// The rejection (reason code without `validate:`), if any.
+    pub rejection: Option<Rejection>,
+    /// Flags (`flag:clock_ahead`, `flag:clock_behind`, `flag:not_working_day`).
+    pub flags: Vec<String>,
+}
+
+/// The facts [`check_creation`] works on.
+#[derive(Debug, Clone)]
+pub struct CreationFacts<'a> {
+    /// The packet's center.
+    pub center: &'a str,
+    /// The packet's machine.
+    pub machine: &'a str,
+    /// The officer (`meta.operator_id`).
+    pub officer: &'a str,
+    /// The approving supervisor's operator id, when there is one.
+    pub supervisor: Option<&'a str>,
+    /// `meta.created_at` (Unix seconds, station clock).
+    pub created_at: i64,
+    /// When the server received the packet.
+    pub received_at: i64,
+    /// When the machine's enrolment was requested, when known.
+    pub machine_requested_at: Option<i64>,
+}
+
+/// Validation at creation time: center, machine, officer and supervisor must have been active when the packet
+/// was created (`center_inactive_at_creation`, `machine_inactive_at_creation`,
+/// `operator_inactive_at_creation:officer|supervisor`); the day must be a working day of the center (per
+/// `working_day`: `not_working_day`, or a flag); a station clock ahead of the receipt or behind the machine's
+/// enrolment by more than `skew_secs` is flagged, never rejected, and the statuses are then taken at the
+/// earlier of creation and receipt. Status history unknown that early counts as active.
+pub async fn check_creation(
+    store: &dyn Store,
+    rules: &Rules,
+    working_day: crate::settings::WorkingDay,
+    skew_secs: i64,
+    f: &CreationFacts<'_>,
+) -> Result<CreationCheck, StoreError> {
+    use crate::settings::WorkingDay;
+    use crate::store::status_kind as k;
+    let mut out = CreationCheck::default();
+    if f.created_at > f.received_at + skew_secs {
+        out.flags.push("flag:clock_ahead".into());
+    }
+    if let Some(req) = f.machine_requested_at
+        && f.created_at < req - skew_secs
+    {
+        out.flags.push("flag:clock_behind".into());
+    }
+    let at = f.created_at.min(f.received_at);
+    let checks: [(&str, Option<&str>, &str, Rejection); 4] = [
+        (
+            k::CENTER,
+            Some(f.center),
+            k::INACTIVE,
+            Rejection::new("center_inactive_at_creation"),
+        ),
+        (
+            k::MACHINE,
+            Some(f.machine),
+            tessera_packet::wire::MachineStatus::Suspended.as_str(),
+            Rejection::new("machine_inactive_at_creation"),
+        ),
+        (
+            k::OPERATOR,
+            Some(f.officer),
+            k::INACTIVE,
+            Rejection::field("operator_inactive_at_creation", "officer"),
+        ),
+        (
+            k::OPERATOR,
+            f.supervisor,
+            k::INACTIVE,
+            Rejection::field("operator_inactive_at_creation", "supervisor"),
+        ),
+    ];
+    for (kind, item, inactive, rejection) in checks {
+        let Some(item) = item else { continue };
+        if store.status_at(kind, item, at).await?.as_deref() == Some(inactive) {
+            out.rejection = Some(rejection);
+            return Ok(out);
+        }
+    }
+    if working_day != WorkingDay::Off && rules.is_working_day(f.center, at) == Some(false) {
+        match working_day {
+            WorkingDay::Reject => out.rejection = Some(Rejection::new("not_working_day")),
+            _ => out.flags.push("flag:not_working_day".into()),
+        }
+    }
+    Ok(out)
 }
 
 fn age_on(dob: NaiveDate, on: NaiveDate) -> i64 {
@@ -511,10 +724,74 @@ mod tests {
             ("dynamicLists".to_owned(), read("dynamic-lists.json")),
             ("locations".to_owned(), read("locations.json")),
             ("ageGroups".to_owned(), read("age-groups.json")),
+            ("centers".to_owned(), read("centers.json")),
+            ("holidays".to_owned(), read("holidays.json")),
         ]
         .into_iter()
         .collect();
         Rules::from_items(&[("1.0".to_owned(), read("id-schema.json"))], &master).unwrap()
+    }
+
+    #[test]
+    fn working_days_follow_hours_holidays_and_the_center_offset() {
+        let rules = sample_rules();
+        let at = |y, m, d, h| {
+            chrono::Utc
+                .with_ymd_and_hms(y, m, d, h, 0, 0)
+                .unwrap()
+                .timestamp()
+        };
+        use chrono::TimeZone as _;
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 11, 20, 10)),
+            Some(true),
+            "a Friday"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 11, 21, 10)),
+            Some(false),
+            "no Saturday hours"
+        );
+        assert_eq!(
+            rules.is_working_day("10002", at(2026, 11, 21, 10)),
+            Some(true),
+            "10002 opens Saturdays"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 12, 25, 10)),
+            Some(false),
+            "TSR holiday"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 12, 24, 10)),
+            Some(false),
+            "its own closure"
+        );
+        assert_eq!(
+            rules.is_working_day("10002", at(2026, 12, 24, 10)),
+            Some(true),
+            "not 10002's"
+        );
+        assert_eq!(
+            rules.is_working_day("10001", at(2026, 9, 21, 10)),
+            Some(false),
+            "holiday of a parent region"
+        );
+        assert_eq!(
+            rules.is_working_day("10003", at(2026, 9, 21, 10)),
+            Some(true),
+            "another region"
+        );
+        assert_eq!(
+            rules.is_working_day("99999", at(2026, 12, 25, 10)),
+            None,
+            "unknown center"
+        );
+        assert_eq!(parse_offset("UTC"), 0);
+        assert_eq!(parse_offset("+01:30"), 5400);
+        assert_eq!(parse_offset("UTC-05:00"), -18000);
+        assert_eq!(parse_offset("Africa/Dakar"), 0, "zone names count as UTC");
+        assert_eq!(parse_offset("+99:00"), 0);
     }
 
     #[test]

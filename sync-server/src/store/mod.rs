@@ -92,6 +92,10 @@ pub enum StoreError {
     /// A blocking database task failed to run.
     #[error("database task failed: {0}")]
     Task(String),
+    /// The store was opened without the data directory's UIN cipher, which it needs to seal the UINs it
+    /// stores (a programming error: see `with_uin_cipher`).
+    #[error("the store has no UIN cipher: it cannot seal or open {0}")]
+    NoUinCipher(&'static str),
 }
 
 /// A machine as stored.
@@ -265,8 +269,8 @@ pub mod case_status {
 pub struct GalleryRow {
     /// Insertion order (a cursor for incremental loading).
     pub seq: i64,
-    /// The identity.
-    pub uin: String,
+    /// The identity: its salted UIN hash (the gallery holds no UIN).
+    pub uin_hash: String,
     /// ISO finger position code.
     pub position: u8,
     /// The template (`tessera_biometrics::template::Template` bytes).
@@ -499,9 +503,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Free UINs left.
     async fn uins_available(&self) -> Result<u64, StoreError>;
 
-    /// Converts what a database written before schema version 4 holds in clear: the old `uin_pool` table
-    /// (free UINs and RID → UIN assignments) becomes sealed entries of the free and assigned tables, and is
-    /// dropped. One transaction; does nothing when there is nothing to convert. Returns the rows converted.
+    /// Converts what a database written before schema version 4 or 6 holds in clear: the old `uin_pool` table
+    /// (free UINs and RID → UIN assignments) becomes sealed entries of the free and assigned tables, and the
+    /// tables migration 6 renamed `legacy_persons`, `legacy_gallery`, `legacy_credentials` and
+    /// `legacy_adjudication_cases` become rows keyed by UIN hash with sealed UINs (credential bodies and
+    /// case candidates sealed whole); the old tables are dropped. One transaction; does nothing when there
+    /// is nothing to convert. Returns the rows converted.
     async fn protect_legacy_uins(
         &self,
         cipher: std::sync::Arc<crate::uin::UinCipher>,
@@ -529,8 +536,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Keys registered for an operator.
     async fn operator_keys(&self, operator_id: &str) -> Result<Vec<OperatorKeyRecord>, StoreError>;
 
-    /// UINs of identities with this demographic blocking key.
+    /// The status (`status_history`) of a center, machine or operator (`kind`: [`status_kind`]) in force at
+    /// `at`: the latest change at or before it; `None` when nothing is recorded that early (unknown).
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError>;
+
+    /// Adds a flag to a packet's history (`packet_events`: its current status, `flag` as the reason, e.g.
+    /// `flag:clock_ahead`) without changing the packet. No personal data in `flag`.
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError>;
+
+    /// UINs of identities with this demographic blocking key (opened from their sealed form), in order.
     async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The UINs of identities by salted UIN hash (as the gallery knows them): `(hash, UIN)` for each hash
+    /// that is an identity's, in the order given; unknown hashes are left out.
+    async fn person_uins(&self, hashes: Vec<String>) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Gallery templates inserted after `after_seq`, in order, at most `limit`.
     async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError>;
@@ -574,8 +593,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// identity has that UIN hash. Idempotent: applying the same update again gives the same record.
     async fn update_identity(&self, upd: NewIdentity) -> Result<bool, StoreError>;
 
-    /// Stores the signed credential of a packet and finishes its job as `Processed`, in one transaction.
-    /// Idempotent: an existing credential is kept.
+    /// Stores the signed credential of a packet (sealed: it holds the UIN) and finishes its job as
+    /// `Processed`, in one transaction. Idempotent: an existing credential is kept.
     async fn store_credential(
         &self,
         rid: &Rid,
@@ -587,7 +606,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// An encrypted identity record.
     async fn identity(&self, lookup: IdentityLookup) -> Result<Option<IdentityRecord>, StoreError>;
 
-    /// The stored credential of a packet: (UIN, credential JSON).
+    /// The stored credential of a packet: (UIN, credential JSON). Both are stored sealed (the UIN bound to its
+    /// hash, the body bound to the RID) and opened here.
     async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError>;
 
     /// Queues a notification (idempotent per RID and kind).
@@ -711,4 +731,172 @@ pub(crate) fn parse_candidates(text: &str) -> Result<Vec<Candidate>, StoreError>
         what: "adjudication candidates",
         detail: e.to_string(),
     })
+}
+
+/// Kinds of `status_history` items.
+pub mod status_kind {
+    /// A registration center (master data `centers`, its `active` flag). Statuses `ACTIVE`, `INACTIVE`.
+    pub const CENTER: &str = "center";
+    /// A machine (`PENDING`, `ACTIVE`, `SUSPENDED`), recorded by a trigger on `machines`.
+    pub const MACHINE: &str = "machine";
+    /// An operator (sync kind `operators`, its `active` flag; revoked = `INACTIVE`). Statuses `ACTIVE`,
+    /// `INACTIVE`.
+    pub const OPERATOR: &str = "operator";
+    /// Active.
+    pub const ACTIVE: &str = "ACTIVE";
+    /// Not active (deactivated, revoked, removed from the master data).
+    pub const INACTIVE: &str = "INACTIVE";
+}
+
+/// A status change implied by a sync-item change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StatusChange {
+    pub kind: &'static str,
+    pub item: String,
+    /// The status before, when the item existed.
+    pub old: Option<&'static str>,
+    pub new: &'static str,
+}
+
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn active_flag(v: &serde_json::Value) -> &'static str {
+    if v.get("active").and_then(serde_json::Value::as_bool) == Some(false) {
+        status_kind::INACTIVE
+    } else {
+        status_kind::ACTIVE
+    }
+}
+
+fn center_statuses(body: Option<&str>) -> std::collections::BTreeMap<String, &'static str> {
+    let Some(v) = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok()) else {
+        return Default::default();
+    };
+    v.get("centers")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| Some((c.get("id")?.as_str()?.to_owned(), active_flag(c))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The center and operator status changes a sync-item change makes (old and new bodies as stored JSON text;
+/// `None` for absent or deleted): an operator item's `active` flag (deleted = revoked = inactive), the
+/// `active` flag of each center in the master-data item `centers` (a center dropped from it is inactive).
+pub(crate) fn sync_status_changes(
+    kind: SyncKind,
+    key: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> Vec<StatusChange> {
+    let parse = |b: Option<&str>| b.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    match kind {
+        SyncKind::Operators => {
+            let before = parse(old).map(|v| active_flag(&v));
+            let after = parse(new).map_or(status_kind::INACTIVE, |v| active_flag(&v));
+            if before == Some(after) {
+                return Vec::new();
+            }
+            vec![StatusChange {
+                kind: status_kind::OPERATOR,
+                item: key.to_owned(),
+                old: before,
+                new: after,
+            }]
+        }
+        SyncKind::MasterData if key == "centers" => {
+            let (before, after) = (center_statuses(old), center_statuses(new));
+            let mut ids: Vec<&String> = before.keys().chain(after.keys()).collect();
+            ids.sort();
+            ids.dedup();
+            ids.into_iter()
+                .filter_map(|id| {
+                    let b = before.get(id).copied();
+                    let a = after.get(id).copied().unwrap_or(status_kind::INACTIVE);
+                    (b != Some(a)).then(|| StatusChange {
+                        kind: status_kind::CENTER,
+                        item: id.clone(),
+                        old: b,
+                        new: a,
+                    })
+                })
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The UIN cipher a store was given, or `NoUinCipher`.
+pub(crate) fn need_cipher(
+    c: &Option<std::sync::Arc<crate::uin::UinCipher>>,
+    what: &'static str,
+) -> Result<std::sync::Arc<crate::uin::UinCipher>, StoreError> {
+    c.clone().ok_or(StoreError::NoUinCipher(what))
+}
+
+/// An adjudication case's candidates (they hold UINs) sealed for the database, bound to the RID.
+pub(crate) fn seal_candidates(
+    c: &crate::uin::UinCipher,
+    rid: &str,
+    candidates: &[Candidate],
+) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(candidates).map_err(|e| StoreError::Corrupt {
+        what: "adjudication candidates",
+        detail: e.to_string(),
+    })?;
+    c.seal_data(&format!("candidates\n{rid}"), &json)
+}
+
+/// Opens what [`seal_candidates`] sealed.
+pub(crate) fn open_candidates(
+    c: &crate::uin::UinCipher,
+    rid: &str,
+    sealed: &[u8],
+) -> Result<Vec<Candidate>, StoreError> {
+    let json = c.open_data("adjudication candidates", &format!("candidates\n{rid}"), sealed)?;
+    let text = String::from_utf8(json).map_err(|_| StoreError::Corrupt {
+        what: "adjudication candidates",
+        detail: "not text".into(),
+    })?;
+    parse_candidates(&text)
+}
+
+/// A credential body (it holds the UIN) sealed for the database, bound to the RID.
+pub(crate) fn seal_credential(
+    c: &crate::uin::UinCipher,
+    rid: &str,
+    body: &str,
+) -> Result<Vec<u8>, StoreError> {
+    c.seal_data(&format!("credential\n{rid}"), body.as_bytes())
+}
+
+/// Opens what [`seal_credential`] sealed.
+pub(crate) fn open_credential(
+    c: &crate::uin::UinCipher,
+    rid: &str,
+    sealed: &[u8],
+) -> Result<String, StoreError> {
+    let body = c.open_data("credential", &format!("credential\n{rid}"), sealed)?;
+    String::from_utf8(body).map_err(|_| StoreError::Corrupt {
+        what: "credential",
+        detail: "not text".into(),
+    })
+}
+
+/// Opens an optional sealed UIN stored as (hash, sealed) columns.
+pub(crate) fn open_opt_uin(
+    c: &crate::uin::UinCipher,
+    hash: Option<String>,
+    sealed: Option<Vec<u8>>,
+) -> Result<Option<String>, StoreError> {
+    match (hash, sealed) {
+        (Some(uin_hash), Some(sealed)) => c.open(&PoolUin { uin_hash, sealed }).map(Some),
+        _ => Ok(None),
+    }
 }

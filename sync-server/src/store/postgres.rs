@@ -18,8 +18,8 @@ use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
     NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
     PacketRecord, PoolUin, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status,
-    key_bytes, parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64,
-    to_u64,
+    key_bytes, need_cipher, open_candidates, open_credential, open_opt_uin, parse_body, parse_candidates,
+    parse_id, parse_machine_status, parse_packet_status, seal_candidates, seal_credential, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only.
@@ -208,6 +208,95 @@ CREATE TRIGGER packet_events_change AFTER INSERT OR UPDATE ON packets
 CREATE INDEX packets_status ON packets (status, updated_at);
 "#,
     ),
+    (
+        6,
+        // No UIN in clear outside the ID repository: persons, gallery, credentials and adjudication cases are
+        // keyed by the salted UIN hash, and what must give the UIN back holds it sealed (crate::uin::UinCipher).
+        // The old tables are renamed `legacy_*` and converted then dropped by `protect_legacy_uins` (sealing
+        // needs the salt, which the database does not have). The gallery keeps its sequence.
+        r#"
+ALTER INDEX persons_blocking RENAME TO legacy_persons_blocking;
+ALTER INDEX persons_pkey RENAME TO legacy_persons_pkey;
+ALTER INDEX persons_rid_key RENAME TO legacy_persons_rid_key;
+ALTER INDEX gallery_pkey RENAME TO legacy_gallery_pkey;
+ALTER INDEX gallery_uin_position_key RENAME TO legacy_gallery_uin_position_key;
+ALTER INDEX credentials_pkey RENAME TO legacy_credentials_pkey;
+ALTER INDEX adjudication_cases_pkey RENAME TO legacy_adjudication_cases_pkey;
+ALTER INDEX adjudication_status RENAME TO legacy_adjudication_status;
+ALTER TABLE persons RENAME TO legacy_persons;
+ALTER TABLE gallery RENAME TO legacy_gallery;
+ALTER TABLE credentials RENAME TO legacy_credentials;
+ALTER TABLE adjudication_cases RENAME TO legacy_adjudication_cases;
+CREATE TABLE persons (
+    uin_hash TEXT PRIMARY KEY,
+    sealed BYTEA NOT NULL,
+    blocking_key TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE
+);
+CREATE INDEX persons_blocking ON persons (blocking_key);
+CREATE TABLE gallery (
+    seq BIGINT PRIMARY KEY DEFAULT nextval('gallery_seq_seq'),
+    uin_hash TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    template BYTEA NOT NULL,
+    UNIQUE (uin_hash, position)
+);
+ALTER SEQUENCE gallery_seq_seq OWNED BY gallery.seq;
+CREATE TABLE credentials (
+    rid TEXT PRIMARY KEY,
+    uin_hash TEXT NOT NULL,
+    sealed_uin BYTEA NOT NULL,
+    body BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE adjudication_cases (
+    rid TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    candidates BYTEA NOT NULL,
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    decided_by TEXT,
+    duplicate_of_hash TEXT,
+    duplicate_of BYTEA
+);
+CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
+"#,
+    ),
+    (
+        7,
+        // Status history of centers, machines and operators (`kind`, `item`, `status` from `from_time`), for
+        // the validation of a packet at its creation time. Machines by trigger (every status change, whoever
+        // makes it); centers and operators by the store when their sync items change (`put_item_tx`).
+        // Existing machines: pending since their request, their current status since their last change.
+        r#"
+CREATE TABLE status_history (
+    id BIGSERIAL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    from_time BIGINT NOT NULL
+);
+CREATE INDEX status_history_item ON status_history (kind, item, from_time, id);
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, 'PENDING', requested_at FROM machines;
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, status, updated_at FROM machines WHERE status <> 'PENDING';
+CREATE FUNCTION machine_status_record() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO status_history (kind, item, status, from_time)
+        VALUES ('machine', NEW.machine_id, NEW.status, NEW.requested_at);
+    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+        INSERT INTO status_history (kind, item, status, from_time)
+        VALUES ('machine', NEW.machine_id, NEW.status, NEW.updated_at);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER machine_status_change AFTER INSERT OR UPDATE ON machines
+    FOR EACH ROW EXECUTE FUNCTION machine_status_record();
+"#,
+    ),
 ];
 
 /// Advisory lock key serialising migrations across processes ("TESSERA" in ASCII, truncated).
@@ -218,6 +307,7 @@ const MIGRATION_LOCK: i64 = 0x0054_4553_5345_5241;
 pub struct PgStore {
     pool: Pool,
     schema: Option<String>,
+    uins: Option<Arc<UinCipher>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -291,9 +381,18 @@ impl PgStore {
         let store = Self {
             pool,
             schema: schema.map(str::to_owned),
+            uins: None,
         };
         store.migrate(version).await?;
         Ok(store)
+    }
+
+    /// Gives the store the data directory's UIN cipher, with which it seals the UINs (and the data holding
+    /// them) it stores and opens them when read. Without it, those operations fail with `NoUinCipher`.
+    #[must_use]
+    pub fn with_uin_cipher(mut self, cipher: Arc<UinCipher>) -> Self {
+        self.uins = Some(cipher);
+        self
     }
 
     async fn conn(&self, op: &'static str) -> Result<Object, StoreError> {
@@ -461,7 +560,45 @@ async fn put_item_tx(
         .await
         .map_err(pg("put sync item"))?
         .get(0);
+    let old = existing.and_then(|(deleted, body)| body.filter(|_| !deleted));
+    for change in super::sync_status_changes(kind, key, old.as_deref(), text.as_deref()) {
+        record_status(tx, &change, super::now_secs()).await?;
+    }
     Ok(Some(version))
+}
+
+/// Records a status change in `status_history` unless the item already has that status; an item with no
+/// history first gets its previous status since forever (time 0). The caller's transaction serialises
+/// changes of sync items (they take the sync-version lock).
+async fn record_status(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &super::StatusChange,
+    at: i64,
+) -> Result<(), StoreError> {
+    let op = "record status history";
+    let latest: Option<String> = tx
+        .query_opt(
+            "SELECT status FROM status_history WHERE kind = $1 AND item = $2 ORDER BY from_time DESC, id DESC LIMIT 1",
+            &[&c.kind, &c.item],
+        )
+        .await
+        .map_err(pg(op))?
+        .map(|r| r.get(0));
+    if latest.as_deref() == Some(c.new) {
+        return Ok(());
+    }
+    let insert = "INSERT INTO status_history (kind, item, status, from_time) VALUES ($1, $2, $3, $4)";
+    if latest.is_none()
+        && let Some(old) = c.old
+    {
+        tx.execute(insert, &[&c.kind, &c.item, &old, &0i64])
+            .await
+            .map_err(pg(op))?;
+    }
+    tx.execute(insert, &[&c.kind, &c.item, &c.new, &at])
+        .await
+        .map_err(pg(op))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -790,8 +927,10 @@ impl Store for PgStore {
             .await
             .map_err(pg(op))?
             .get(0);
+        let converted = convert_legacy_tables(&tx, &cipher).await?;
         if !legacy {
-            return Ok(0);
+            tx.commit().await.map_err(pg(op))?;
+            return Ok(converted);
         }
         let rows = tx
             .query("SELECT uin, rid, allocated_at FROM uin_pool", &[])
@@ -835,7 +974,7 @@ impl Store for PgStore {
         .map_err(pg(op))?;
         tx.batch_execute("DROP TABLE uin_pool").await.map_err(pg(op))?;
         tx.commit().await.map_err(pg(op))?;
-        Ok(rows.len() as u64)
+        Ok(converted + rows.len() as u64)
     }
 
     async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
@@ -930,23 +1069,80 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError> {
+        let c = self.conn("status at").await?;
+        Ok(c.query_opt(
+            "SELECT status FROM status_history WHERE kind = $1 AND item = $2 AND from_time <= $3
+             ORDER BY from_time DESC, id DESC LIMIT 1",
+            &[&kind, &item, &at],
+        )
+        .await
+        .map_err(pg("status at"))?
+        .map(|r| r.get(0)))
+    }
+
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
+        let c = self.conn("add packet flag").await?;
+        c.execute(
+            "INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, $2, $3 FROM packets WHERE rid = $1",
+            &[&rid.as_str(), &flag, &at],
+        )
+        .await
+        .map_err(pg("add packet flag"))?;
+        Ok(())
+    }
+
     async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        let cipher = need_cipher(&self.uins, "persons")?;
         let c = self.conn("persons by blocking key").await?;
         let rows = c
             .query(
-                "SELECT uin FROM persons WHERE blocking_key = $1 ORDER BY uin",
+                "SELECT uin_hash, sealed FROM persons WHERE blocking_key = $1",
                 &[&key],
             )
             .await
             .map_err(pg("persons by blocking key"))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let mut uins = rows
+            .iter()
+            .map(|r| {
+                cipher.open(&PoolUin {
+                    uin_hash: r.get(0),
+                    sealed: r.get(1),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        uins.sort();
+        Ok(uins)
+    }
+
+    async fn person_uins(&self, hashes: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
+        let cipher = need_cipher(&self.uins, "persons")?;
+        let c = self.conn("person uins").await?;
+        let rows = c
+            .query(
+                "SELECT p.uin_hash, p.sealed FROM unnest($1::text[]) WITH ORDINALITY AS h(uin_hash, n)
+                 JOIN persons p ON p.uin_hash = h.uin_hash ORDER BY h.n",
+                &[&hashes],
+            )
+            .await
+            .map_err(pg("person uins"))?;
+        rows.iter()
+            .map(|r| {
+                let u = PoolUin {
+                    uin_hash: r.get(0),
+                    sealed: r.get(1),
+                };
+                let uin = cipher.open(&u)?;
+                Ok((u.uin_hash, uin))
+            })
+            .collect()
     }
 
     async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError> {
         let c = self.conn("gallery").await?;
         let rows = c
             .query(
-                "SELECT seq, uin, position, template FROM gallery WHERE seq > $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, uin_hash, position, template FROM gallery WHERE seq > $1 ORDER BY seq LIMIT $2",
                 &[&after_seq, &i64::from(limit)],
             )
             .await
@@ -956,7 +1152,7 @@ impl Store for PgStore {
                 let position: i64 = r.get(2);
                 Ok(GalleryRow {
                     seq: r.get(0),
-                    uin: r.get(1),
+                    uin_hash: r.get(1),
                     position: u8::try_from(position).map_err(|_| StoreError::Corrupt {
                         what: "gallery finger position",
                         detail: position.to_string(),
@@ -974,10 +1170,11 @@ impl Store for PgStore {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let cands = serde_json::to_string(&candidates).map_err(|e| StoreError::Corrupt {
-            what: "candidates",
-            detail: e.to_string(),
-        })?;
+        let cands = seal_candidates(
+            &*need_cipher(&self.uins, "adjudication cases")?,
+            rid.as_str(),
+            &candidates,
+        )?;
         let mut c = self.conn("hold for adjudication").await?;
         let tx = c.transaction().await.map_err(pg("hold for adjudication"))?;
         tx.execute(
@@ -1003,6 +1200,7 @@ impl Store for PgStore {
     }
 
     async fn adjudication_cases(&self, status: Option<String>) -> Result<Vec<AdjudicationCase>, StoreError> {
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
         let c = self.conn("adjudication cases").await?;
         let rows = c
             .query(
@@ -1014,12 +1212,13 @@ impl Store for PgStore {
             )
             .await
             .map_err(pg("adjudication cases"))?;
-        rows.iter().map(case_from).collect()
+        rows.iter().map(|r| case_from(&cipher, r)).collect()
     }
 
     async fn adjudication_case(&self, rid: &Rid) -> Result<Option<AdjudicationCase>, StoreError> {
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
         let c = self.conn("read adjudication case").await?;
-        case_where(&c, rid.as_str(), false).await
+        case_where(&c, &cipher, rid.as_str(), false).await
     }
 
     async fn decide_adjudication(
@@ -1030,9 +1229,12 @@ impl Store for PgStore {
         decided_by: &str,
         now: i64,
     ) -> Result<AdjudicationCase, StoreError> {
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
+        let dup = duplicate_of.as_deref().map(|u| cipher.seal_uin(u)).transpose()?;
+        let (dup_hash, dup_sealed) = (dup.as_ref().map(|d| d.uin_hash.clone()), dup.map(|d| d.sealed));
         let mut c = self.conn("decide adjudication").await?;
         let tx = c.transaction().await.map_err(pg("decide adjudication"))?;
-        let case = case_where(&tx, rid.as_str(), true)
+        let case = case_where(&tx, &cipher, rid.as_str(), true)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: "adjudication case",
@@ -1045,9 +1247,9 @@ impl Store for PgStore {
             });
         }
         tx.execute(
-            "UPDATE adjudication_cases SET status = $2, decided_at = $3, decided_by = $4, duplicate_of = $5
-             WHERE rid = $1",
-            &[&rid.as_str(), &status, &now, &decided_by, &duplicate_of],
+            "UPDATE adjudication_cases SET status = $2, decided_at = $3, decided_by = $4,
+             duplicate_of_hash = $5, duplicate_of = $6 WHERE rid = $1",
+            &[&rid.as_str(), &status, &now, &decided_by, &dup_hash, &dup_sealed],
         )
         .await
         .map_err(pg("decide adjudication"))?;
@@ -1063,7 +1265,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(pg("decide adjudication"))?;
-        let case = case_where(&tx, rid.as_str(), false)
+        let case = case_where(&tx, &cipher, rid.as_str(), false)
             .await?
             .ok_or_else(|| StoreError::NotFound {
                 what: "adjudication case",
@@ -1074,6 +1276,13 @@ impl Store for PgStore {
     }
 
     async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError> {
+        let person = need_cipher(&self.uins, "persons")?.seal_uin(&new.uin)?;
+        if person.uin_hash != new.uin_hash {
+            return Err(StoreError::Conflict {
+                what: "identity",
+                detail: "the UIN hash is not the hash of the UIN under this data directory's salt".into(),
+            });
+        }
         let mut c = self.conn("store identity").await?;
         let tx = c.transaction().await.map_err(pg("store identity"))?;
         let rid = new.rid.as_str();
@@ -1096,15 +1305,16 @@ impl Store for PgStore {
         .await
         .map_err(pg("store identity"))?;
         tx.execute(
-            "INSERT INTO persons (uin, blocking_key, rid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&new.uin, &new.blocking_key, &rid],
+            "INSERT INTO persons (uin_hash, sealed, blocking_key, rid) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&person.uin_hash, &person.sealed, &new.blocking_key, &rid],
         )
         .await
         .map_err(pg("store identity"))?;
         for (pos, t) in &new.templates {
             tx.execute(
-                "INSERT INTO gallery (uin, position, template) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&new.uin, &i64::from(*pos), t],
+                "INSERT INTO gallery (uin_hash, position, template) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&new.uin_hash, &i64::from(*pos), t],
             )
             .await
             .map_err(pg("store identity"))?;
@@ -1130,19 +1340,19 @@ impl Store for PgStore {
             return Ok(false);
         }
         tx.execute(
-            "UPDATE persons SET blocking_key = $2 WHERE uin = $1",
-            &[&upd.uin, &upd.blocking_key],
+            "UPDATE persons SET blocking_key = $2 WHERE uin_hash = $1",
+            &[&upd.uin_hash, &upd.blocking_key],
         )
         .await
         .map_err(pg("update identity"))?;
         if !upd.templates.is_empty() {
-            tx.execute("DELETE FROM gallery WHERE uin = $1", &[&upd.uin])
+            tx.execute("DELETE FROM gallery WHERE uin_hash = $1", &[&upd.uin_hash])
                 .await
                 .map_err(pg("update identity"))?;
             for (pos, t) in &upd.templates {
                 tx.execute(
-                    "INSERT INTO gallery (uin, position, template) VALUES ($1, $2, $3)",
-                    &[&upd.uin, &i64::from(*pos), t],
+                    "INSERT INTO gallery (uin_hash, position, template) VALUES ($1, $2, $3)",
+                    &[&upd.uin_hash, &i64::from(*pos), t],
                 )
                 .await
                 .map_err(pg("update identity"))?;
@@ -1159,11 +1369,15 @@ impl Store for PgStore {
         credential: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let cipher = need_cipher(&self.uins, "credentials")?;
+        let u = cipher.seal_uin(uin)?;
+        let body = seal_credential(&cipher, rid.as_str(), credential)?;
         let mut c = self.conn("store credential").await?;
         let tx = c.transaction().await.map_err(pg("store credential"))?;
         tx.execute(
-            "INSERT INTO credentials (rid, uin, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&rid.as_str(), &uin, &credential, &now],
+            "INSERT INTO credentials (rid, uin_hash, sealed_uin, body, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+            &[&rid.as_str(), &u.uin_hash, &u.sealed, &body, &now],
         )
         .await
         .map_err(pg("store credential"))?;
@@ -1211,14 +1425,22 @@ impl Store for PgStore {
     }
 
     async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError> {
+        let cipher = need_cipher(&self.uins, "credentials")?;
         let c = self.conn("read credential").await?;
-        Ok(c.query_opt(
-            "SELECT uin, body FROM credentials WHERE rid = $1",
+        c.query_opt(
+            "SELECT uin_hash, sealed_uin, body FROM credentials WHERE rid = $1",
             &[&rid.as_str()],
         )
         .await
         .map_err(pg("read credential"))?
-        .map(|r| (r.get(0), r.get(1))))
+        .map(|r| {
+            let uin = cipher.open(&PoolUin {
+                uin_hash: r.get(0),
+                sealed: r.get(1),
+            })?;
+            Ok((uin, open_credential(&cipher, rid.as_str(), r.get::<_, &[u8]>(2))?))
+        })
+        .transpose()
     }
 
     async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError> {
@@ -1433,22 +1655,155 @@ impl Store for PgStore {
     }
 }
 
-const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";
+/// Converts the tables migration 6 renamed `legacy_*` (UINs in clear) into the new ones (UIN hash, sealed UIN)
+/// and drops them; returns the rows converted (0 when there is nothing to convert).
+async fn convert_legacy_tables(
+    tx: &deadpool_postgres::Transaction<'_>,
+    cipher: &UinCipher,
+) -> Result<u64, StoreError> {
+    let op = "convert tables holding UINs in clear";
+    let exists = |name: &'static str| async move {
+        tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .map_err(pg(op))
+    };
+    let mut n = 0u64;
+    if exists("legacy_persons").await? {
+        let rows = tx
+            .query("SELECT uin, blocking_key, rid FROM legacy_persons", &[])
+            .await
+            .map_err(pg(op))?;
+        let (mut h, mut s, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for row in &rows {
+            let u = cipher.seal_uin(row.get::<_, &str>(0))?;
+            h.push(u.uin_hash);
+            s.push(u.sealed);
+            b.push(row.get::<_, String>(1));
+            r.push(row.get::<_, String>(2));
+        }
+        tx.execute(
+            "INSERT INTO persons (uin_hash, sealed, blocking_key, rid)
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING",
+            &[&h, &s, &b, &r],
+        )
+        .await
+        .map_err(pg(op))?;
+        tx.batch_execute("DROP TABLE legacy_persons")
+            .await
+            .map_err(pg(op))?;
+        n += rows.len() as u64;
+    }
+    if exists("legacy_gallery").await? {
+        let rows = tx
+            .query(
+                "SELECT seq, uin, position, template FROM legacy_gallery ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(pg(op))?;
+        for row in &rows {
+            // Sequence numbers are kept (gallery loaders' cursors); the sequence itself moved to the new table.
+            tx.execute(
+                "INSERT INTO gallery (seq, uin_hash, position, template) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &row.get::<_, i64>(0),
+                    &cipher.hash(row.get::<_, &str>(1)),
+                    &row.get::<_, i64>(2),
+                    &row.get::<_, Vec<u8>>(3),
+                ],
+            )
+            .await
+            .map_err(pg(op))?;
+        }
+        tx.batch_execute("DROP TABLE legacy_gallery")
+            .await
+            .map_err(pg(op))?;
+        n += rows.len() as u64;
+    }
+    if exists("legacy_credentials").await? {
+        let rows = tx
+            .query("SELECT rid, uin, body, created_at FROM legacy_credentials", &[])
+            .await
+            .map_err(pg(op))?;
+        for row in &rows {
+            let rid: &str = row.get(0);
+            let u = cipher.seal_uin(row.get::<_, &str>(1))?;
+            let body = seal_credential(cipher, rid, row.get::<_, &str>(2))?;
+            tx.execute(
+                "INSERT INTO credentials (rid, uin_hash, sealed_uin, body, created_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT DO NOTHING",
+                &[&rid, &u.uin_hash, &u.sealed, &body, &row.get::<_, i64>(3)],
+            )
+            .await
+            .map_err(pg(op))?;
+        }
+        tx.batch_execute("DROP TABLE legacy_credentials")
+            .await
+            .map_err(pg(op))?;
+        n += rows.len() as u64;
+    }
+    if exists("legacy_adjudication_cases").await? {
+        let rows = tx
+            .query(
+                "SELECT rid, status, candidates, created_at, decided_at, decided_by, duplicate_of
+                 FROM legacy_adjudication_cases",
+                &[],
+            )
+            .await
+            .map_err(pg(op))?;
+        for row in &rows {
+            let rid: &str = row.get(0);
+            let cands = seal_candidates(cipher, rid, &parse_candidates(row.get::<_, &str>(2))?)?;
+            let dup = row
+                .get::<_, Option<&str>>(6)
+                .map(|u| cipher.seal_uin(u))
+                .transpose()?;
+            tx.execute(
+                "INSERT INTO adjudication_cases (rid, status, candidates, created_at, decided_at, decided_by,
+                 duplicate_of_hash, duplicate_of) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    &rid,
+                    &row.get::<_, &str>(1),
+                    &cands,
+                    &row.get::<_, i64>(3),
+                    &row.get::<_, Option<i64>>(4),
+                    &row.get::<_, Option<&str>>(5),
+                    &dup.as_ref().map(|d| d.uin_hash.clone()),
+                    &dup.map(|d| d.sealed),
+                ],
+            )
+            .await
+            .map_err(pg(op))?;
+        }
+        tx.batch_execute("DROP TABLE legacy_adjudication_cases")
+            .await
+            .map_err(pg(op))?;
+        n += rows.len() as u64;
+    }
+    Ok(n)
+}
 
-fn case_from(r: &Row) -> Result<AdjudicationCase, StoreError> {
+const CASE_COLS: &str =
+    "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of_hash, duplicate_of";
+
+fn case_from(cipher: &UinCipher, r: &Row) -> Result<AdjudicationCase, StoreError> {
+    let rid: &str = r.get(0);
     Ok(AdjudicationCase {
-        rid: parse_id("rid", r.get::<_, &str>(0))?,
+        rid: parse_id("rid", rid)?,
         status: r.get(1),
-        candidates: parse_candidates(r.get::<_, &str>(2))?,
+        candidates: open_candidates(cipher, rid, r.get::<_, &[u8]>(2))?,
         created_at: r.get(3),
         decided_at: r.get(4),
         decided_by: r.get(5),
-        duplicate_of: r.get(6),
+        duplicate_of: open_opt_uin(cipher, r.get(6), r.get(7))?,
     })
 }
 
 async fn case_where<C: GenericClient>(
     c: &C,
+    cipher: &UinCipher,
     rid: &str,
     for_update: bool,
 ) -> Result<Option<AdjudicationCase>, StoreError> {
@@ -1460,7 +1815,7 @@ async fn case_where<C: GenericClient>(
     .await
     .map_err(pg("read adjudication case"))?
     .as_ref()
-    .map(case_from)
+    .map(|r| case_from(cipher, r))
     .transpose()
 }
 
@@ -1542,71 +1897,68 @@ impl PgStore {
         let op = "allocate uins";
         let start = super::sqlite::random_start()?;
         let mut c = self.conn(op).await?;
+        // Prepared once per connection (no parse and plan per batch).
+        let existing = c
+            .prepare_cached("SELECT rid, uin_hash, sealed FROM uin_assigned WHERE rid = ANY($1)")
+            .await
+            .map_err(pg(op))?;
+        // One statement takes free entries and assigns them to the RIDs in order: the entries never travel to
+        // the client and back. `ARRAY(...)` makes the planner take the few keys first and delete them by
+        // index, never a join over the whole free table; `SKIP LOCKED` lets concurrent allocators take
+        // disjoint entries. Fewer entries than RIDs (the end of the hash order, or entries locked by others):
+        // the RIDs left over get none here and are given entries from the other side of the start.
+        let mut take = Vec::with_capacity(2);
+        for cmp in [">=", "<"] {
+            take.push(
+                c.prepare_cached(&format!(
+                    "WITH taken AS (
+                       DELETE FROM uin_free WHERE uin_hash = ANY(ARRAY(
+                         SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} $1 ORDER BY uin_hash
+                         LIMIT cardinality($2::text[]) FOR UPDATE SKIP LOCKED))
+                       RETURNING uin_hash, sealed),
+                     numbered AS (SELECT uin_hash, sealed, row_number() OVER () AS k FROM taken),
+                     wanted AS (SELECT r, k FROM unnest($2::text[]) WITH ORDINALITY AS x(r, k))
+                     INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
+                     SELECT w.r, n.uin_hash, n.sealed, $3 FROM numbered n JOIN wanted w ON w.k = n.k
+                     RETURNING rid, uin_hash, sealed"
+                ))
+                .await
+                .map_err(pg(op))?,
+            );
+        }
         let tx = c.transaction().await.map_err(pg(op))?;
         let mut seen = HashSet::with_capacity(rids.len());
         let distinct: Vec<&str> = rids.iter().map(Rid::as_str).filter(|r| seen.insert(*r)).collect();
-        let mut given: HashMap<String, PoolUin> = tx
-            .query(
-                "SELECT rid, uin_hash, sealed FROM uin_assigned WHERE rid = ANY($1)",
-                &[&distinct],
+        let entry = |r: &Row| {
+            (
+                r.get::<_, String>(0),
+                PoolUin {
+                    uin_hash: r.get(1),
+                    sealed: r.get(2),
+                },
             )
+        };
+        let mut given: HashMap<String, PoolUin> = tx
+            .query(&existing, &[&distinct])
             .await
             .map_err(pg(op))?
-            .into_iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    PoolUin {
-                        uin_hash: r.get(1),
-                        sealed: r.get(2),
-                    },
-                )
-            })
+            .iter()
+            .map(entry)
             .collect();
-        let missing: Vec<&str> = distinct.into_iter().filter(|r| !given.contains_key(*r)).collect();
+        let mut missing: Vec<&str> = distinct.into_iter().filter(|r| !given.contains_key(*r)).collect();
+        for stmt in &take {
+            if missing.is_empty() {
+                break;
+            }
+            let rows = tx.query(stmt, &[&start, &missing, &at]).await.map_err(pg(op))?;
+            for r in &rows {
+                let (rid, u) = entry(r);
+                given.insert(rid, u);
+            }
+            missing.retain(|r| !given.contains_key(*r));
+        }
         if !missing.is_empty() {
-            let take = |cmp: &'static str, n: usize| {
-                let tx = &tx;
-                let start = start.as_str();
-                async move {
-                    let n = i64::try_from(n).unwrap_or(i64::MAX);
-                    tx.query(
-                        &format!(
-                            // ARRAY(...) makes the planner take the few keys first and delete them by
-                            // index, never a join over the whole free table.
-                            "DELETE FROM uin_free WHERE uin_hash = ANY(ARRAY(
-                               SELECT uin_hash FROM uin_free WHERE uin_hash {cmp} $1 ORDER BY uin_hash LIMIT $2
-                               FOR UPDATE SKIP LOCKED))
-                             RETURNING uin_hash, sealed"
-                        ),
-                        &[&start, &n],
-                    )
-                    .await
-                    .map_err(pg(op))
-                }
-            };
-            let mut fresh = take(">=", missing.len()).await?;
-            if fresh.len() < missing.len() {
-                let more = take("<", missing.len() - fresh.len()).await?;
-                fresh.extend(more);
-            }
-            if fresh.len() < missing.len() {
-                return Err(StoreError::PoolEmpty);
-            }
-            let (hashes, sealed): (Vec<String>, Vec<Vec<u8>>) = fresh
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
-                .unzip();
-            tx.execute(
-                "INSERT INTO uin_assigned (rid, uin_hash, sealed, assigned_at)
-                 SELECT r, h, s, $4 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS x(r, h, s)",
-                &[&missing, &hashes, &sealed, &at],
-            )
-            .await
-            .map_err(pg(op))?;
-            for ((rid, uin_hash), sealed) in missing.iter().zip(hashes).zip(sealed) {
-                given.insert((*rid).to_owned(), PoolUin { uin_hash, sealed });
-            }
+            return Err(StoreError::PoolEmpty);
         }
         tx.commit().await.map_err(pg(op))?;
         rids.iter()

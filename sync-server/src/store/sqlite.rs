@@ -17,8 +17,8 @@ use super::{
     AdjudicationCase, Candidate, FIRST_MACHINE_ID, GalleryRow, IdentityLookup, IdentityRecord, MachineRecord,
     NewIdentity, NewMachine, NewNotification, NewUpload, NotificationRecord, OperatorKeyRecord, PacketEvent,
     PacketRecord, PoolUin, ScopedSyncItem, Store, StoreError, SyncChange, UploadRecord, case_status,
-    key_bytes, parse_body, parse_candidates, parse_id, parse_machine_status, parse_packet_status, to_i64,
-    to_u64,
+    key_bytes, need_cipher, open_candidates, open_credential, open_opt_uin, parse_body, parse_candidates,
+    parse_id, parse_machine_status, parse_packet_status, seal_candidates, seal_credential, to_i64, to_u64,
 };
 
 /// Versioned migrations: (version, SQL). Append only; never edit a shipped entry.
@@ -205,6 +205,83 @@ END;
 CREATE INDEX packets_status ON packets (status, updated_at);
 "#,
     ),
+    (
+        6,
+        // No UIN in clear outside the ID repository: persons, gallery, credentials and adjudication cases are
+        // keyed by the salted UIN hash, and what must give the UIN back holds it sealed (crate::uin::UinCipher).
+        // The old tables are renamed `legacy_*` and converted then dropped by `protect_legacy_uins` (sealing
+        // needs the salt, which the database does not have).
+        r#"
+DROP INDEX persons_blocking;
+DROP INDEX adjudication_status;
+ALTER TABLE persons RENAME TO legacy_persons;
+ALTER TABLE gallery RENAME TO legacy_gallery;
+ALTER TABLE credentials RENAME TO legacy_credentials;
+ALTER TABLE adjudication_cases RENAME TO legacy_adjudication_cases;
+CREATE TABLE persons (
+    uin_hash TEXT PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    blocking_key TEXT NOT NULL,
+    rid TEXT NOT NULL UNIQUE
+);
+CREATE INDEX persons_blocking ON persons (blocking_key);
+CREATE TABLE gallery (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    uin_hash TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    template BLOB NOT NULL,
+    UNIQUE (uin_hash, position)
+);
+CREATE TABLE credentials (
+    rid TEXT PRIMARY KEY,
+    uin_hash TEXT NOT NULL,
+    sealed_uin BLOB NOT NULL,
+    body BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE adjudication_cases (
+    rid TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    candidates BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    decided_at INTEGER,
+    decided_by TEXT,
+    duplicate_of_hash TEXT,
+    duplicate_of BLOB
+);
+CREATE INDEX adjudication_status ON adjudication_cases (status, created_at);
+"#,
+    ),
+    (
+        7,
+        // Status history of centers, machines and operators (`kind`, `item`, `status` from `from_time`), for
+        // the validation of a packet at its creation time. Machines by trigger (every status change, whoever
+        // makes it); centers and operators by the store when their sync items change (`put_item_tx`).
+        // Existing machines: pending since their request, their current status since their last change.
+        r#"
+CREATE TABLE status_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    status TEXT NOT NULL,
+    from_time INTEGER NOT NULL
+);
+CREATE INDEX status_history_item ON status_history (kind, item, from_time, id);
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, 'PENDING', requested_at FROM machines;
+INSERT INTO status_history (kind, item, status, from_time)
+    SELECT 'machine', machine_id, status, updated_at FROM machines WHERE status <> 'PENDING';
+CREATE TRIGGER machine_status_insert AFTER INSERT ON machines BEGIN
+    INSERT INTO status_history (kind, item, status, from_time)
+    VALUES ('machine', NEW.machine_id, NEW.status, NEW.requested_at);
+END;
+CREATE TRIGGER machine_status_update AFTER UPDATE OF status ON machines
+WHEN NEW.status IS NOT OLD.status BEGIN
+    INSERT INTO status_history (kind, item, status, from_time)
+    VALUES ('machine', NEW.machine_id, NEW.status, NEW.updated_at);
+END;
+"#,
+    ),
 ];
 
 /// The embedded SQLite (SQLCipher) store.
@@ -212,6 +289,7 @@ CREATE INDEX packets_status ON packets (status, updated_at);
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    uins: Option<Arc<UinCipher>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -256,7 +334,16 @@ impl SqliteStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            uins: None,
         })
+    }
+
+    /// Gives the store the data directory's UIN cipher, with which it seals the UINs (and the data holding
+    /// them) it stores and opens them when read. Without it, those operations fail with `NoUinCipher`.
+    #[must_use]
+    pub fn with_uin_cipher(mut self, cipher: Arc<UinCipher>) -> Self {
+        self.uins = Some(cipher);
+        self
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -496,7 +583,40 @@ fn put_item_tx(
         params![kind.as_str(), scope, key, version, text.is_none(), text],
     )
     .map_err(sq("put sync item"))?;
+    let old = existing.and_then(|(deleted, body)| body.filter(|_| !deleted));
+    for change in super::sync_status_changes(kind, key, old.as_deref(), text.as_deref()) {
+        record_status(tx, &change, super::now_secs())?;
+    }
     Ok(Some(version))
+}
+
+/// Records a status change in `status_history` unless the item already has that status; an item with no
+/// history first gets its previous status since forever (time 0).
+fn record_status(tx: &Transaction<'_>, c: &super::StatusChange, at: i64) -> Result<(), StoreError> {
+    let op = "record status history";
+    let latest: Option<String> = tx
+        .query_row(
+            "SELECT status FROM status_history WHERE kind = ?1 AND item = ?2 ORDER BY from_time DESC, id DESC LIMIT 1",
+            params![c.kind, c.item],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sq(op))?;
+    if latest.as_deref() == Some(c.new) {
+        return Ok(());
+    }
+    let mut insert = tx
+        .prepare_cached("INSERT INTO status_history (kind, item, status, from_time) VALUES (?1, ?2, ?3, ?4)")
+        .map_err(sq(op))?;
+    if latest.is_none()
+        && let Some(old) = c.old
+    {
+        insert.execute(params![c.kind, c.item, old, 0]).map_err(sq(op))?;
+    }
+    insert
+        .execute(params![c.kind, c.item, c.new, at])
+        .map_err(sq(op))?;
+    Ok(())
 }
 
 #[async_trait]
@@ -852,8 +972,9 @@ impl Store for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(sq(op))?;
+            let converted = convert_legacy_tables(tx, &cipher)?;
             if legacy == 0 {
-                return Ok(0);
+                return Ok(converted);
             }
             let rows: Vec<(String, Option<String>, Option<i64>)> = {
                 let mut stmt = tx
@@ -886,7 +1007,7 @@ impl Store for SqliteStore {
             }
             drop((assign, free));
             tx.execute_batch("DROP TABLE uin_pool").map_err(sq(op))?;
-            Ok(rows.len() as u64)
+            Ok(converted + rows.len() as u64)
         })
         .await
     }
@@ -999,25 +1120,94 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError> {
+        let (kind, item) = (kind.to_owned(), item.to_owned());
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT status FROM status_history WHERE kind = ?1 AND item = ?2 AND from_time <= ?3
+                 ORDER BY from_time DESC, id DESC LIMIT 1",
+            )
+            .map_err(sq("status at"))?
+            .query_row(params![kind, item, at], |r| r.get(0))
+            .optional()
+            .map_err(sq("status at"))
+        })
+        .await
+    }
+
+    async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
+        let (rid, flag) = (rid.as_str().to_owned(), flag.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO packet_events (rid, status, reason, at) SELECT rid, status, ?2, ?3 FROM packets WHERE rid = ?1",
+                params![rid, flag, at],
+            )
+            .map_err(sq("add packet flag"))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn persons_by_blocking_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
         let key = key.to_owned();
-        self.with(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT uin FROM persons WHERE blocking_key = ?1 ORDER BY uin")
-                .map_err(sq("persons by blocking key"))?;
-            stmt.query_map([key], |r| r.get::<_, String>(0))
+        let cipher = need_cipher(&self.uins, "persons")?;
+        let rows = self
+            .with(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT uin_hash, sealed FROM persons WHERE blocking_key = ?1")
+                    .map_err(sq("persons by blocking key"))?;
+                stmt.query_map([key], |r| {
+                    Ok(PoolUin {
+                        uin_hash: r.get(0)?,
+                        sealed: r.get(1)?,
+                    })
+                })
                 .map_err(sq("persons by blocking key"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq("persons by blocking key"))
-        })
-        .await
+            })
+            .await?;
+        let mut uins = rows
+            .iter()
+            .map(|u| cipher.open(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        uins.sort();
+        Ok(uins)
+    }
+
+    async fn person_uins(&self, hashes: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
+        let cipher = need_cipher(&self.uins, "persons")?;
+        let rows = self
+            .with(move |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT sealed FROM persons WHERE uin_hash = ?1")
+                    .map_err(sq("person uins"))?;
+                let mut out = Vec::with_capacity(hashes.len());
+                for h in hashes {
+                    let sealed: Option<Vec<u8>> = stmt
+                        .query_row([&h], |r| r.get(0))
+                        .optional()
+                        .map_err(sq("person uins"))?;
+                    if let Some(sealed) = sealed {
+                        out.push(PoolUin { uin_hash: h, sealed });
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|u| {
+                let uin = cipher.open(&u)?;
+                Ok((u.uin_hash, uin))
+            })
+            .collect()
     }
 
     async fn gallery_since(&self, after_seq: i64, limit: u32) -> Result<Vec<GalleryRow>, StoreError> {
         self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT seq, uin, position, template FROM gallery WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    "SELECT seq, uin_hash, position, template FROM gallery WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 )
                 .map_err(sq("gallery"))?;
             let rows = stmt
@@ -1033,10 +1223,10 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq("gallery"))?;
             rows.into_iter()
-                .map(|(seq, uin, position, template)| {
+                .map(|(seq, uin_hash, position, template)| {
                     Ok(GalleryRow {
                         seq,
-                        uin,
+                        uin_hash,
                         position: u8::try_from(position).map_err(|_| StoreError::Corrupt {
                             what: "gallery finger position",
                             detail: position.to_string(),
@@ -1057,10 +1247,11 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let (rid, reason) = (rid.as_str().to_owned(), reason.to_owned());
-        let cands = serde_json::to_string(&candidates).map_err(|e| StoreError::Corrupt {
-            what: "candidates",
-            detail: e.to_string(),
-        })?;
+        let cands = seal_candidates(
+            &*need_cipher(&self.uins, "adjudication cases")?,
+            &rid,
+            &candidates,
+        )?;
         self.tx("hold for adjudication", move |tx| {
             tx.execute(
                 "INSERT INTO adjudication_cases (rid, status, candidates, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -1084,6 +1275,7 @@ impl Store for SqliteStore {
     }
 
     async fn adjudication_cases(&self, status: Option<String>) -> Result<Vec<AdjudicationCase>, StoreError> {
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
         self.with(move |c| {
             let mut stmt = c
                 .prepare_cached(&format!(
@@ -1095,14 +1287,15 @@ impl Store for SqliteStore {
                 .map_err(sq("adjudication cases"))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq("adjudication cases"))?;
-            rows.into_iter().map(case_from).collect()
+            rows.into_iter().map(|r| case_from(&cipher, r)).collect()
         })
         .await
     }
 
     async fn adjudication_case(&self, rid: &Rid) -> Result<Option<AdjudicationCase>, StoreError> {
         let rid = rid.as_str().to_owned();
-        self.with(move |c| case_by_rid(c, &rid)).await
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
+        self.with(move |c| case_by_rid(c, &cipher, &rid)).await
     }
 
     async fn decide_adjudication(
@@ -1114,8 +1307,11 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<AdjudicationCase, StoreError> {
         let (rid, status, by) = (rid.as_str().to_owned(), status.to_owned(), decided_by.to_owned());
+        let cipher = need_cipher(&self.uins, "adjudication cases")?;
+        let dup = duplicate_of.as_deref().map(|u| cipher.seal_uin(u)).transpose()?;
+        let (dup_hash, dup_sealed) = (dup.as_ref().map(|d| d.uin_hash.clone()), dup.map(|d| d.sealed));
         self.tx("decide adjudication", move |tx| {
-            let case = case_by_rid(tx, &rid)?.ok_or_else(|| StoreError::NotFound {
+            let case = case_by_rid(tx, &cipher, &rid)?.ok_or_else(|| StoreError::NotFound {
                 what: "adjudication case",
                 id: rid.clone(),
             })?;
@@ -1126,9 +1322,9 @@ impl Store for SqliteStore {
                 });
             }
             tx.execute(
-                "UPDATE adjudication_cases SET status = ?2, decided_at = ?3, decided_by = ?4, duplicate_of = ?5
-                 WHERE rid = ?1",
-                params![rid, status, now, by, duplicate_of],
+                "UPDATE adjudication_cases SET status = ?2, decided_at = ?3, decided_by = ?4,
+                 duplicate_of_hash = ?5, duplicate_of = ?6 WHERE rid = ?1",
+                params![rid, status, now, by, dup_hash, dup_sealed],
             )
             .map_err(sq("decide adjudication"))?;
             tx.execute(
@@ -1141,7 +1337,7 @@ impl Store for SqliteStore {
                 params![rid, PacketStatus::Received.as_str(), now],
             )
             .map_err(sq("decide adjudication"))?;
-            case_by_rid(tx, &rid)?.ok_or(StoreError::NotFound {
+            case_by_rid(tx, &cipher, &rid)?.ok_or(StoreError::NotFound {
                 what: "adjudication case",
                 id: rid,
             })
@@ -1150,6 +1346,13 @@ impl Store for SqliteStore {
     }
 
     async fn store_identity(&self, new: NewIdentity) -> Result<(), StoreError> {
+        let person = need_cipher(&self.uins, "persons")?.seal_uin(&new.uin)?;
+        if person.uin_hash != new.uin_hash {
+            return Err(StoreError::Conflict {
+                what: "identity",
+                detail: "the UIN hash is not the hash of the UIN under this data directory's salt".into(),
+            });
+        }
         self.tx("store identity", move |tx| {
             let rid = new.rid.as_str();
             tx.execute(
@@ -1159,17 +1362,18 @@ impl Store for SqliteStore {
             )
             .map_err(sq("store identity"))?;
             tx.execute(
-                "INSERT INTO persons (uin, blocking_key, rid) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![new.uin, new.blocking_key, rid],
+                "INSERT INTO persons (uin_hash, sealed, blocking_key, rid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![person.uin_hash, person.sealed, new.blocking_key, rid],
             )
             .map_err(sq("store identity"))?;
             let mut g = tx
                 .prepare_cached(
-                    "INSERT INTO gallery (uin, position, template) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    "INSERT INTO gallery (uin_hash, position, template) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 )
                 .map_err(sq("store identity"))?;
             for (pos, t) in &new.templates {
-                g.execute(params![new.uin, pos, t]).map_err(sq("store identity"))?;
+                g.execute(params![new.uin_hash, pos, t]).map_err(sq("store identity"))?;
             }
             Ok(())
         })
@@ -1188,18 +1392,18 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE persons SET blocking_key = ?2 WHERE uin = ?1",
-                params![upd.uin, upd.blocking_key],
+                "UPDATE persons SET blocking_key = ?2 WHERE uin_hash = ?1",
+                params![upd.uin_hash, upd.blocking_key],
             )
             .map_err(sq("update identity"))?;
             if !upd.templates.is_empty() {
-                tx.execute("DELETE FROM gallery WHERE uin = ?1", params![upd.uin])
+                tx.execute("DELETE FROM gallery WHERE uin_hash = ?1", params![upd.uin_hash])
                     .map_err(sq("update identity"))?;
                 let mut g = tx
-                    .prepare_cached("INSERT INTO gallery (uin, position, template) VALUES (?1, ?2, ?3)")
+                    .prepare_cached("INSERT INTO gallery (uin_hash, position, template) VALUES (?1, ?2, ?3)")
                     .map_err(sq("update identity"))?;
                 for (pos, t) in &upd.templates {
-                    g.execute(params![upd.uin, pos, t]).map_err(sq("update identity"))?;
+                    g.execute(params![upd.uin_hash, pos, t]).map_err(sq("update identity"))?;
                 }
             }
             Ok(true)
@@ -1214,11 +1418,15 @@ impl Store for SqliteStore {
         credential: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (rid, uin, body) = (rid.as_str().to_owned(), uin.to_owned(), credential.to_owned());
+        let rid = rid.as_str().to_owned();
+        let cipher = need_cipher(&self.uins, "credentials")?;
+        let u = cipher.seal_uin(uin)?;
+        let body = seal_credential(&cipher, &rid, credential)?;
         self.tx("store credential", move |tx| {
             tx.execute(
-                "INSERT INTO credentials (rid, uin, body, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![rid, uin, body, now],
+                "INSERT INTO credentials (rid, uin_hash, sealed_uin, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                params![rid, u.uin_hash, u.sealed, body, now],
             )
             .map_err(sq("store credential"))?;
             tx.execute(
@@ -1278,14 +1486,32 @@ impl Store for SqliteStore {
 
     async fn credential(&self, rid: &Rid) -> Result<Option<(String, String)>, StoreError> {
         let rid = rid.as_str().to_owned();
-        self.with(move |c| {
-            c.query_row("SELECT uin, body FROM credentials WHERE rid = ?1", [rid], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+        let cipher = need_cipher(&self.uins, "credentials")?;
+        let row = self
+            .with({
+                let rid = rid.clone();
+                move |c| {
+                    c.query_row(
+                        "SELECT uin_hash, sealed_uin, body FROM credentials WHERE rid = ?1",
+                        [rid],
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, Vec<u8>>(1)?,
+                                r.get::<_, Vec<u8>>(2)?,
+                            ))
+                        },
+                    )
+                    .optional()
+                    .map_err(sq("read credential"))
+                }
             })
-            .optional()
-            .map_err(sq("read credential"))
+            .await?;
+        row.map(|(uin_hash, sealed, body)| {
+            let uin = cipher.open(&PoolUin { uin_hash, sealed })?;
+            Ok((uin, open_credential(&cipher, &rid, &body)?))
         })
-        .await
+        .transpose()
     }
 
     async fn enqueue_notification(&self, n: NewNotification) -> Result<(), StoreError> {
@@ -1619,16 +1845,158 @@ fn take_free(tx: &Transaction<'_>, cmp: &str, start: &str, n: usize) -> Result<V
     .map_err(sq("allocate uins"))
 }
 
-const CASE_COLS: &str = "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of";
+/// Converts the tables migration 6 renamed `legacy_*` (UINs in clear) into the new ones (UIN hash, sealed UIN)
+/// and drops them; returns the rows converted (0 when there is nothing to convert).
+fn convert_legacy_tables(tx: &Transaction<'_>, cipher: &UinCipher) -> Result<u64, StoreError> {
+    let op = "convert tables holding UINs in clear";
+    let exists = |name: &str| -> Result<bool, StoreError> {
+        tx.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(sq(op))
+    };
+    let mut n = 0u64;
+    if exists("legacy_persons")? {
+        let rows: Vec<(String, String, String)> = {
+            let mut stmt = tx
+                .prepare("SELECT uin, blocking_key, rid FROM legacy_persons")
+                .map_err(sq(op))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sq(op))?
+                .collect::<Result<_, _>>()
+                .map_err(sq(op))?
+        };
+        for (uin, block, rid) in rows {
+            let u = cipher.seal_uin(&uin)?;
+            tx.execute(
+                "INSERT INTO persons (uin_hash, sealed, blocking_key, rid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![u.uin_hash, u.sealed, block, rid],
+            )
+            .map_err(sq(op))?;
+            n += 1;
+        }
+        tx.execute_batch("DROP TABLE legacy_persons").map_err(sq(op))?;
+    }
+    if exists("legacy_gallery")? {
+        let rows: Vec<(i64, String, i64, Vec<u8>)> = {
+            let mut stmt = tx
+                .prepare("SELECT seq, uin, position, template FROM legacy_gallery ORDER BY seq")
+                .map_err(sq(op))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(sq(op))?
+                .collect::<Result<_, _>>()
+                .map_err(sq(op))?
+        };
+        // Sequence numbers are kept (gallery loaders' cursors), so the AUTOINCREMENT counter follows them.
+        for (seq, uin, pos, template) in rows {
+            tx.execute(
+                "INSERT INTO gallery (seq, uin_hash, position, template) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![seq, cipher.hash(&uin), pos, template],
+            )
+            .map_err(sq(op))?;
+            n += 1;
+        }
+        tx.execute_batch("DROP TABLE legacy_gallery").map_err(sq(op))?;
+    }
+    if exists("legacy_credentials")? {
+        let rows: Vec<(String, String, String, i64)> = {
+            let mut stmt = tx
+                .prepare("SELECT rid, uin, body, created_at FROM legacy_credentials")
+                .map_err(sq(op))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(sq(op))?
+                .collect::<Result<_, _>>()
+                .map_err(sq(op))?
+        };
+        for (rid, uin, body, at) in rows {
+            let u = cipher.seal_uin(&uin)?;
+            let body = seal_credential(cipher, &rid, &body)?;
+            tx.execute(
+                "INSERT INTO credentials (rid, uin_hash, sealed_uin, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                params![rid, u.uin_hash, u.sealed, body, at],
+            )
+            .map_err(sq(op))?;
+            n += 1;
+        }
+        tx.execute_batch("DROP TABLE legacy_credentials")
+            .map_err(sq(op))?;
+    }
+    if exists("legacy_adjudication_cases")? {
+        type Legacy = (
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Legacy> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT rid, status, candidates, created_at, decided_at, decided_by, duplicate_of
+                     FROM legacy_adjudication_cases",
+                )
+                .map_err(sq(op))?;
+            stmt.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .map_err(sq(op))?
+            .collect::<Result<_, _>>()
+            .map_err(sq(op))?
+        };
+        for (rid, status, cands, created_at, decided_at, decided_by, dup) in rows {
+            let cands = seal_candidates(cipher, &rid, &parse_candidates(&cands)?)?;
+            let dup = dup.as_deref().map(|u| cipher.seal_uin(u)).transpose()?;
+            tx.execute(
+                "INSERT INTO adjudication_cases (rid, status, candidates, created_at, decided_at, decided_by,
+                 duplicate_of_hash, duplicate_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                params![
+                    rid,
+                    status,
+                    cands,
+                    created_at,
+                    decided_at,
+                    decided_by,
+                    dup.as_ref().map(|d| d.uin_hash.clone()),
+                    dup.map(|d| d.sealed)
+                ],
+            )
+            .map_err(sq(op))?;
+            n += 1;
+        }
+        tx.execute_batch("DROP TABLE legacy_adjudication_cases")
+            .map_err(sq(op))?;
+    }
+    Ok(n)
+}
+
+const CASE_COLS: &str =
+    "rid, status, candidates, created_at, decided_at, decided_by, duplicate_of_hash, duplicate_of";
 
 type CaseRow = (
     String,
     String,
-    String,
+    Vec<u8>,
     i64,
     Option<i64>,
     Option<String>,
     Option<String>,
+    Option<Vec<u8>>,
 );
 
 fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
@@ -1640,23 +2008,28 @@ fn case_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRow> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
-fn case_from(row: CaseRow) -> Result<AdjudicationCase, StoreError> {
-    let (rid, status, candidates, created_at, decided_at, decided_by, duplicate_of) = row;
+fn case_from(cipher: &UinCipher, row: CaseRow) -> Result<AdjudicationCase, StoreError> {
+    let (rid, status, candidates, created_at, decided_at, decided_by, dup_hash, dup_sealed) = row;
     Ok(AdjudicationCase {
+        candidates: open_candidates(cipher, &rid, &candidates)?,
         rid: parse_id("rid", &rid)?,
         status,
-        candidates: parse_candidates(&candidates)?,
         created_at,
         decided_at,
         decided_by,
-        duplicate_of,
+        duplicate_of: open_opt_uin(cipher, dup_hash, dup_sealed)?,
     })
 }
 
-fn case_by_rid(c: &Connection, rid: &str) -> Result<Option<AdjudicationCase>, StoreError> {
+fn case_by_rid(
+    c: &Connection,
+    cipher: &UinCipher,
+    rid: &str,
+) -> Result<Option<AdjudicationCase>, StoreError> {
     c.query_row(
         &format!("SELECT {CASE_COLS} FROM adjudication_cases WHERE rid = ?1"),
         [rid],
@@ -1664,6 +2037,6 @@ fn case_by_rid(c: &Connection, rid: &str) -> Result<Option<AdjudicationCase>, St
     )
     .optional()
     .map_err(sq("read adjudication case"))?
-    .map(case_from)
+    .map(|r| case_from(cipher, r))
     .transpose()
 }

@@ -126,6 +126,22 @@ fn administration_cli_publishes_revokes_rotates_and_reports_codes() {
     };
     assert_eq!(run(&["init"]).0, Some(0));
 
+    // The command the "UIN pool is empty" error names.
+    let (code, out, err) = run(&["uin-pool", "status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("20 free UINs in the pool"), "{out}");
+    let (code, out, err) = run(&["uin-pool", "fill", "30"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("30 UINs added") && out.contains("50 free UINs"),
+        "{out}"
+    );
+    assert!(
+        tessera_server::store::StoreError::PoolEmpty
+            .to_string()
+            .contains("`tessera-server uin-pool fill`")
+    );
+
     let ops = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../client/demo/operators.json");
     let (code, out, err) = run(&["operators", "publish", ops.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");

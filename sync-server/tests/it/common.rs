@@ -23,6 +23,16 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// The UIN cipher of the test stores ([`sqlite_store`], [`pg_store`]).
+pub fn test_cipher() -> Arc<tessera_server::uin::UinCipher> {
+    Arc::new(tessera_server::uin::UinCipher::new(&[7; 32])) // TEST-ONLY salt
+}
+
+/// The salted hash of a UIN under the test stores' salt.
+pub fn uin_hash(uin: &str) -> String {
+    test_cipher().hash(uin)
+}
+
 /// A fresh schema name for one test.
 pub fn fresh_schema() -> String {
     format!("t_{}", random_hex(8))
@@ -33,7 +43,7 @@ pub fn fresh_schema() -> String {
 pub async fn pg_store() -> Option<(Arc<dyn Store>, String)> {
     let schema = fresh_schema();
     match PgStore::connect(&pg_url(), 4, Some(&schema)).await {
-        Ok(s) => Some((Arc::new(s), schema)),
+        Ok(s) => Some((Arc::new(s.with_uin_cipher(test_cipher())), schema)),
         Err(e) => {
             if std::env::var("TESSERA_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
                 panic!("PostgreSQL required (TESSERA_TEST_REQUIRE_ALL=1) but unreachable: {e}");
@@ -64,7 +74,7 @@ pub async fn drop_schema(schema: &str) {
 pub fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("t.db"), &[9u8; 32]).unwrap();
-    (Arc::new(s), dir)
+    (Arc::new(s.with_uin_cipher(test_cipher())), dir)
 }
 
 /// Which database a test server uses.
@@ -283,4 +293,132 @@ pub async fn outbox_notification(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     None
+}
+
+/// Fails if any of `uins` appears in clear in any table of the database: as text in any column, or as
+/// bytes inside a binary column (SQLite), or in a row's text form including the hex form of binary columns
+/// (PostgreSQL).
+pub async fn assert_no_uin_in_clear(backend: Backend, db: ScanTarget, uins: &[String]) {
+    assert!(!uins.is_empty());
+    let needles: Vec<(String, String)> = uins
+        .iter()
+        .map(|u| (u.clone(), hex::encode(u.as_bytes())))
+        .collect();
+    let mut scanned = Vec::new();
+    match (backend, db) {
+        (Backend::Sqlite, ScanTarget::Sqlite { path, key }) => {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(&key)))
+                .unwrap();
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for t in tables {
+                let mut stmt = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+                let cols = stmt.column_count();
+                let mut rows = stmt.query([]).unwrap();
+                while let Some(row) = rows.next().unwrap() {
+                    for i in 0..cols {
+                        let bytes: Vec<u8> = match row.get_ref(i).unwrap() {
+                            rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                                b.to_vec()
+                            }
+                            rusqlite::types::ValueRef::Integer(n) => n.to_string().into_bytes(),
+                            _ => continue,
+                        };
+                        for (u, _) in &needles {
+                            assert!(
+                                !bytes.windows(u.len()).any(|w| w == u.as_bytes()),
+                                "a UIN in clear in table {t}, column {i}"
+                            );
+                        }
+                    }
+                }
+                scanned.push(t);
+            }
+        }
+        (Backend::Postgres, ScanTarget::Postgres { schema }) => {
+            let schema = schema.as_str();
+            let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            let task = tokio::spawn(conn);
+            let tables: Vec<String> = client
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                    &[&schema],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for t in tables {
+                let rows = client
+                    .query(&format!("SELECT r::text FROM {schema}.\"{t}\" r"), &[])
+                    .await
+                    .unwrap();
+                for row in rows {
+                    let text: String = row.get(0);
+                    for (u, hexed) in &needles {
+                        assert!(
+                            !text.contains(u.as_str()) && !text.contains(hexed.as_str()),
+                            "a UIN in clear in table {t}"
+                        );
+                    }
+                }
+                scanned.push(t);
+            }
+            drop(client);
+            let _ = task.await;
+        }
+        _ => panic!("scan target does not match the backend"),
+    }
+    for must in [
+        "persons",
+        "gallery",
+        "credentials",
+        "adjudication_cases",
+        "identities",
+        "uin_assigned",
+    ] {
+        assert!(
+            scanned.iter().any(|t| t == must),
+            "table {must} scanned: {scanned:?}"
+        );
+    }
+}
+
+/// Where [`assert_no_uin_in_clear`] looks.
+pub enum ScanTarget {
+    /// The SQLCipher file and its key.
+    Sqlite { path: std::path::PathBuf, key: Vec<u8> },
+    /// A PostgreSQL schema at [`pg_url`].
+    Postgres { schema: String },
+}
+
+impl TestServer {
+    /// The scan target of this server's database.
+    pub fn scan_target(&self) -> (Backend, ScanTarget) {
+        let state = &self.server.as_ref().unwrap().state;
+        match &self.schema {
+            Some(schema) => (
+                Backend::Postgres,
+                ScanTarget::Postgres {
+                    schema: schema.clone(),
+                },
+            ),
+            None => (
+                Backend::Sqlite,
+                ScanTarget::Sqlite {
+                    path: state.settings.data_dir.join("tessera.db"),
+                    key: state.keys.database_key.to_vec(),
+                },
+            ),
+        }
+    }
 }

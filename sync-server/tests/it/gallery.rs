@@ -21,6 +21,11 @@ const FINGERS: [FingerPosition; 4] = [
     FingerPosition::LeftIndex,
 ];
 
+/// The gallery's key of a person: the salted hash of its UIN.
+fn key(person: u64) -> String {
+    crate::common::uin_hash(&uin(person))
+}
+
 fn uin(person: u64) -> String {
     format!("{}", 2_345_000_000 + person)
 }
@@ -48,7 +53,7 @@ async fn enrol(s: &dyn Store, person: u64) {
     s.store_identity(NewIdentity {
         rid: r,
         uin: uin(person),
-        uin_hash: format!("h{person}"),
+        uin_hash: key(person),
         key_id: "k1".into(),
         wrapped_key: vec![1; 72],
         ciphertext: vec![2; 50],
@@ -69,7 +74,9 @@ async fn open(dir: &Path, s: &dyn Store) -> (Arc<dyn BioIndex>, Rebuild) {
 }
 
 fn best(g: &Arc<dyn BioIndex>, person: u64) -> Option<String> {
-    g.search(&templates(person, 1)).first().map(|m| m.uin.clone())
+    g.search(&templates(person, 1))
+        .first()
+        .map(|m| m.uin_hash.clone())
 }
 
 async fn run(s: &dyn Store) {
@@ -90,8 +97,8 @@ async fn run(s: &dyn Store) {
     // a person never enrolled is not.
     let hits = g.search(&templates(5, 1));
     assert_eq!(
-        hits.first().map(|m| m.uin.as_str()),
-        Some(uin(5).as_str()),
+        hits.first().map(|m| m.uin_hash.as_str()),
+        Some(key(5).as_str()),
         "{hits:?}"
     );
     assert_eq!(hits[0].fingers, 4);
@@ -99,8 +106,8 @@ async fn run(s: &dyn Store) {
     assert!(g.search(&templates(99, 1)).is_empty(), "non-mated probe");
 
     // Removal.
-    assert!(g.remove(&uin(5)));
-    assert!(!g.remove(&uin(5)));
+    assert!(g.remove(&key(5)));
+    assert!(!g.remove(&key(5)));
     assert_eq!(best(&g, 5), None);
     assert_eq!(g.len(), 11);
     assert!(loader.persist(&g).await.unwrap(), "saved");
@@ -112,7 +119,7 @@ async fn run(s: &dyn Store) {
     let (g, why) = open(&gdir, s).await;
     assert_eq!(why, Rebuild::No);
     assert_eq!(g.len(), 11);
-    assert_eq!(best(&g, 3), Some(uin(3)), "found without loading anything");
+    assert_eq!(best(&g, 3), Some(key(3)), "found without loading anything");
     assert_eq!(best(&g, 5), None, "removal persisted");
     let loader = GalleryLoader::default();
     assert_eq!(
@@ -120,7 +127,7 @@ async fn run(s: &dyn Store) {
         FINGERS.len(),
         "only the new person"
     );
-    assert_eq!(best(&g, 20), Some(uin(20)));
+    assert_eq!(best(&g, 20), Some(key(20)));
     assert_eq!(loader.refresh(&g, s).await.unwrap(), 0, "nothing new");
     assert!(loader.persist(&g).await.unwrap());
     drop(g);
@@ -135,7 +142,7 @@ async fn run(s: &dyn Store) {
     assert_eq!(g.len(), 0);
     GalleryLoader::default().refresh(&g, s).await.unwrap();
     assert_eq!(g.len(), 13, "the removed person is in the store again");
-    assert_eq!(best(&g, 5), Some(uin(5)));
+    assert_eq!(best(&g, 5), Some(key(5)));
     drop(g);
 
     // A truncated file too.
@@ -168,7 +175,7 @@ async fn stale_against_another_database(s: &dyn Store, other: &dyn Store) {
     loader.refresh(&g, other).await.unwrap();
     assert!(loader.persist(&g).await.unwrap());
     assert_eq!(g.len(), 1);
-    assert_eq!(best(&g, 7), Some(uin(7)));
+    assert_eq!(best(&g, 7), Some(key(7)));
     assert_eq!(best(&g, 1), None);
     // A lost state file also rebuilds.
     std::fs::remove_file(gdir.join("dedupe.tgal.json")).unwrap();

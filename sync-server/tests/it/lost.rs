@@ -238,6 +238,9 @@ async fn ambiguous_flow(backend: Backend) {
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].rid, e);
+    // The LOST cases (candidates, FOUND with its UIN) are in the database without a UIN in clear.
+    let (backend, target) = t.scan_target();
+    crate::common::assert_no_uin_in_clear(backend, target, &[uin_a.clone(), uin_b.clone()]).await;
     t.stop().await;
 }
 

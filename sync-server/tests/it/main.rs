@@ -13,6 +13,7 @@ mod binary;
 mod blobs;
 mod card;
 mod common;
+mod creation;
 mod flow;
 mod gallery;
 mod import;

@@ -358,6 +358,10 @@ async fn every_stage(backend: Backend) {
             .iter()
             .any(|l| l["uin"] == uin_a.as_str() && l["address"] == "+12345678901")
     );
+    // Identities, gallery, credentials and the decided case (duplicate of uin_a) are all in the database: none
+    // of it holds a UIN in clear.
+    let (backend, target) = t.scan_target();
+    crate::common::assert_no_uin_in_clear(backend, target, &[uin_a.clone(), uin_e.clone()]).await;
     t.stop().await;
 }
 

@@ -58,6 +58,7 @@ conformance!(
     sync_batches_apply_together_and_current_items_span_scopes,
     packet_history_lists_and_requeue_of_quarantined_packets,
     outbox_retry_waits_until_the_back_off_ends,
+    status_history_of_machines_operators_and_centers,
 );
 
 fn key(n: u8) -> [u8; 32] {
@@ -69,7 +70,7 @@ fn rid(machine: &str, seq: u32) -> Rid {
 }
 
 async fn migrations_applied(s: &dyn Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 5);
+    assert_eq!(s.schema_version().await.unwrap(), 7);
     s.ping().await.unwrap();
 }
 
@@ -344,7 +345,11 @@ async fn upload_advance_is_compare_and_set_and_completion_records_packet(s: &dyn
 }
 
 fn cipher() -> Arc<UinCipher> {
-    Arc::new(UinCipher::new(&[7; 32])) // TEST-ONLY salt
+    crate::common::test_cipher()
+}
+
+fn h(uin: &str) -> String {
+    crate::common::uin_hash(uin)
 }
 
 fn sealed(c: &UinCipher, uins: &[String]) -> Vec<PoolUin> {
@@ -521,6 +526,206 @@ async fn postgres_legacy_uin_pool_is_converted() {
     drop_schema(&schema).await;
 }
 
+/// Rows a store of schema version 5 held with UINs in clear: persons, gallery, a credential, a decided
+/// adjudication case.
+const V5_UINS: [&str; 2] = ["2930475966", "2930475974"];
+
+fn v5_rows() -> Vec<(String, Vec<String>)> {
+    let (u1, u2) = (V5_UINS[0], V5_UINS[1]);
+    let (r1, r2, r3) = (rid("10001", 1), rid("10001", 2), rid("10001", 3));
+    let cands = serde_json::to_string(&vec![
+        candidate(u1, "biometric", 0.9),
+        candidate(u2, "demographic", 1.0),
+    ])
+    .unwrap();
+    vec![
+        (
+            "INSERT INTO persons (uin, blocking_key, rid) VALUES ($1, $2, $3)".into(),
+            vec![u1.into(), "b1".into(), r1.to_string()],
+        ),
+        (
+            "INSERT INTO persons (uin, blocking_key, rid) VALUES ($1, $2, $3)".into(),
+            vec![u2.into(), "b1".into(), r2.to_string()],
+        ),
+        (
+            "INSERT INTO credentials (rid, uin, body, created_at) VALUES ($1, $2, $3, 7)".into(),
+            vec![r1.to_string(), u1.into(), format!("{{\"uin\":\"{u1}\"}}")],
+        ),
+        (
+            "INSERT INTO adjudication_cases (rid, status, candidates, created_at, decided_at, decided_by, duplicate_of)
+             VALUES ($1, 'DUPLICATE', $2, 8, 9, 'adjudicator', $3)"
+                .into(),
+            vec![r3.to_string(), cands, u1.into()],
+        ),
+    ]
+}
+
+/// Gallery rows of the old schema: (seq, UIN, position).
+const V5_GALLERY: [(i64, &str, i64); 3] = [(1, V5_UINS[0], 2), (2, V5_UINS[0], 7), (5, V5_UINS[1], 2)];
+
+async fn v5_rows_convert_once(s: &dyn Store) {
+    let c = cipher();
+    assert_eq!(s.schema_version().await.unwrap(), 7);
+    assert_eq!(s.protect_legacy_uins(c.clone()).await.unwrap(), 7);
+    assert_eq!(
+        s.protect_legacy_uins(c.clone()).await.unwrap(),
+        0,
+        "converted once"
+    );
+    let (u1, u2) = (V5_UINS[0].to_owned(), V5_UINS[1].to_owned());
+    let mut both = vec![u1.clone(), u2.clone()];
+    both.sort();
+    assert_eq!(s.persons_by_blocking_key("b1").await.unwrap(), both);
+    assert_eq!(
+        s.person_uins(vec![h(&u2), "nope".into(), h(&u1)]).await.unwrap(),
+        [(h(&u2), u2.clone()), (h(&u1), u1.clone())]
+    );
+    let g = s.gallery_since(0, 100).await.unwrap();
+    assert_eq!(
+        g.iter()
+            .map(|r| (r.seq, r.uin_hash.clone(), i64::from(r.position)))
+            .collect::<Vec<_>>(),
+        V5_GALLERY
+            .iter()
+            .map(|(seq, u, p)| (*seq, h(u), *p))
+            .collect::<Vec<_>>(),
+        "sequence numbers kept, keyed by hash"
+    );
+    assert_eq!(g[0].template, vec![1, 2, 3]);
+    assert_eq!(
+        s.credential(&rid("10001", 1)).await.unwrap(),
+        Some((u1.clone(), format!("{{\"uin\":\"{u1}\"}}")))
+    );
+    let case = s.adjudication_case(&rid("10001", 3)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            case.status.as_str(),
+            case.duplicate_of.as_deref(),
+            case.decided_at
+        ),
+        ("DUPLICATE", Some(u1.as_str()), Some(9))
+    );
+    assert_eq!(
+        case.candidates,
+        [
+            candidate(&u1, "biometric", 0.9),
+            candidate(&u2, "demographic", 1.0)
+        ]
+    );
+    // New rows follow the old sequence.
+    let r = claimed_packet(s, "v6", 4, 100).await;
+    s.store_identity(NewIdentity {
+        rid: r,
+        uin: "2930475982".into(),
+        uin_hash: h("2930475982"),
+        key_id: "k1".into(),
+        wrapped_key: vec![1; 72],
+        ciphertext: vec![2; 10],
+        blocking_key: "b2".into(),
+        templates: vec![(3, vec![4; 10])],
+        at: 100,
+    })
+    .await
+    .unwrap();
+    assert!(s.gallery_since(5, 10).await.unwrap()[0].seq > 5);
+}
+
+#[tokio::test]
+async fn sqlite_v5_tables_holding_uins_are_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let key = [9u8; 32];
+    drop(SqliteStore::open_at_version(&path, &key, 5).unwrap());
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(&format!("PRAGMA key = \"x'{}'\";", hex::encode(key)))
+            .unwrap();
+        for (sql, args) in v5_rows() {
+            c.execute(&sql.replace('$', "?"), rusqlite::params_from_iter(args))
+                .unwrap();
+        }
+        for (seq, u, p) in V5_GALLERY {
+            c.execute(
+                "INSERT INTO gallery (seq, uin, position, template) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![seq, u, p, vec![1u8, 2, 3]],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStore::open(&path, &key).unwrap().with_uin_cipher(cipher());
+    v5_rows_convert_once(&s).await;
+    drop(s);
+    crate::common::assert_no_uin_in_clear(
+        crate::common::Backend::Sqlite,
+        crate::common::ScanTarget::Sqlite {
+            path: path.clone(),
+            key: key.to_vec(),
+        },
+        &V5_UINS.map(str::to_owned),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_v5_tables_holding_uins_are_converted() {
+    let Some((probe, schema)) = pg_store().await else {
+        return;
+    };
+    drop(probe);
+    drop_schema(&schema).await;
+    drop(
+        PgStore::connect_at_version(&pg_url(), 2, Some(&schema), 5)
+            .await
+            .unwrap(),
+    );
+    let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(conn);
+    client
+        .batch_execute(&format!("SET search_path = {schema}"))
+        .await
+        .unwrap();
+    for (sql, args) in v5_rows() {
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client.execute(&sql, &params).await.unwrap();
+    }
+    for (seq, u, p) in V5_GALLERY {
+        client
+            .execute(
+                "INSERT INTO gallery (seq, uin, position, template) VALUES ($1, $2, $3, $4)",
+                &[&seq, &u, &p, &vec![1u8, 2, 3]],
+            )
+            .await
+            .unwrap();
+    }
+    // The old table's sequence as a server would have left it.
+    client
+        .batch_execute("SELECT setval('gallery_seq_seq', 5)")
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let s = PgStore::connect(&pg_url(), 2, Some(&schema))
+        .await
+        .unwrap()
+        .with_uin_cipher(cipher());
+    v5_rows_convert_once(&s).await;
+    drop(s);
+    crate::common::assert_no_uin_in_clear(
+        crate::common::Backend::Postgres,
+        crate::common::ScanTarget::Postgres {
+            schema: schema.clone(),
+        },
+        &V5_UINS.map(str::to_owned),
+    )
+    .await;
+    drop_schema(&schema).await;
+}
+
 #[tokio::test]
 async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let (store, dir) = sqlite_store();
@@ -543,7 +748,7 @@ async fn sqlite_file_is_encrypted_and_wrong_key_is_refused() {
     let reopened = tessera_server::store::sqlite::SqliteStore::open(&path, &[9u8; 32]).unwrap();
     assert_eq!(
         reopened.schema_version().await.unwrap(),
-        5,
+        7,
         "reopening does not re-migrate"
     );
 }
@@ -727,7 +932,7 @@ async fn identity_update_replaces_record_and_gallery_rows(s: &dyn Store) {
     let new = NewIdentity {
         rid: r.clone(),
         uin: "2345678901".into(),
-        uin_hash: "h1".into(),
+        uin_hash: h("2345678901"),
         key_id: "k1".into(),
         wrapped_key: vec![1; 72],
         ciphertext: vec![2; 50],
@@ -747,7 +952,7 @@ async fn identity_update_replaces_record_and_gallery_rows(s: &dyn Store) {
     };
     assert!(s.update_identity(upd.clone()).await.unwrap());
     let rec = s
-        .identity(IdentityLookup::UinHash("h1".into()))
+        .identity(IdentityLookup::UinHash(h("2345678901")))
         .await
         .unwrap()
         .unwrap();
@@ -785,7 +990,7 @@ async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {
     let new = NewIdentity {
         rid: r.clone(),
         uin: "2345678901".into(),
-        uin_hash: "h1".into(),
+        uin_hash: h("2345678901"),
         key_id: "k1".into(),
         wrapped_key: vec![1; 72],
         ciphertext: vec![2; 50],
@@ -802,7 +1007,7 @@ async fn identity_gallery_and_credential_are_idempotent(s: &dyn Store) {
     .await
     .unwrap();
     let rec = s
-        .identity(IdentityLookup::UinHash("h1".into()))
+        .identity(IdentityLookup::UinHash(h("2345678901")))
         .await
         .unwrap()
         .unwrap();
@@ -882,7 +1087,7 @@ async fn rewrap_touches_only_other_keys(s: &dyn Store) {
         s.store_identity(NewIdentity {
             rid: r,
             uin: format!("234567890{i}"),
-            uin_hash: format!("h{i}"),
+            uin_hash: h(&format!("234567890{i}")),
             key_id: k.into(),
             wrapped_key: vec![1; 72],
             ciphertext: vec![2; 10],
@@ -894,23 +1099,23 @@ async fn rewrap_touches_only_other_keys(s: &dyn Store) {
         .unwrap();
     }
     let todo = s.identity_keys_to_rewrap("new", 10).await.unwrap();
-    assert_eq!(
-        todo.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
-        ["h1", "h3"]
-    );
+    let mut old = [h("2345678901"), h("2345678903")];
+    old.sort();
+    assert_eq!(todo.iter().map(|t| t.0.clone()).collect::<Vec<_>>(), old);
+    let h1 = h("2345678901");
     assert!(
-        s.rewrap_identity_key("h1", "old", "new", vec![5; 72])
+        s.rewrap_identity_key(&h1, "old", "new", vec![5; 72])
             .await
             .unwrap()
     );
     assert!(
-        !s.rewrap_identity_key("h1", "old", "new", vec![6; 72])
+        !s.rewrap_identity_key(&h1, "old", "new", vec![6; 72])
             .await
             .unwrap(),
         "compare and set"
     );
     let rec = s
-        .identity(IdentityLookup::UinHash("h1".into()))
+        .identity(IdentityLookup::UinHash(h("2345678901")))
         .await
         .unwrap()
         .unwrap();
@@ -1109,4 +1314,95 @@ async fn outbox_retry_waits_until_the_back_off_ends(s: &dyn Store) {
         s.claim_notification("w", 10_000, 60).await.unwrap().is_none(),
         "a sent notification stays sent"
     );
+}
+
+async fn status_history_of_machines_operators_and_centers(s: &dyn Store) {
+    use tessera_server::store::status_kind as k;
+    // Machines: every status change, with its time (trigger).
+    let (m, _) = s
+        .enrol_machine(NewMachine {
+            center_id: "10001".parse().unwrap(),
+            name: "m".into(),
+            public_key: [3; 32],
+            at: 100,
+        })
+        .await
+        .unwrap();
+    let id = m.machine_id.clone();
+    s.set_machine_status(&id, MachineStatus::Active, None, 200)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Suspended, None, 300)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Suspended, Some("again".into()), 350)
+        .await
+        .unwrap();
+    s.set_machine_status(&id, MachineStatus::Active, None, 400)
+        .await
+        .unwrap();
+    let at = |t: i64| {
+        let id = id.clone();
+        async move { s.status_at(k::MACHINE, id.as_str(), t).await.unwrap() }
+    };
+    assert_eq!(at(99).await, None, "unknown before the request");
+    assert_eq!(at(150).await.as_deref(), Some("PENDING"));
+    assert_eq!(at(299).await.as_deref(), Some("ACTIVE"));
+    assert_eq!(at(360).await.as_deref(), Some("SUSPENDED"));
+    assert_eq!(at(400).await.as_deref(), Some("ACTIVE"));
+    // Operators: from their sync item (revoked = inactive); centers from the master data.
+    let op = |active: bool| serde_json::json!({"id": "op1", "active": active});
+    s.put_sync_item(SyncKind::Operators, "10001", "op1", Some(op(true)))
+        .await
+        .unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", 0).await.unwrap(),
+        None,
+        "new: unknown before"
+    );
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", now() + 5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(k::ACTIVE)
+    );
+    s.put_sync_item(SyncKind::Operators, "10001", "op1", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.status_at(k::OPERATOR, "op1", now() + 5)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(k::INACTIVE)
+    );
+    let centers = |a: bool| serde_json::json!({"centers": [{"id": "10001", "active": a}, {"id": "10002"}]});
+    s.put_sync_item(SyncKind::MasterData, "", "centers", Some(centers(true)))
+        .await
+        .unwrap();
+    s.put_sync_item(SyncKind::MasterData, "", "centers", Some(centers(false)))
+        .await
+        .unwrap();
+    let later = now() + 5;
+    assert_eq!(
+        s.status_at(k::CENTER, "10001", later).await.unwrap().as_deref(),
+        Some(k::INACTIVE)
+    );
+    assert_eq!(
+        s.status_at(k::CENTER, "10002", later).await.unwrap().as_deref(),
+        Some(k::ACTIVE)
+    );
+    // A flag joins the packet's history without changing the packet.
+    let r = claimed_packet(s, "f1", 1, 100).await;
+    s.add_packet_flag(&r, "flag:clock_ahead", 120).await.unwrap();
+    let h = s.packet_history(&r).await.unwrap();
+    assert_eq!(h.last().unwrap().reason.as_deref(), Some("flag:clock_ahead"));
+    assert_eq!(s.packet(&r).await.unwrap().unwrap().reason, None);
 }

@@ -67,8 +67,12 @@ async fn update_flow(backend: Backend) {
     assert_eq!(doc.rid, a.to_string(), "the record keeps the RID that created it");
     assert_eq!(doc.finger_templates.len(), 2);
     let after = state.store.gallery_since(0, 10_000).await.unwrap();
+    let uin_hash = tessera_server::idrepo::uin_hash(&state.keys.uin_salt, &uin);
     let mine = |rows: &[tessera_server::store::GalleryRow]| -> Vec<i64> {
-        rows.iter().filter(|r| r.uin == uin).map(|r| r.seq).collect()
+        rows.iter()
+            .filter(|r| r.uin_hash == uin_hash)
+            .map(|r| r.seq)
+            .collect()
     };
     assert_eq!(mine(&after).len(), 2, "gallery rows replaced, not added");
     assert!(
