@@ -1509,3 +1509,91 @@ impl Gallery {
         (cands, stats)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_bins_cover_the_signature_exactly() {
+        let t = fold_table();
+        assert_eq!(t.len(), HistParams::DEFAULT.dim());
+        let mut seen = vec![0u32; SIG_BINS];
+        for &k in t {
+            seen[usize::from(k)] += 1;
+        }
+        // Every folded bin holds a bin and its mirror (a pair seen from the other end), or one self-mirrored bin.
+        assert!(seen.iter().all(|&n| n == 1 || n == 2), "{seen:?}");
+        assert_eq!(
+            seen.iter().filter(|&&n| n == 1).count(),
+            HistParams::DEFAULT.nd * HistParams::DEFAULT.na
+        );
+    }
+
+    #[test]
+    fn index_vector_ignores_rotation_and_translation() {
+        let pts: Vec<(f32, f32, f32)> = (0..40)
+            .map(|i| {
+                let f = i as f32;
+                (
+                    60.0 + (f * 37.0) % 200.0,
+                    50.0 + (f * 53.0) % 250.0,
+                    (f * 0.7) % std::f32::consts::TAU,
+                )
+            })
+            .collect();
+        let (s, c) = 0.9f32.sin_cos();
+        let moved: Vec<(f32, f32, f32)> = pts
+            .iter()
+            .map(|&(x, y, d)| (c * x - s * y + 40.0, s * x + c * y - 25.0, d + 0.9))
+            .collect();
+        let (a, b) = (index_vector(&pts), index_vector(&moved));
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.995, "cosine {cos}");
+        let norm: f32 = a.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn stored_signature_round_trips_within_quantisation() {
+        let pts: Vec<(f32, f32, f32)> = (0..30)
+            .map(|i| {
+                let f = i as f32;
+                (
+                    40.0 + (f * 29.0) % 180.0,
+                    40.0 + (f * 41.0) % 220.0,
+                    (f * 1.3) % std::f32::consts::TAU,
+                )
+            })
+            .collect();
+        let v = index_vector(&pts);
+        let t = MccTemplate::new(
+            &pts.iter()
+                .map(|&(x, y, direction)| Minutia {
+                    x,
+                    y,
+                    direction,
+                    kind: crate::minutiae::MinutiaKind::Ending,
+                    quality: 60,
+                })
+                .collect::<Vec<_>>(),
+        );
+        let sig = signature(t.view());
+        let scale = sig_scale(&sig).unwrap();
+        let bytes = sig_bytes(&sig);
+        let back: Vec<f32> = bytes.iter().map(|&q| scale * f32::from(q)).collect();
+        let cos: f32 = v.iter().zip(&back).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.99, "cosine {cos}");
+        // Identity statistics: the cosine of a finger with itself is 1.
+        let stats = IndexStats::identity();
+        let w = stats.weights(&index_vector(
+            &t.view()
+                .pts
+                .iter()
+                .map(|&p| mcc::unpack_point(p))
+                .collect::<Vec<_>>(),
+        ));
+        let self_cos = w.cosine(&sig, stats.norm(&sig));
+        assert!((self_cos - 1.0).abs() < 0.02, "{self_cos}");
+    }
+}

@@ -77,7 +77,8 @@ fn index_stage_keeps_the_mate_at_low_penetration() {
 #[test]
 fn index_stage_keeps_one_finger_mates_at_five_percent() {
     // One finger per probe, 5 % of 200 persons shortlisted (10): the index alone must keep the mate.
-    // Before the votes were scaled by the chance count's deviation, big gallery fingers crowded mates out.
+    // (With the earlier pair-key signatures, before their votes were scaled by the chance count's deviation,
+    // big gallery fingers crowded mates out.)
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
