@@ -4,7 +4,9 @@
 //! `tessera-bio identify`.
 //!
 //! `cargo run --release -p tessera-biometrics --example index_lab -- --profile hard --persons 2000
-//! --mated 200 --fingers 1 --seed 41000000 [--nd 6 --na 8 --rmin 12 --rmax 120]`
+//! --mated 200 --fingers 1 --seed 41000000 [--nd 8 --na 12 --rmin 12 --rmax 160 --power 0.5 --pooled]`
+//! (defaults: the gallery's bins; `--pooled` pools the whitening statistics of all finger positions, as the
+//! gallery does, instead of one set per position).
 #![allow(
     clippy::print_stdout,
     clippy::unwrap_used,

@@ -1376,7 +1376,8 @@ impl Gallery {
         slot_of
     }
 
-    /// Index-stage votes of every live person: `(votes, person index)`.
+    /// Index-stage scores of every live person (summed whitened cosines of the shared finger positions):
+    /// `(score, person index)`.
     fn index_votes(&self, probe: &Probe) -> Vec<(f32, u32)> {
         let slot_of = Self::probe_slots(probe);
         let weights: Vec<ProbeWeights> = probe
