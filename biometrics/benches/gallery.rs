@@ -3,7 +3,7 @@
 //! on all cores (rayon), plus single-thread 1:1 throughput on the same kind of templates.
 //!
 //! `cargo bench -p tessera-biometrics --bench gallery`. The gallery file is cached in the target folder
-//! (`bench-gallery-<N>.tgal`, ~5.1 GB for 100,000 persons); delete it to time the build again.
+//! (`bench-gallery-<N>.tgal`, ~4.7 GB for 100,000 persons); delete it to time the build again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

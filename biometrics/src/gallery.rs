@@ -15,16 +15,21 @@
 //! # Ok::<(), tessera_biometrics::gallery::GalleryError>(())
 //! ```
 //!
-//! **Search.** (1) *Index stage*: every finger record carries an 8192-bit signature, a Bloom-style set of
-//! geometric hash keys of its minutia pairs ([`signature`]: quantised pair length and the two minutia
-//! directions relative to the pair, invariant to rotation and translation, on two grids offset by half a
-//! bin). Two fingers' count of common keys, minus what chance gives, divided by the chance count's standard
-//! deviation, is a cheap similarity (a 128-word AND + popcount). The probe's fingers' counts are summed per person (same finger positions only); this scans
-//! compact signatures, ~4x less memory than the templates, and needs no per-key posting lists, so inserts
-//! and deletes stay trivial. (MCC-LSH keys on our 384-bit cylinders were tried first and ranked mates far
-//! worse: 8 % vs 0 % index misses with two fingers at 2 % penetration.) (2) *Match stage*: only the best
-//! [`SearchOptions::penetration`] share of persons (default 2 %) is compared with the full MCC matcher,
-//! finger by finger (same positions), and the finger scores are fused per person with
+//! **Search.** (1) *Index stage*: every finger record carries a [`SIG_BINS`]-byte signature, a histogram of
+//! its minutia pairs ([`pair_histogram`]: pair length and the two minutia directions relative to the pair,
+//! invariant to rotation and translation, each pair's weight spread linearly over the neighbouring bins so
+//! that jitter and direction noise shift weight instead of breaking a key), square-rooted and scaled to unit
+//! length ([`index_vector`]). Two fingers' similarity is the cosine of their vectors *whitened* by the
+//! gallery's per-bin mean and deviation (`IndexStats`: the pair structure that every print of a pattern class
+//! shares would otherwise dominate); the probe's fingers' cosines are summed per person (same finger
+//! positions only). The scan is an integer dot product of 12-bit probe weights with the stored bytes, over
+//! compact signatures stored apart from the templates, and needs no posting lists, so inserts and deletes
+//! stay trivial. (Earlier layouts used a Bloom-style set of quantised pair keys, which lost most mates of
+//! poor captures: a key breaks when one angle crosses a bin edge; MCC-LSH keys on our 384-bit cylinders ranked
+//! mates worse still. See `docs/biometrics-evaluation.md`.) (2) *Match stage*: only the best
+//! [`SearchOptions::penetration`] share of persons (default by the number of probe fingers,
+//! [`auto_penetration`]) is compared with the full MCC matcher, finger by finger (same positions), and the
+//! finger scores are fused per person with
 //! [`calibration::fuse`] (Fisher's method on the calibrated per-finger FMRs, guarded by the best finger).
 //! Candidates are ranked by the fused score `-log10(person FMR estimate)`. Both stages run in parallel
 //! with rayon.
@@ -35,15 +40,17 @@
 //!
 //! | words | content |
 //! |---|---|
-//! | 8 | header: magic `"TSGALRY2"`, parameters (`NS`, `ND`, max cylinders, signature words), person count, finger count, 4 reserved (0) |
+//! | 8 | header: magic `"TSGALRY3"`, parameters (`NS`, `ND`, max cylinders, signature words, histogram distance and angle bins), person count, finger count, 4 reserved (0) |
 //! | 10 per person | id length (1-64) and finger count (1-10) in word 0, index of the first finger in word 1, id bytes (UTF-8, zero padded) in words 2-9 |
-//! | 1 per finger | finger head: person index (bits 0-31), position code (32-39), cylinder count (40-47), number of set signature bits (48-61) |
-//! | [`SIG_WORDS`] per finger | signature |
+//! | 1 per finger | finger head: person index (bits 0-31), position code (32-39), cylinder count (40-47), reserved (48-63, 0) |
+//! | [`SIG_WORDS`] per finger | signature: quantisation scale (`f32` in 0-1, low half of word 0; high half 0), then [`SIG_BINS`] bytes (`value = scale * byte`), unused bytes 0 |
 //! | [`RECORD_WORDS`] per finger | cylinder record: points, validity, cylinder bits (see [`crate::mcc`]), unused slots 0 |
 //!
 //! [`Gallery::open`] maps the file ([`memmap2`]) and validates every field before use, as for any
 //! untrusted input ([`GalleryError::Format`] names the byte offset and the field). [`Gallery::insert`] and
-//! [`Gallery::remove`] change the in-memory view; [`Gallery::save`] writes a complete new file next to
+//! [`Gallery::remove`] change the in-memory view; the whitening statistics are computed when the file is
+//! opened (one parallel pass over the signatures) and by [`Gallery::insert_batch`] when the gallery has more
+//! than doubled since. [`Gallery::save`] writes a complete new file next to
 //! the old one and renames it over it, so a crash leaves the old or the new gallery, never a mix.
 #![allow(
     clippy::cast_possible_truncation,
@@ -63,16 +70,15 @@ use crate::iso19794_4::FingerPosition;
 use crate::mcc::{self, CIRCLE, MAX_MINUTIAE, MccTemplate, ND, NS, TemplateRef};
 use crate::minutiae::Minutia;
 
-/// Signature size in `u64` words (8192 bits).
-pub const SIG_WORDS: usize = 128;
-/// Distance bin of the index's minutia-pair keys (px).
-pub const PAIR_DIST_BIN: f32 = 8.0;
-/// Angle bins per turn of the index's minutia-pair keys.
-pub const PAIR_ANGLE_BINS: f32 = 18.0;
-/// Shortest minutia pair used by the index (px).
-pub const PAIR_MIN_DIST: f32 = 12.0;
-/// Longest minutia pair used by the index (px).
-pub const PAIR_MAX_DIST: f32 = 90.0;
+/// Bins of the index signature: the minutia-pair histogram's bins folded by its symmetry (a pair seen from
+/// either end): `nd * (na * na + na) / 2` for [`HistParams::DEFAULT`].
+pub const SIG_BINS: usize = {
+    let h = HistParams::DEFAULT;
+    h.nd * (h.na * h.na + h.na) / 2
+};
+/// Signature size in `u64` words: the quantisation scale (an `f32` in the low half of word 0), then
+/// [`SIG_BINS`] bytes.
+pub const SIG_WORDS: usize = 1 + SIG_BINS.div_ceil(8);
 /// Words of one finger's cylinder record (points, validity, bits; [`MAX_MINUTIAE`] slots).
 pub const RECORD_WORDS: usize = MAX_MINUTIAE * (2 + ND);
 /// Words of one finger held in memory: head, signature, record.
@@ -83,14 +89,16 @@ const HEADER_WORDS: usize = 8;
 pub const MAX_ID_LEN: usize = 64;
 /// Most fingers per person.
 pub const MAX_FINGERS: usize = 10;
-const MAGIC: u64 = u64::from_le_bytes(*b"TSGALRY2");
-const PARAMS: u64 =
-    (NS as u64) | ((ND as u64) << 8) | ((MAX_MINUTIAE as u64) << 16) | ((SIG_WORDS as u64) << 32);
+const MAGIC: u64 = u64::from_le_bytes(*b"TSGALRY3");
+const PARAMS: u64 = (NS as u64)
+    | ((ND as u64) << 8)
+    | ((MAX_MINUTIAE as u64) << 16)
+    | ((SIG_WORDS as u64) << 32)
+    | ((HistParams::DEFAULT.nd as u64) << 48)
+    | ((HistParams::DEFAULT.na as u64) << 56);
 const PTS_OFF: usize = 0;
 const VALID_OFF: usize = PTS_OFF + MAX_MINUTIAE;
 const BITS_OFF: usize = VALID_OFF + MAX_MINUTIAE;
-/// Bit offset of the signature's set-bit count in a finger head.
-const SIG_COUNT_SHIFT: u32 = 48;
 
 /// Why a gallery could not be opened, saved or changed.
 #[derive(Debug, Error)]
@@ -181,8 +189,8 @@ pub struct SearchStats {
 struct ProbeFinger {
     position: FingerPosition,
     template: MccTemplate,
-    sig: [u64; SIG_WORDS],
-    sig_count: u32,
+    /// [`index_vector`] of the template's points.
+    vector: [f32; SIG_BINS],
 }
 
 /// A search probe: the fingers of one person, prepared once.
@@ -202,11 +210,15 @@ impl Probe {
                 continue;
             }
             let template = MccTemplate::new(ms);
-            let sig = signature(template.view());
+            let pts: Vec<(f32, f32, f32)> = template
+                .view()
+                .pts
+                .iter()
+                .map(|&p| mcc::unpack_point(p))
+                .collect();
             out.push(ProbeFinger {
                 position,
-                sig_count: sig.iter().map(|w| w.count_ones()).sum(),
-                sig,
+                vector: index_vector(&pts),
                 template,
             });
         }
@@ -233,62 +245,71 @@ fn normalise(pos: FingerPosition) -> Option<FingerPosition> {
     }
 }
 
-struct PairHash {
-    /// Distance bin width (px).
-    dbin: f32,
-    /// Angle bins per turn.
-    abins: f32,
-    /// Pair distance range (px).
-    rmin: f32,
-    rmax: f32,
+/// Bins of the index's minutia-pair histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistParams {
+    /// Distance bins over `rmin..rmax`.
+    pub nd: usize,
+    /// Bins per turn of each of the two relative angles.
+    pub na: usize,
+    /// Shortest pair (px).
+    pub rmin: f32,
+    /// Longest pair (px).
+    pub rmax: f32,
 }
 
-const PAIR_HASH: PairHash = PairHash {
-    dbin: PAIR_DIST_BIN,
-    abins: PAIR_ANGLE_BINS,
-    rmin: PAIR_MIN_DIST,
-    rmax: PAIR_MAX_DIST,
-};
+impl HistParams {
+    /// The gallery's bins.
+    pub const DEFAULT: Self = Self {
+        nd: 8,
+        na: 12,
+        rmin: 12.0,
+        rmax: 160.0,
+    };
 
-/// The index signature of a template: the set of its minutia-pair keys folded into [`SIG_WORDS`] words.
-///
-/// For every ordered pair of minutiae (i, j) at distance [`PAIR_MIN_DIST`]-[`PAIR_MAX_DIST`] px, the key is
-/// the quantised distance and the two directions relative to the segment i→j (invariant to rotation and
-/// translation); two quantisation grids offset by half a bin make two keys per pair, so a value near a
-/// bin edge still collides in one of them.
-pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
+    /// Number of bins (`nd * na * na`).
+    pub fn dim(&self) -> usize {
+        self.nd * self.na * self.na
+    }
+}
+
+/// The minutia-pair histogram of a finger's points `(x, y, direction)`: every ordered pair (i, j) at distance
+/// `rmin..rmax` adds weight 1 at (distance, direction of i and of j relative to the segment i→j), spread
+/// over the 2 x 2 x 2 nearest bin centres (linear in each coordinate, circular in the angles), so jitter and
+/// direction noise move weight between neighbouring bins instead of flipping a key.
+pub fn pair_histogram(pts: &[(f32, f32, f32)], hp: &HistParams) -> Vec<f32> {
     use std::f32::consts::{PI, TAU};
-    let mut sig = [0u64; SIG_WORDS];
-    let ph = &PAIR_HASH;
-    let pts: Vec<(f32, f32, f32)> = t.pts.iter().map(|&p| mcc::unpack_point(p)).collect();
-    let (r2min, r2max) = (ph.rmin * ph.rmin, ph.rmax * ph.rmax);
-    let per_rad = ph.abins / TAU;
-    let nab = ph.abins as u64;
-    // Direction relative to a segment, in [0, 2π): both inputs are in (-2π, 2π].
-    let rel = |dir: f32, seg: f32| {
-        let mut a = dir - seg;
-        while a < 0.0 {
-            a += TAU;
-        }
-        while a >= TAU {
-            a -= TAU;
-        }
-        a
+    let (nd, na) = (hp.nd.max(1), hp.na.max(1));
+    let mut h = vec![0f32; nd * na * na];
+    let (r2min, r2max) = (hp.rmin * hp.rmin, hp.rmax * hp.rmax);
+    let d_scale = nd as f32 / (hp.rmax - hp.rmin).max(1e-3);
+    let a_scale = na as f32 / TAU;
+    // Two neighbouring bins and weights of a linear (clamped) coordinate.
+    let lin = |x: f32| -> [(usize, f32); 2] {
+        let f = (x - 0.5).clamp(0.0, (nd - 1) as f32);
+        let b0 = f as usize;
+        let w1 = f - b0 as f32;
+        [(b0, 1.0 - w1), ((b0 + 1).min(nd - 1), w1)]
+    };
+    // Two neighbouring bins and weights of a circular coordinate (angle in radians, any turn).
+    let circ = |a: f32| -> [(usize, f32); 2] {
+        let f = (a * a_scale - 0.5).rem_euclid(na as f32);
+        let b0 = (f as usize).min(na - 1);
+        let w1 = (f - b0 as f32).clamp(0.0, 1.0);
+        [(b0, 1.0 - w1), ((b0 + 1) % na, w1)]
     };
     let mut add = |d: f32, ai: f32, aj: f32| {
-        for grid in 0..2u64 {
-            let off = grid as f32 * 0.5;
-            let qd = ((d - ph.rmin) / ph.dbin + off) as u64;
-            let qa = ((ai * per_rad + off) as u64) % nab;
-            let qb = ((aj * per_rad + off) as u64) % nab;
-            let key = ((grid * 64 + qd) * nab + qa) * nab + qb;
-            let h = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 51) as usize % (SIG_WORDS * 64);
-            if let Some(w) = sig.get_mut(h / 64) {
-                *w |= 1 << (h % 64);
+        let (dd, ia, ja) = (lin((d - hp.rmin) * d_scale), circ(ai), circ(aj));
+        for &(bd, wd) in &dd {
+            for &(ba, wa) in &ia {
+                for &(bb, wb) in &ja {
+                    if let Some(c) = h.get_mut((bd * na + ba) * na + bb) {
+                        *c += wd * wa * wb;
+                    }
+                }
             }
         }
     };
-    // Each unordered pair once: the segment j→i is the segment i→j turned by π.
     for (i, a) in pts.iter().enumerate() {
         for b in pts.iter().skip(i + 1) {
             let (dx, dy) = (b.0 - a.0, b.1 - a.1);
@@ -297,24 +318,233 @@ pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
                 continue;
             }
             let seg = mcc::fast_atan2(dy, dx);
-            let back = if seg > 0.0 { seg - PI } else { seg + PI };
             let d = d2.sqrt();
-            add(d, rel(a.2, seg), rel(b.2, seg));
-            add(d, rel(b.2, back), rel(a.2, back));
+            add(d, a.2 - seg, b.2 - seg);
+            add(d, b.2 - seg - PI, a.2 - seg - PI);
+        }
+    }
+    h
+}
+
+/// Compressed bin of each full histogram bin `(d * na + a) * na + b`: the pair seen from its other end adds
+/// the same weight at `(d, b + na/2, a + na/2)` (both directions turn by π with the segment), so the two
+/// bins always hold equal values and are stored once (their sum).
+fn fold_table() -> &'static [u16] {
+    static TABLE: std::sync::OnceLock<Vec<u16>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let h = HistParams::DEFAULT;
+        let (nd, na) = (h.nd, h.na);
+        let mut t = vec![u16::MAX; h.dim()];
+        let mut next = 0u16;
+        for d in 0..nd {
+            for a in 0..na {
+                for b in 0..na {
+                    let i = (d * na + a) * na + b;
+                    let j = (d * na + (b + na / 2) % na) * na + (a + na / 2) % na;
+                    let id = match t.get(j) {
+                        Some(&k) if j < i && k != u16::MAX => k,
+                        _ => {
+                            next += 1;
+                            next - 1
+                        }
+                    };
+                    if let Some(slot) = t.get_mut(i) {
+                        *slot = id;
+                    }
+                }
+            }
+        }
+        t
+    })
+}
+
+/// The index vector of a finger's points: the folded pair histogram ([`pair_histogram`],
+/// [`HistParams::DEFAULT`]), square-rooted (so that a few crowded bins do not dominate) and scaled to unit
+/// length (so that the number of minutiae does not).
+pub fn index_vector(pts: &[(f32, f32, f32)]) -> [f32; SIG_BINS] {
+    let full = pair_histogram(pts, &HistParams::DEFAULT);
+    let mut v = [0f32; SIG_BINS];
+    for (&x, &k) in full.iter().zip(fold_table()) {
+        if let Some(slot) = v.get_mut(usize::from(k)) {
+            *slot += x;
+        }
+    }
+    let mut norm = 0f32;
+    for x in &mut v {
+        *x = x.sqrt();
+        norm += *x * *x;
+    }
+    let norm = norm.sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// The index signature of a template as stored: [`index_vector`] of its points quantised to bytes,
+/// `value = scale * byte` with the scale (`max / 255`) in word 0.
+pub fn signature(t: TemplateRef<'_>) -> [u64; SIG_WORDS] {
+    let pts: Vec<(f32, f32, f32)> = t.pts.iter().map(|&p| mcc::unpack_point(p)).collect();
+    let v = index_vector(&pts);
+    let max = v.iter().fold(0f32, |m, &x| m.max(x));
+    let mut sig = [0u64; SIG_WORDS];
+    if max > 0.0 {
+        let scale = max / 255.0;
+        sig[0] = u64::from(scale.to_bits());
+        for (b, &x) in v.iter().enumerate() {
+            let q = (x / scale).round().clamp(0.0, 255.0) as u64;
+            if let Some(w) = sig.get_mut(1 + b / 8) {
+                *w |= q << (8 * (b % 8));
+            }
         }
     }
     sig
 }
 
-/// Votes of two signatures: common keys minus the common keys expected by chance, in units of the chance
-/// count's standard deviation (`sqrt(expected)`, Poisson). Without that scaling, gallery fingers with many
-/// keys (many minutiae) won the shortlist by chance: one-finger probes missed 18 % of mates at 5 %
-/// penetration on a 10,000-person gallery, none with it.
+/// The quantisation scale of a stored signature (`None` when word 0 is not a valid scale).
+fn sig_scale(sig: &[u64]) -> Option<f32> {
+    let w = sig.first().copied()?;
+    let s = f32::from_bits(w as u32);
+    (w >> 32 == 0 && s.is_finite() && (0.0..=1.0).contains(&s)).then_some(s)
+}
+
+/// The bin bytes of a stored signature.
 #[inline]
-fn votes(a: &[u64; SIG_WORDS], a_count: u32, b: &[u64], bc: u32) -> f32 {
-    let common: u32 = a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum();
-    let expected = (a_count as f32 * bc as f32) / (SIG_WORDS * 64) as f32;
-    (common as f32 - expected) / expected.max(1.0).sqrt()
+fn sig_bytes(sig: &[u64]) -> [u8; SIG_BINS] {
+    let mut out = [0u8; SIG_BINS];
+    for (k, w) in sig.iter().skip(1).enumerate() {
+        let bytes = w.to_le_bytes();
+        let n = (SIG_BINS - (k * 8).min(SIG_BINS)).min(8);
+        if let (Some(dst), Some(src)) = (out.get_mut(k * 8..k * 8 + n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+    }
+    out
+}
+
+/// Gallery-wide mean and inverse deviation of each signature bin: the index compares whitened vectors,
+/// `(v - mean) / sd`, so that the pair structure shared by every print of a pattern class (minutia
+/// directions follow the ridge flow) does not dominate the similarity.
+#[derive(Debug, Clone)]
+struct IndexStats {
+    mean: Vec<f32>,
+    inv_sd: Vec<f32>,
+}
+
+/// Galleries with fewer fingers compare unwhitened vectors (too few samples for the statistics; such
+/// galleries are searched exhaustively by default anyway).
+const MIN_STATS_FINGERS: usize = 100;
+
+impl IndexStats {
+    fn identity() -> Self {
+        Self {
+            mean: vec![0.0; SIG_BINS],
+            inv_sd: vec![1.0; SIG_BINS],
+        }
+    }
+
+    /// Statistics of a set of stored signatures.
+    fn of<'a>(sigs: impl ParallelIterator<Item = &'a [u64]>) -> Self {
+        let (n, sum, sq) = sigs
+            .fold(
+                || (0usize, vec![0f64; SIG_BINS], vec![0f64; SIG_BINS]),
+                |(n, mut sum, mut sq), sig| {
+                    let s = f64::from(sig_scale(sig).unwrap_or(0.0));
+                    for ((a, q), &byte) in sum.iter_mut().zip(sq.iter_mut()).zip(&sig_bytes(sig)) {
+                        let x = s * f64::from(byte);
+                        *a += x;
+                        *q += x * x;
+                    }
+                    (n + 1, sum, sq)
+                },
+            )
+            .reduce(
+                || (0usize, vec![0f64; SIG_BINS], vec![0f64; SIG_BINS]),
+                |(n1, mut s1, mut q1), (n2, s2, q2)| {
+                    s1.iter_mut().zip(&s2).for_each(|(a, b)| *a += b);
+                    q1.iter_mut().zip(&q2).for_each(|(a, b)| *a += b);
+                    (n1 + n2, s1, q1)
+                },
+            );
+        if n < MIN_STATS_FINGERS {
+            return Self::identity();
+        }
+        let nf = n as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / nf).collect();
+        let var: Vec<f64> = sq
+            .iter()
+            .zip(&mean)
+            .map(|(q, m)| (q / nf - m * m).max(0.0))
+            .collect();
+        // A floor (5 % of the mean variance) keeps bins that are nearly empty in the gallery from dominating.
+        let floor = 0.05 * var.iter().sum::<f64>() / SIG_BINS as f64 + 1e-12;
+        Self {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            inv_sd: var.iter().map(|&v| (1.0 / (v + floor).sqrt()) as f32).collect(),
+        }
+    }
+
+    /// Length of a stored signature's whitened vector (the cosine's denominator).
+    fn norm(&self, sig: &[u64]) -> f32 {
+        let s = sig_scale(sig).unwrap_or(0.0);
+        let n2: f32 = sig_bytes(sig)
+            .iter()
+            .zip(&self.mean)
+            .zip(&self.inv_sd)
+            .map(|((&q, &m), &is)| {
+                let z = (s * f32::from(q) - m) * is;
+                z * z
+            })
+            .sum();
+        n2.sqrt().max(1e-6)
+    }
+
+    /// A probe finger's weights: with whitened, unit-length probe vector `z`, the cosine with a stored
+    /// signature `g` is `(sum(w * g) - offset) / |whitened g|` where `w = z / sd` and `offset = sum(w * mean)`.
+    /// `w` is quantised to 12-bit integers for an integer dot product with the stored bytes.
+    fn weights(&self, v: &[f32; SIG_BINS]) -> ProbeWeights {
+        let mut z = [0f32; SIG_BINS];
+        for (((zi, &x), &m), &is) in z.iter_mut().zip(v).zip(&self.mean).zip(&self.inv_sd) {
+            *zi = (x - m) * is;
+        }
+        let norm = z.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        let mut w = [0f32; SIG_BINS];
+        for ((wi, &zi), &is) in w.iter_mut().zip(&z).zip(&self.inv_sd) {
+            *wi = zi * is / norm;
+        }
+        let offset: f32 = w.iter().zip(&self.mean).map(|(a, b)| a * b).sum();
+        let max = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-12);
+        let unit = max / 2047.0;
+        let mut q = [0i16; SIG_BINS];
+        for (qi, &wi) in q.iter_mut().zip(&w) {
+            *qi = (wi / unit).round().clamp(-2047.0, 2047.0) as i16;
+        }
+        ProbeWeights { q, unit, offset }
+    }
+}
+
+/// A probe finger's quantised index weights ([`IndexStats::weights`]).
+#[derive(Debug, Clone)]
+struct ProbeWeights {
+    q: [i16; SIG_BINS],
+    unit: f32,
+    offset: f32,
+}
+
+impl ProbeWeights {
+    /// Cosine of the whitened probe and gallery vectors.
+    #[inline]
+    fn cosine(&self, sig: &[u64], norm: f32) -> f32 {
+        let s = sig_scale(sig).unwrap_or(0.0);
+        let bytes = sig_bytes(sig);
+        let dot: i32 = self
+            .q
+            .iter()
+            .zip(&bytes)
+            .map(|(&w, &b)| i32::from(w) * i32::from(i16::from(b)))
+            .sum();
+        (s * self.unit * dot as f32 - self.offset) / norm
+    }
 }
 
 /// Checks a person's id and fingers and builds the in-memory finger entries ([`OWNED_WORDS`] each: head with
@@ -348,11 +578,8 @@ fn finger_entry(position: FingerPosition, t: &MccTemplate) -> Vec<u64> {
     let r = t.view();
     let n = r.len().min(MAX_MINUTIAE);
     let sig = signature(r);
-    let sig_count: u32 = sig.iter().map(|w| w.count_ones()).sum();
     let mut e = Vec::with_capacity(OWNED_WORDS);
-    e.push(
-        (u64::from(position.code()) << 32) | ((n as u64) << 40) | (u64::from(sig_count) << SIG_COUNT_SHIFT),
-    );
+    e.push((u64::from(position.code()) << 32) | ((n as u64) << 40));
     e.extend_from_slice(&sig);
     let mut rec = [0u64; RECORD_WORDS];
     let put = |rec: &mut [u64; RECORD_WORDS], off: usize, src: &[u64]| {
@@ -367,12 +594,14 @@ fn finger_entry(position: FingerPosition, t: &MccTemplate) -> Vec<u64> {
     e
 }
 
-/// One finger viewed in place: its head word, signature and cylinder record.
+/// One finger viewed in place: its head word, signature, cylinder record and the length of its whitened
+/// index vector ([`IndexStats::norm`]; 1 where not computed).
 #[derive(Clone, Copy)]
 struct FingerRef<'a> {
     head: u64,
     sig: &'a [u64],
     rec: &'a [u64],
+    norm: f32,
 }
 
 impl<'a> FingerRef<'a> {
@@ -381,9 +610,6 @@ impl<'a> FingerRef<'a> {
     }
     fn count(self) -> usize {
         ((self.head >> 40) as u8 as usize).min(MAX_MINUTIAE)
-    }
-    fn sig_count(self) -> u32 {
-        ((self.head >> SIG_COUNT_SHIFT) & 0x3FFF) as u32
     }
     fn template(self) -> TemplateRef<'a> {
         let n = self.count();
@@ -399,8 +625,9 @@ impl<'a> FingerRef<'a> {
 enum Fingers {
     /// Fingers `first..first + count` of the mapped file.
     Mapped { first: usize, count: usize },
-    /// Entries held in memory (inserted since the last save), [`OWNED_WORDS`] each.
-    Owned(Vec<u64>),
+    /// Entries held in memory (inserted since the last save), [`OWNED_WORDS`] each, and the lengths of
+    /// their whitened index vectors.
+    Owned(Vec<u64>, Vec<f32>),
 }
 
 #[derive(Debug)]
@@ -451,6 +678,15 @@ pub struct Gallery {
     persons: Vec<Person>,
     by_id: HashMap<String, usize>,
     live: usize,
+    /// Whitening statistics of the index signatures (computed when the file is opened, and by
+    /// [`Gallery::insert_batch`] when the gallery has grown to more than twice the fingers they describe).
+    stats: IndexStats,
+    /// Number of fingers `stats` was computed from.
+    stats_fingers: usize,
+    /// Fingers of the live persons.
+    live_fingers: usize,
+    /// Whitened index vector length of each mapped finger (by finger index in the file).
+    norms: Vec<f32>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GalleryError + '_ {
@@ -498,8 +734,21 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, Layout), Gallery
             .copied()
             .ok_or_else(|| v.err(i, field, "file ends here"))
     };
-    if w(0, "magic")? != MAGIC {
-        return Err(v.err(0, "magic", "not a Tessera gallery file (expected \"TSGALRY2\")"));
+    let magic = w(0, "magic")?;
+    if magic != MAGIC {
+        let found = magic.to_le_bytes();
+        if found.starts_with(b"TSGALRY") {
+            return Err(v.err(
+                0,
+                "magic",
+                format!(
+                    "gallery layout \"{}\" of another version, this build reads \"TSGALRY3\": rebuild the \
+                     gallery from the enrolled templates",
+                    String::from_utf8_lossy(&found)
+                ),
+            ));
+        }
+        return Err(v.err(0, "magic", "not a Tessera gallery file (expected \"TSGALRY3\")"));
     }
     let params = w(1, "parameters")?;
     if params != PARAMS {
@@ -622,7 +871,18 @@ fn validate(path: &Path, words: &[u64]) -> Result<(Vec<Person>, Layout), Gallery
         .zip(owner.par_iter())
         .enumerate()
         .try_for_each(|(f, (((&head, sig), rec), &own))| {
-            check_finger(&v, &layout, f, FingerRef { head, sig, rec }, own)
+            check_finger(
+                &v,
+                &layout,
+                f,
+                FingerRef {
+                    head,
+                    sig,
+                    rec,
+                    norm: 1.0,
+                },
+                own,
+            )
         })?;
     // Positions must be distinct within a person.
     for (p, person) in persons.iter().enumerate() {
@@ -671,17 +931,26 @@ fn check_finger(
             format!("{n}, expected 0-{MAX_MINUTIAE}"),
         ));
     }
-    let ones: u32 = f.sig.iter().map(|w| w.count_ones()).sum();
-    if f.head >> 62 != 0 || ones != f.sig_count() {
+    if f.head >> 48 != 0 {
+        return Err(v.err(at, "finger head", "reserved bits 48-63 must be 0"));
+    }
+    if sig_scale(f.sig).is_none() {
+        let raw = f.sig.first().copied().unwrap_or(0);
         return Err(v.err(
-            at,
-            "finger signature count",
-            format!(
-                "{}, the signature at byte {} has {ones} bits set",
-                f.sig_count(),
-                (layout.sigs + index * SIG_WORDS) * 8
-            ),
+            layout.sigs + index * SIG_WORDS,
+            "finger signature scale",
+            format!("{raw:#x}, expected an f32 in 0-1 in the low 32 bits"),
         ));
+    }
+    if !SIG_BINS.is_multiple_of(8) {
+        let last = f.sig.last().copied().unwrap_or(0);
+        if last >> (8 * (SIG_BINS % 8)) != 0 {
+            return Err(v.err(
+                layout.sigs + (index + 1) * SIG_WORDS - 1,
+                "finger signature",
+                "unused bytes after the last bin must be 0",
+            ));
+        }
     }
     let rec_at = layout.records + index * RECORD_WORDS;
     let section =
@@ -730,21 +999,24 @@ fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
 }
 
 /// The penetration [`SearchOptions::default`] uses for a probe of `fingers` fingers: ten fingers' summed
-/// index votes are far more selective than one finger's, so fewer persons need the full matcher.
+/// index similarities are far more selective than one finger's, so fewer persons need the full matcher.
 ///
 /// | probe fingers | 1 | 2 | 3 | 4-6 | 7-10 |
 /// |---|---|---|---|---|---|
-/// | penetration | 5 % | 2 % | 1 % | 0.5 % | 0.25 % |
+/// | penetration | 20 % | 10 % | 1 % | 0.5 % | 0.25 % |
 ///
-/// Measured on tuning persons of the standard profile (10,000-person gallery, ids 40,000,000+, 300 mated
-/// searches, `tessera-bio identify`): the mate's worst index rank was 0 for ten and four fingers, 2 for two
-/// fingers and 816 (p99 47) for one finger, i.e. these shares keep every mate with ten to two fingers with a
-/// wide margin and lose 1 in 300 one-finger mates. On poor captures (hard profile) the index is much weaker
-/// (see `docs/biometrics-evaluation.md`); such searches should pass a higher [`SearchOptions::penetration`].
+/// Chosen on tuning persons (10,000-person galleries, ids 40,000,000+ standard and 41,000,000+ hard, 300
+/// mated searches, `tessera-bio identify`) as the smallest share whose FNIR loss against an exhaustive search
+/// is at most 0.5 points on both capture profiles. The standard profile needs far less (no mate lost at
+/// 0.25 % even with one finger); the poor captures of the hard profile set the one- and two-finger shares,
+/// which **exceed the 5 % target**: at 5 % the hard profile loses up to 4.7 points with one finger and 1.0
+/// with two. Their cost stays within the search budget: 20,000 finger comparisons at 100,000 persons, as
+/// many as a ten-finger search at 2 % (`docs/benchmarks.md`). Callers that know their captures are good may
+/// pass a lower [`SearchOptions::penetration`].
 pub fn auto_penetration(fingers: usize) -> f64 {
     match fingers {
-        0 | 1 => 0.05,
-        2 => 0.02,
+        0 | 1 => 0.2,
+        2 => 0.1,
         3 => 0.01,
         4..=6 => 0.005,
         _ => 0.0025,
@@ -761,6 +1033,10 @@ impl Gallery {
             persons: Vec::new(),
             by_id: HashMap::new(),
             live: 0,
+            stats: IndexStats::identity(),
+            stats_fingers: 0,
+            live_fingers: 0,
+            norms: Vec::new(),
         };
         g.save()?;
         Ok(g)
@@ -792,14 +1068,48 @@ impl Gallery {
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
         let live = persons.len();
-        Self {
+        let mut g = Self {
             path,
             backing,
             layout,
             persons,
             by_id,
             live,
+            stats: IndexStats::identity(),
+            stats_fingers: 0,
+            live_fingers: 0,
+            norms: Vec::new(),
+        };
+        g.live_fingers = g.persons.iter().map(|p| g.finger_count(p)).sum();
+        g.refresh_stats();
+        g
+    }
+
+    /// Recomputes the whitening statistics from the live fingers, and every finger's whitened length.
+    fn refresh_stats(&mut self) {
+        let mut sigs: Vec<&[u64]> = Vec::new();
+        for p in self.persons.iter().filter(|p| p.alive) {
+            self.for_each_finger(p, |f| sigs.push(f.sig));
         }
+        let stats = IndexStats::of(sigs.par_iter().copied());
+        let n = sigs.len();
+        let l = self.layout;
+        let mapped = self.words().get(l.sigs..l.records).unwrap_or(&[]);
+        let norms: Vec<f32> = mapped
+            .par_chunks_exact(SIG_WORDS)
+            .map(|s| stats.norm(s))
+            .collect();
+        for p in &mut self.persons {
+            if let Fingers::Owned(words, ns) = &mut p.fingers {
+                *ns = words
+                    .chunks_exact(OWNED_WORDS)
+                    .map(|e| stats.norm(e.get(1..=SIG_WORDS).unwrap_or(&[])))
+                    .collect();
+            }
+        }
+        self.norms = norms;
+        self.stats = stats;
+        self.stats_fingers = n;
     }
 
     /// The gallery file.
@@ -869,22 +1179,26 @@ impl Gallery {
                 let recs = w
                     .get(l.records + first * RECORD_WORDS..l.records + (first + count) * RECORD_WORDS)
                     .unwrap_or(&[]);
-                for ((&head, sig), rec) in heads
+                let norms = self.norms.get(first..first + count).unwrap_or(&[]);
+                for (k, ((&head, sig), rec)) in heads
                     .iter()
                     .zip(sigs.chunks_exact(SIG_WORDS))
                     .zip(recs.chunks_exact(RECORD_WORDS))
+                    .enumerate()
                 {
-                    f(FingerRef { head, sig, rec });
+                    let norm = norms.get(k).copied().unwrap_or(1.0);
+                    f(FingerRef { head, sig, rec, norm });
                 }
             }
-            Fingers::Owned(v) => {
-                for e in v.chunks_exact(OWNED_WORDS) {
+            Fingers::Owned(v, norms) => {
+                for (k, e) in v.chunks_exact(OWNED_WORDS).enumerate() {
                     let (head, rest) = e.split_first().unwrap_or((&0, &[]));
                     let (sig, rec) = rest.split_at(SIG_WORDS.min(rest.len()));
                     f(FingerRef {
                         head: *head,
                         sig,
                         rec,
+                        norm: norms.get(k).copied().unwrap_or(1.0),
                     });
                 }
             }
@@ -894,7 +1208,7 @@ impl Gallery {
     fn finger_count(&self, person: &Person) -> usize {
         match &person.fingers {
             Fingers::Mapped { count, .. } => *count,
-            Fingers::Owned(v) => v.len() / OWNED_WORDS,
+            Fingers::Owned(v, _) => v.len() / OWNED_WORDS,
         }
     }
 
@@ -921,10 +1235,22 @@ impl Gallery {
                 prepare(id, &refs)
             })
             .collect();
+        let mut res = Ok(());
         for ((id, _), entries) in persons.iter().zip(prepared) {
-            self.push(id, entries?);
+            match entries {
+                Ok(e) => self.push(id, e),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        // Bulk loads into a new or small gallery: whitening statistics from the fingers now there (each
+        // refresh at least doubles the count, so refreshes cost O(1) amortised per finger).
+        if self.live_fingers > 2 * self.stats_fingers {
+            self.refresh_stats();
+        }
+        res
     }
 
     fn push(&mut self, person: &str, mut entries: Vec<u64>) {
@@ -935,11 +1261,16 @@ impl Gallery {
                 *h = (*h & !0xFFFF_FFFF) | index;
             }
         }
+        let norms = entries
+            .chunks_exact(OWNED_WORDS)
+            .map(|e| self.stats.norm(e.get(1..=SIG_WORDS).unwrap_or(&[])))
+            .collect();
+        self.live_fingers += entries.len() / OWNED_WORDS;
         self.by_id.insert(person.to_owned(), self.persons.len());
         self.persons.push(Person {
             id: person.to_owned(),
             alive: true,
-            fingers: Fingers::Owned(entries),
+            fingers: Fingers::Owned(entries, norms),
         });
         self.live += 1;
     }
@@ -949,10 +1280,13 @@ impl Gallery {
         let Some(i) = self.by_id.remove(person) else {
             return false;
         };
+        let count = self.persons.get(i).map_or(0, |p| self.finger_count(p));
+        self.live_fingers = self.live_fingers.saturating_sub(count);
         if let Some(p) = self.persons.get_mut(i) {
             p.alive = false;
-            if let Fingers::Owned(v) = &mut p.fingers {
+            if let Fingers::Owned(v, norms) = &mut p.fingers {
                 *v = Vec::new();
+                *norms = Vec::new();
             }
         }
         self.live -= 1;
@@ -1042,9 +1376,15 @@ impl Gallery {
         slot_of
     }
 
-    /// Index-stage votes of every live person: `(votes, person index)`.
+    /// Index-stage scores of every live person (summed whitened cosines of the shared finger positions):
+    /// `(score, person index)`.
     fn index_votes(&self, probe: &Probe) -> Vec<(f32, u32)> {
         let slot_of = Self::probe_slots(probe);
+        let weights: Vec<ProbeWeights> = probe
+            .fingers
+            .iter()
+            .map(|f| self.stats.weights(&f.vector))
+            .collect();
         self.persons
             .par_iter()
             .enumerate()
@@ -1053,8 +1393,8 @@ impl Gallery {
                 let mut v = 0.0;
                 self.for_each_finger(p, |f| {
                     let slot = slot_of.get(usize::from(f.position_code())).copied();
-                    if let Some(pf) = slot.and_then(|s| probe.fingers.get(s)) {
-                        v += votes(&pf.sig, pf.sig_count, f.sig, f.sig_count());
+                    if let Some(w) = slot.and_then(|s| weights.get(s)) {
+                        v += w.cosine(f.sig, f.norm);
                     }
                 });
                 (v, i as u32)
@@ -1168,5 +1508,93 @@ impl Gallery {
         cands.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.person.cmp(&b.person)));
         cands.truncate(top_k);
         (cands, stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_bins_cover_the_signature_exactly() {
+        let t = fold_table();
+        assert_eq!(t.len(), HistParams::DEFAULT.dim());
+        let mut seen = vec![0u32; SIG_BINS];
+        for &k in t {
+            seen[usize::from(k)] += 1;
+        }
+        // Every folded bin holds a bin and its mirror (a pair seen from the other end), or one self-mirrored bin.
+        assert!(seen.iter().all(|&n| n == 1 || n == 2), "{seen:?}");
+        assert_eq!(
+            seen.iter().filter(|&&n| n == 1).count(),
+            HistParams::DEFAULT.nd * HistParams::DEFAULT.na
+        );
+    }
+
+    #[test]
+    fn index_vector_ignores_rotation_and_translation() {
+        let pts: Vec<(f32, f32, f32)> = (0..40)
+            .map(|i| {
+                let f = i as f32;
+                (
+                    60.0 + (f * 37.0) % 200.0,
+                    50.0 + (f * 53.0) % 250.0,
+                    (f * 0.7) % std::f32::consts::TAU,
+                )
+            })
+            .collect();
+        let (s, c) = 0.9f32.sin_cos();
+        let moved: Vec<(f32, f32, f32)> = pts
+            .iter()
+            .map(|&(x, y, d)| (c * x - s * y + 40.0, s * x + c * y - 25.0, d + 0.9))
+            .collect();
+        let (a, b) = (index_vector(&pts), index_vector(&moved));
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.995, "cosine {cos}");
+        let norm: f32 = a.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn stored_signature_round_trips_within_quantisation() {
+        let pts: Vec<(f32, f32, f32)> = (0..30)
+            .map(|i| {
+                let f = i as f32;
+                (
+                    40.0 + (f * 29.0) % 180.0,
+                    40.0 + (f * 41.0) % 220.0,
+                    (f * 1.3) % std::f32::consts::TAU,
+                )
+            })
+            .collect();
+        let v = index_vector(&pts);
+        let t = MccTemplate::new(
+            &pts.iter()
+                .map(|&(x, y, direction)| Minutia {
+                    x,
+                    y,
+                    direction,
+                    kind: crate::minutiae::MinutiaKind::Ending,
+                    quality: 60,
+                })
+                .collect::<Vec<_>>(),
+        );
+        let sig = signature(t.view());
+        let scale = sig_scale(&sig).unwrap();
+        let bytes = sig_bytes(&sig);
+        let back: Vec<f32> = bytes.iter().map(|&q| scale * f32::from(q)).collect();
+        let cos: f32 = v.iter().zip(&back).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.99, "cosine {cos}");
+        // Identity statistics: the cosine of a finger with itself is 1.
+        let stats = IndexStats::identity();
+        let w = stats.weights(&index_vector(
+            &t.view()
+                .pts
+                .iter()
+                .map(|&p| mcc::unpack_point(p))
+                .collect::<Vec<_>>(),
+        ));
+        let self_cos = w.cosine(&sig, stats.norm(&sig));
+        assert!((self_cos - 1.0).abs() < 0.02, "{self_cos}");
     }
 }

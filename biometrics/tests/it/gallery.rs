@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use tessera_biometrics::cross_check;
-use tessera_biometrics::gallery::{Gallery, GalleryError, Probe, SearchOptions};
+use tessera_biometrics::gallery::{Gallery, GalleryError, Probe, SIG_WORDS, SearchOptions};
 use tessera_biometrics::iso19794_4::FingerPosition;
 use tessera_biometrics::minutiae::Minutia;
 use tessera_biometrics::synth::{Profile, SyntheticPerson};
@@ -77,7 +77,8 @@ fn index_stage_keeps_the_mate_at_low_penetration() {
 #[test]
 fn index_stage_keeps_one_finger_mates_at_five_percent() {
     // One finger per probe, 5 % of 200 persons shortlisted (10): the index alone must keep the mate.
-    // Before the votes were scaled by the chance count's deviation, big gallery fingers crowded mates out.
+    // (With the earlier pair-key signatures, before their votes were scaled by the chance count's deviation,
+    // big gallery fingers crowded mates out.)
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
@@ -118,6 +119,77 @@ fn insert_replace_remove_and_persist() {
     let hits = g.search(&Probe::new(&refs(&probe_f)), 1);
     assert_eq!(hits[0].person, person_id(3));
     assert!(!dir.path().join("g.tgal-tmp").exists());
+}
+
+#[test]
+fn files_of_the_previous_layout_are_refused_with_a_rebuild_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.tgal");
+    let mut g = build(dir.path(), 2);
+    g.save().unwrap();
+    let mut b = std::fs::read(&path).unwrap();
+    b[..8].copy_from_slice(b"TSGALRY2");
+    std::fs::write(&path, &b).unwrap();
+    let e = Gallery::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            GalleryError::Format {
+                field: "magic",
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("TSGALRY2") && e.to_string().contains("rebuild"),
+        "{e}"
+    );
+}
+
+#[test]
+fn index_keeps_poor_capture_mates_and_follows_inserts_and_removes() {
+    // Hard profile (partial contact, distortion, direction noise), two fingers, 5 % of 400 persons (20)
+    // shortlisted: the histogram index must keep nearly every mate (the old pair keys lost ~60 %).
+    let dir = tempfile::tempdir().unwrap();
+    let hard = |id: u64, imp: u32, n: usize| -> Fingers {
+        let p = SyntheticPerson::with_profile(id, Profile::Hard);
+        FingerPosition::TEN
+            .iter()
+            .take(n)
+            .map(|&f| (f, p.finger_minutiae(f, imp)))
+            .collect()
+    };
+    let mut g = Gallery::create(dir.path().join("g.tgal")).unwrap();
+    let batch: Vec<(String, Fingers)> = (0..400).map(|i| (person_id(i), hard(9000 + i, 0, 2))).collect();
+    g.insert_batch(&batch).unwrap();
+    g.save().unwrap();
+    let mut g = Gallery::open(dir.path().join("g.tgal")).unwrap();
+    let opts = SearchOptions {
+        penetration: Some(0.05),
+        min_shortlist: 1,
+    };
+    let mut kept = 0;
+    for i in (0..400u64).step_by(10) {
+        let probe = Probe::new(&refs(&hard(9000 + i, 1, 2)));
+        kept += usize::from(g.index_rank(&probe, &person_id(i)).unwrap() < 20);
+    }
+    assert!(
+        kept >= 36,
+        "hard mates shortlisted in {kept} of 40 two-finger searches"
+    );
+    // A person inserted after opening (held in memory, not yet saved) is found by the index, and a
+    // removed one is gone.
+    g.insert("late", &refs(&hard(9999, 0, 2))).unwrap();
+    let probe = Probe::new(&refs(&hard(9999, 1, 2)));
+    assert!(g.index_rank(&probe, "late").unwrap() < 20);
+    let (hits, _) = g.search_with(&probe, 1, &opts);
+    assert_eq!(hits[0].person, "late");
+    assert!(g.remove("late"));
+    assert_eq!(g.index_rank(&probe, "late"), None);
+    let (hits, _) = g.search_with(&probe, 1, &opts);
+    assert_ne!(hits[0].person, "late");
 }
 
 #[test]
@@ -190,12 +262,21 @@ fn damaged_files_are_refused_with_offset_and_field() {
     let mut b = good.clone();
     b[f0] = 2; // person index
     check(&b, "finger person index", f0);
-    // The signatures follow the 30 finger heads; a flipped bit no longer matches the head's count.
+    // A reserved bit of finger 0's head.
     let mut b = good.clone();
-    b[f0 + 30 * 8] ^= 1;
-    check(&b, "finger signature count", f0);
+    b[f0 + 7] = 0x80;
+    check(&b, "finger head", f0);
+    // The signatures follow the 30 finger heads; finger 0's quantisation scale is not an f32 in 0-1.
+    let s0 = f0 + 30 * 8;
+    let mut b = good.clone();
+    b[s0 + 3] = 0x7F; // exponent all ones: NaN or infinity
+    b[s0 + 2] = 0xFF;
+    check(&b, "finger signature scale", s0);
+    let mut b = good.clone();
+    b[s0 + 4] = 1; // high half of the scale word
+    check(&b, "finger signature scale", s0);
     // The cylinder records follow the 30 signatures; a reserved point bit set in finger 0's first point.
-    let r0 = f0 + 30 * 8 + 30 * 128 * 8;
+    let r0 = s0 + 30 * SIG_WORDS * 8;
     let mut b = good;
     b[r0 + 7] = 1;
     check(&b, "finger points", r0);
