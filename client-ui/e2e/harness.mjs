@@ -79,6 +79,22 @@ export async function login(page, who) {
   await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
 }
 
+/**
+ * Opens the wizard from the dashboard or navigation (`open`: a locator to click), chooses the process by its
+ * label (New registration is preselected), agrees to the consent, picks French as the secondary language when
+ * `fra`, and stops at the Demographics step.
+ */
+export async function startWizard(page, { open, process = null, fra = true }) {
+  await open.click();
+  if (process) await page.getByLabel(process).check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByLabel('The resident agrees').check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  if (fra) await page.getByRole('checkbox', { name: 'fra' }).check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByTestId('step-title').getByText('Demographics').waitFor();
+}
+
 /** Fills the demographics of the demo adult (answers-new-adult.json). */
 export async function fillDemographics(page) {
   const text = async (id, v) => page.locator(`#f-${id}`).fill(v);

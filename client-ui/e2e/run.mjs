@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startBridge, verhoeffUin } from './harness.mjs';
+import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startWizard, startBridge, verhoeffUin } from './harness.mjs';
 
 const results = [];
 const pages = [];
@@ -176,12 +176,7 @@ try {
   await step('a draft survives a closed window and resumes where the officer stopped', async () => {
     await page.getByRole('button', { name: 'Log out' }).click();
     await login(page, OFFICER);
-    await page.getByRole('button', { name: 'New registration' }).click();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByLabel('The resident agrees').check();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('checkbox', { name: 'fra' }).check();
-    await page.getByRole('button', { name: 'Next' }).click();
+    await startWizard(page, { open: page.getByRole('button', { name: 'New registration' }) });
     await fillDemographics(page);
     // Typed but not submitted: saved a moment after the officer pauses.
     await page.locator('#f-email').fill('amina.diallo@example.org');
@@ -210,13 +205,7 @@ try {
   });
 
   await step('update process: choose the groups that change; only their fields and documents are asked', async () => {
-    await page.getByTestId('nav-new').click();
-    await page.getByLabel('Update details').check();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByLabel('The resident agrees').check();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    await startWizard(page, { open: page.getByTestId('nav-new'), process: 'Update details', fra: false });
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByTestId('update-groups').getByText('Choose at least one group').waitFor();
     await page.getByTestId('update-groups').getByLabel('Address').check();
@@ -237,13 +226,7 @@ try {
   });
 
   await step('lost UIN: biometrics only, the known details optional, sealed for the supervisor', async () => {
-    await page.getByTestId('nav-new').click();
-    await page.getByLabel('Lost UIN').check();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByLabel('The resident agrees').check();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('step-title').getByText('Demographics').waitFor();
+    await startWizard(page, { open: page.getByTestId('nav-new'), process: 'Lost UIN', fra: false });
     // Nothing typed: the details only help the search, so the step goes on without them.
     await page.getByRole('button', { name: 'Next' }).click();
     const title = page.getByTestId('step-title');
@@ -278,12 +261,7 @@ try {
     await p.clock.install();
     await p.goto(bridge.url);
     await login(p, OFFICER);
-    await p.getByRole('button', { name: 'New registration' }).click();
-    await p.getByRole('button', { name: 'Next' }).click();
-    await p.getByLabel('The resident agrees').check();
-    await p.getByRole('button', { name: 'Next' }).click();
-    await p.getByRole('checkbox', { name: 'fra' }).check();
-    await p.getByRole('button', { name: 'Next' }).click();
+    await startWizard(p, { open: p.getByRole('button', { name: 'New registration' }) });
     await fillDemographics(p);
     await p.getByRole('button', { name: 'Next' }).click();
     await p.getByTestId('step-title').getByText('Documents').waitFor();
@@ -396,12 +374,7 @@ try {
     });
 
     await step('biometrics over SBI: device status, device busy, low quality, missing finger', async () => {
-      await p2.getByTestId('nav-new').click();
-      await p2.getByRole('button', { name: 'Next' }).click();
-      await p2.getByLabel('The resident agrees').check();
-      await p2.getByRole('button', { name: 'Next' }).click();
-      await p2.getByRole('checkbox', { name: 'fra' }).check();
-      await p2.getByRole('button', { name: 'Next' }).click();
+      await startWizard(p2, { open: p2.getByTestId('nav-new') });
       await fillDemographics(p2);
       await p2.getByRole('button', { name: 'Next' }).click();
       await p2.getByTestId('step-title').getByText('Documents').waitFor();
