@@ -521,6 +521,31 @@ fn check_references(
             }
         }
     }
+    // Each center's time zone must be one the working-day check knows (an unknown one would silently be UTC).
+    for (c, path) in cfg
+        .items
+        .iter()
+        .filter(|(c, _)| c.kind == SyncKind::MasterData && c.key == "centers")
+    {
+        let centers = c
+            .body
+            .as_ref()
+            .and_then(|b| b.get("centers"))
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten();
+        for center in centers {
+            if let Some(tz) = center.get("timezone").and_then(|t| t.as_str())
+                && let Err(e) = crate::validate::center_time_zone(tz)
+            {
+                let id = center.get("id").and_then(|i| i.as_str()).unwrap_or("?");
+                return Err(SyncError::Invalid {
+                    path: path.clone(),
+                    message: format!("center {id}: {e}"),
+                });
+            }
+        }
+    }
     for (c, path) in cfg.items.iter().filter(|(c, _)| c.kind == SyncKind::UiSpec) {
         let Some(body) = &c.body else { continue };
         let version = body

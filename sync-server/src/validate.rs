@@ -107,32 +107,49 @@ pub struct Rules {
 
 /// When a center is open: from master data `centers` (`workingHours` per weekday, `null` = closed; its
 /// `exceptionalHolidays`; its `location` for public holidays; its `timezone`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct CenterCalendar {
     location: String,
     /// Monday first; `None` when `workingHours` is absent (no weekday check).
     open_days: Option<[bool; 7]>,
     closed_dates: Vec<NaiveDate>,
-    /// Offset from UTC in seconds: `UTC`, absent or unknown zone names count as UTC (documented), `+HH:MM`
-    /// and `-HH:MM` are honoured.
-    utc_offset_secs: i32,
+    /// The center's time zone (its `timezone`; UTC when absent), for its local date.
+    tz: jiff::tz::TimeZone,
 }
 
-fn parse_offset(tz: &str) -> i32 {
-    let tz = tz.trim();
-    let tz = tz.strip_prefix("UTC").unwrap_or(tz);
-    let (sign, rest) = match tz.as_bytes().first() {
-        Some(b'+') => (1, &tz[1..]),
-        Some(b'-') => (-1, &tz[1..]),
-        _ => return 0,
-    };
-    let mut parts = rest.split(':');
-    let h: i32 = parts.next().and_then(|h| h.parse().ok()).unwrap_or(0);
-    let m: i32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-    if !(0..=14).contains(&h) || !(0..60).contains(&m) {
-        return 0;
+/// A center's `timezone`: an IANA name (`Africa/Dakar`, with its daylight-saving rules), `UTC`, or a fixed
+/// offset `+HH:MM` / `-HH:MM` (optionally after `UTC`). The zone database is bundled with the server.
+/// The country configuration is refused at load when a center's zone is none of these
+/// ([`crate::sync::plan_country_config`]).
+pub fn center_time_zone(tz: &str) -> Result<jiff::tz::TimeZone, String> {
+    let t = tz.trim();
+    if t.is_empty() || t == "UTC" || t == "Z" {
+        return Ok(jiff::tz::TimeZone::UTC);
     }
-    sign * (h * 3600 + m * 60)
+    let offset = t.strip_prefix("UTC").unwrap_or(t);
+    if let Some((sign, rest)) = match offset.as_bytes().first() {
+        Some(b'+') => Some((1, &offset[1..])),
+        Some(b'-') => Some((-1, &offset[1..])),
+        _ => None,
+    } {
+        let bad = || format!("time zone {tz:?}: an offset is +HH:MM or -HH:MM, from -14:00 to +14:00");
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+        let h: i32 = h.parse().map_err(|_| bad())?;
+        let m: i32 = m.parse().map_err(|_| bad())?;
+        if !(0..=14).contains(&h) || !(0..60).contains(&m) || (h == 14 && m > 0) {
+            return Err(bad());
+        }
+        let secs = sign * (h * 3600 + m * 60);
+        return jiff::tz::Offset::from_seconds(secs)
+            .map(jiff::tz::TimeZone::fixed)
+            .map_err(|_| bad());
+    }
+    jiff::tz::TimeZone::get(t).map_err(|_| {
+        format!(
+            "time zone {tz:?} is not known: use an IANA name such as \"Africa/Dakar\", \"UTC\", or an offset \
+             such as \"+01:00\""
+        )
+    })
 }
 
 fn center_calendar(c: &serde_json::Value) -> CenterCalendar {
@@ -157,7 +174,12 @@ fn center_calendar(c: &serde_json::Value) -> CenterCalendar {
             .to_owned(),
         open_days,
         closed_dates,
-        utc_offset_secs: c.get("timezone").and_then(|t| t.as_str()).map_or(0, parse_offset),
+        // The configuration was checked at load; a zone this server does not know counts as UTC.
+        tz: c
+            .get("timezone")
+            .and_then(|t| t.as_str())
+            .and_then(|t| center_time_zone(t).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC),
     }
 }
 
@@ -295,7 +317,11 @@ impl Rules {
     /// data (nothing to check).
     pub fn is_working_day(&self, center: &str, at: i64) -> Option<bool> {
         let cal = self.centers.get(center)?;
-        let local = chrono::DateTime::from_timestamp(at + i64::from(cal.utc_offset_secs), 0)?.date_naive();
+        let day = jiff::Timestamp::from_second(at)
+            .ok()?
+            .to_zoned_datetime(cal.tz.clone())
+            .date();
+        let local = NaiveDate::from_ymd_opt(i32::from(day.year()), day.month() as u32, day.day() as u32)?;
         if let Some(days) = cal.open_days
             && days.get(local.weekday().num_days_from_monday() as usize) == Some(&false)
         {
@@ -787,11 +813,41 @@ mod tests {
             None,
             "unknown center"
         );
-        assert_eq!(parse_offset("UTC"), 0);
-        assert_eq!(parse_offset("+01:30"), 5400);
-        assert_eq!(parse_offset("UTC-05:00"), -18000);
-        assert_eq!(parse_offset("Africa/Dakar"), 0, "zone names count as UTC");
-        assert_eq!(parse_offset("+99:00"), 0);
+    }
+
+    #[test]
+    fn center_time_zones_names_offsets_and_errors() {
+        let at = |secs: i64, tz: &str| {
+            jiff::Timestamp::from_second(secs)
+                .unwrap()
+                .to_zoned_datetime(center_time_zone(tz).unwrap())
+                .offset()
+                .seconds()
+        };
+        // 2026-07-01 12:00 UTC and 2026-01-15 12:00 UTC.
+        let (july, january) = (1_782_907_200, 1_768_478_400);
+        assert_eq!(at(july, "UTC"), 0);
+        assert_eq!(at(july, ""), 0);
+        assert_eq!(at(july, "+01:30"), 5400);
+        assert_eq!(at(july, "UTC-05:00"), -18000);
+        assert_eq!(at(july, "Africa/Dakar"), 0);
+        assert_eq!(at(july, "Asia/Kolkata"), 19800);
+        assert_eq!(at(july, "Europe/Paris"), 7200, "summer time");
+        assert_eq!(at(january, "Europe/Paris"), 3600, "winter time");
+        for bad in ["+99:00", "+14:30", "+1x:00", "Mars/Olympus_Mons", "GMT+25"] {
+            let e = center_time_zone(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_named_zone_moves_the_local_date() {
+        let mut rules = sample_rules();
+        // Friday 2026-11-20 20:00 UTC is already Saturday 05:00 in Tokyo: 10001 has no Saturday hours.
+        let friday_evening = 1_795_204_800;
+        assert_eq!(rules.is_working_day("10001", friday_evening), Some(true));
+        rules.centers.get_mut("10001").unwrap().tz = center_time_zone("Asia/Tokyo").unwrap();
+        assert_eq!(rules.is_working_day("10001", friday_evening), Some(false));
     }
 
     #[test]

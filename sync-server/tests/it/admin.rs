@@ -419,6 +419,29 @@ async fn country_config_flow(backend: Backend) {
     )
     .unwrap();
 
+    // A center's time zone the server does not know is refused (it would silently count as UTC).
+    edit_json(&cfg.path().join("centers.json"), |v| {
+        v["centers"][1]["timezone"] = json!("Mars/Olympus_Mons");
+    });
+    let body: Value = reload(json!({"folder": dir})).await.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_country_config");
+    let msg = body["message"].as_str().unwrap();
+    assert!(
+        msg.contains("centers.json") && msg.contains("10002") && msg.contains("Mars/Olympus_Mons"),
+        "{msg}"
+    );
+    // An IANA name is accepted (checked by a dry run; the real run below applies the sample's own zones).
+    edit_json(&cfg.path().join("centers.json"), |v| {
+        v["centers"][1]["timezone"] = json!("Africa/Casablanca");
+    });
+    let r = reload(json!({"folder": dir, "dry_run": true})).await;
+    assert_eq!(r.status(), 200);
+    std::fs::copy(
+        sample_country().join("centers.json"),
+        cfg.path().join("centers.json"),
+    )
+    .unwrap();
+
     // A published ID-schema version cannot change.
     edit_json(&cfg.path().join("id-schema.json"), |v| {
         v["title"] = json!("changed")
