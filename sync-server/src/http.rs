@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/admin/packets", get(admin_packets))
         .route("/api/v1/admin/packets/{rid}", get(admin_packet))
         .route("/api/v1/admin/packets/{rid}/reprocess", post(admin_reprocess))
+        .route(
+            "/api/v1/admin/status-history/{kind}/{id}",
+            get(admin_status_history),
+        )
         .fallback(fallback);
     api.layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -831,6 +835,31 @@ async fn admin_packet(
     Ok(Json(admin::packet_detail(state.store.as_ref(), &rid).await?).into_response())
 }
 
+/// The status history of a center, machine or operator, oldest first: what the validation stage reads to
+/// decide whether they were active when a packet was created (admin token).
+#[utoipa::path(get, path = "/api/v1/admin/status-history/{kind}/{id}", tag = "admin",
+    params(("kind" = String, Path, description = "center, machine or operator"), ("id" = String, Path, description = "its id")),
+    responses((status = 200, description = "[{status, from}] oldest first (from: Unix seconds; 0 = before history was kept)"),
+              (status = 400, description = "invalid_kind"), (status = 404, description = "not_found")))]
+async fn admin_status_history(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    use crate::store::status_kind;
+    if ![status_kind::CENTER, status_kind::MACHINE, status_kind::OPERATOR].contains(&kind.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_kind",
+            "kind must be center, machine or operator",
+        ));
+    }
+    let history = state.store.status_history(&kind, &id).await?;
+    if history.is_empty() {
+        return Err(ApiError::not_found(format!("no status recorded for {kind} {id}")));
+    }
+    Ok(Json(history).into_response())
+}
+
 /// Puts a quarantined packet back in the processing queue after a fix; it is verified again from the
 /// start (admin token).
 #[utoipa::path(post, path = "/api/v1/admin/packets/{rid}/reprocess", tag = "admin", params(("rid" = String, Path, description = "RID")),
@@ -888,7 +917,8 @@ async fn admin_reprocess(
         admin_rotate_packet_key,
         admin_packets,
         admin_packet,
-        admin_reprocess
+        admin_reprocess,
+        admin_status_history
     )
 )]
 pub struct ApiDoc;

@@ -389,6 +389,15 @@ pub struct PacketEvent {
     pub at: i64,
 }
 
+/// One entry of a center's, machine's or operator's status history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusPeriod {
+    /// The status it entered.
+    pub status: String,
+    /// From when (Unix seconds; 0: before history was recorded).
+    pub from: i64,
+}
+
 /// The server's storage. Every method is one transaction.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -539,6 +548,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The status (`status_history`) of a center, machine or operator (`kind`: [`status_kind`]) in force at
     /// `at`: the latest change at or before it; `None` when nothing is recorded that early (unknown).
     async fn status_at(&self, kind: &str, item: &str, at: i64) -> Result<Option<String>, StoreError>;
+
+    /// The whole status history of a center, machine or operator, oldest first (`from`: Unix seconds; 0 for a
+    /// status that held before history was recorded). Empty when nothing is recorded.
+    async fn status_history(&self, kind: &str, item: &str) -> Result<Vec<StatusPeriod>, StoreError>;
 
     /// Adds a flag to a packet's history (`packet_events`: its current status, `flag` as the reason, e.g.
     /// `flag:clock_ahead`) without changing the packet. No personal data in `flag`.

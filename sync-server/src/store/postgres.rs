@@ -1081,6 +1081,23 @@ impl Store for PgStore {
         .map(|r| r.get(0)))
     }
 
+    async fn status_history(&self, kind: &str, item: &str) -> Result<Vec<super::StatusPeriod>, StoreError> {
+        let c = self.conn("status history").await?;
+        Ok(c
+            .query(
+                "SELECT status, from_time FROM status_history WHERE kind = $1 AND item = $2 ORDER BY from_time, id",
+                &[&kind, &item],
+            )
+            .await
+            .map_err(pg("status history"))?
+            .iter()
+            .map(|r| super::StatusPeriod {
+                status: r.get(0),
+                from: r.get(1),
+            })
+            .collect())
+    }
+
     async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
         let c = self.conn("add packet flag").await?;
         c.execute(

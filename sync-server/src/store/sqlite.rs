@@ -1135,6 +1135,26 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn status_history(&self, kind: &str, item: &str) -> Result<Vec<super::StatusPeriod>, StoreError> {
+        let (kind, item) = (kind.to_owned(), item.to_owned());
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT status, from_time FROM status_history WHERE kind = ?1 AND item = ?2 ORDER BY from_time, id",
+            )
+            .map_err(sq("status history"))?
+            .query_map(params![kind, item], |r| {
+                Ok(super::StatusPeriod {
+                    status: r.get(0)?,
+                    from: r.get(1)?,
+                })
+            })
+            .map_err(sq("status history"))?
+            .collect::<Result<_, _>>()
+            .map_err(sq("status history"))
+        })
+        .await
+    }
+
     async fn add_packet_flag(&self, rid: &Rid, flag: &str, at: i64) -> Result<(), StoreError> {
         let (rid, flag) = (rid.as_str().to_owned(), flag.to_owned());
         self.with(move |c| {

@@ -32,6 +32,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/api/v1/admin/packets/10001100010000120261120090001/reprocess",
         "",
     ),
+    ("GET", "/api/v1/admin/status-history/machine/10001", ""),
 ];
 
 impl TestServer {
@@ -111,7 +112,8 @@ async fn admin_routes_refuse_missing_wrong_and_adjudicator_tokens_and_are_docume
         let templated = path
             .replace("/op1", "/{id}")
             .replace("/ca1", "/{id}")
-            .replace("10001100010000120261120090001", "{rid}");
+            .replace("10001100010000120261120090001", "{rid}")
+            .replace("/machine/10001", "/{kind}/{id}");
         assert!(
             doc["paths"][&templated][method.to_ascii_lowercase()].is_object(),
             "{method} {templated} missing from the OpenAPI document"
@@ -242,6 +244,33 @@ async fn operators_flow(backend: Backend) {
     assert_eq!(error_code(r).await, "not_found");
     let r = t.admin("DELETE", "/api/v1/admin/operators/no%20such", None).await;
     assert_eq!(error_code(r).await, "invalid_operator_id");
+
+    // What validation reads for "active when the packet was created": each status from when.
+    let statuses = |h: &Value| -> Vec<String> {
+        h.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let h = t
+        .admin_ok("GET", "/api/v1/admin/status-history/operator/super1", None)
+        .await;
+    assert_eq!(statuses(&h), ["ACTIVE", "INACTIVE"], "{h}");
+    assert!(h[0]["from"].as_i64().unwrap() <= h[1]["from"].as_i64().unwrap());
+    let path = format!("/api/v1/admin/status-history/machine/{}", a.machine_id);
+    let h = t.admin_ok("GET", &path, None).await;
+    assert_eq!(statuses(&h), ["PENDING", "ACTIVE"], "{h}");
+    let r = t
+        .admin("GET", "/api/v1/admin/status-history/resident/x", None)
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(error_code(r).await, "invalid_kind");
+    let r = t
+        .admin("GET", "/api/v1/admin/status-history/operator/nobody", None)
+        .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "not_found");
     t.stop().await;
 }
 
