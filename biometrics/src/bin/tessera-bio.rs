@@ -462,7 +462,7 @@ fn identify(
             .join(", ")
     );
     println!(
-        "index misses (mate not shortlisted): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",
+        "mates not returned (not shortlisted, or below the top {top} after matching): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",
         100.0 * misses as f64 / mated.max(1) as f64,
         100.0 * rank1 as f64 / mated.max(1) as f64
     );
