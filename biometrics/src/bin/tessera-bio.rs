@@ -466,10 +466,13 @@ fn identify(
         100.0 * misses as f64 / mated.max(1) as f64,
         100.0 * rank1 as f64 / mated.max(1) as f64
     );
-    for fpir in [0.01, 0.001] {
+    // FPIR 0.01 % is reported from 10,000 non-mated searches on.
+    for (fpir, pct) in [(0.01, "1"), (0.001, "0.1"), (0.0001, "0.01")] {
         let k = (fpir * nonmated as f64).floor() as usize;
-        if k == 0 && nonmated < 1000 {
-            println!("FPIR {:.1} %: needs more non-mated searches", fpir * 100.0);
+        if k == 0 {
+            if fpir >= 0.001 {
+                println!("FPIR {pct} %: needs more non-mated searches");
+            }
             continue;
         }
         // Threshold: strictly above the (k+1)-th best non-mated top score.
@@ -477,8 +480,7 @@ fn identify(
         let fnir =
             mated_scores.iter().filter(|m| m.0.is_none_or(|s| s < t)).count() as f64 / mated.max(1) as f64;
         println!(
-            "FNIR at FPIR {:.1} %: {:.2} % (threshold score {t:.2})",
-            fpir * 100.0,
+            "FNIR at FPIR {pct} %: {:.2} % (threshold score {t:.2})",
             fnir * 100.0
         );
         // Index misses at each penetration that an exhaustive search finds at this threshold: an upper
