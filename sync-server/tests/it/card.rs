@@ -158,14 +158,7 @@ async fn card_flow(backend: Backend) {
     rec.format = "ISO19794_5_2011".into();
     rec.quality = 80;
     rec.exception = None;
-    let data = flow::seal_signed(
-        &c,
-        &d.keys,
-        &d.s.key,
-        &d.officer,
-        &d.supervisor,
-        Decision::Approved,
-    );
+    let data = d.seal(&c, Decision::Approved);
     upload(&d.s, &c.rid, &data).await;
     let st = final_status(&d.s, &c.rid).await;
     assert_eq!(st.status, PacketStatus::Processed, "{st:?}");

@@ -23,14 +23,7 @@ async fn submit_at(d: &Desk, seq: u32, r: &Resident, created: DateTime<Utc>) -> 
     for b in &mut c.biometrics {
         b.captured_at = created;
     }
-    let data = flow::seal_signed(
-        &c,
-        &d.keys,
-        &d.s.key,
-        &d.officer,
-        &d.supervisor,
-        Decision::Approved,
-    );
+    let data = d.seal(&c, Decision::Approved);
     upload(&d.s, &c.rid, &data).await;
     c.rid
 }

@@ -30,14 +30,7 @@ async fn lost_flow(backend: Backend) {
     let lost_packet = |seq: u32, r: &Resident| {
         let mut c = flow::content(&d.s.machine_id, seq, r, &fingers);
         c.packet_type = PacketType::Lost;
-        let data = flow::seal_signed(
-            &c,
-            &d.keys,
-            &d.s.key,
-            &d.officer,
-            &d.supervisor,
-            Decision::Approved,
-        );
+        let data = d.seal(&c, Decision::Approved);
         (c.rid, data)
     };
 
@@ -126,14 +119,7 @@ async fn ambiguous_flow(backend: Backend) {
         r.impression = impression;
         let mut c = flow::content(&d.s.machine_id, seq, &r, &fingers);
         c.packet_type = PacketType::Lost;
-        let data = flow::seal_signed(
-            &c,
-            &d.keys,
-            &d.s.key,
-            &d.officer,
-            &d.supervisor,
-            Decision::Approved,
-        );
+        let data = d.seal(&c, Decision::Approved);
         (c.rid, data)
     };
     let (c, data) = lost_packet(3, 2);

@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
 use tessera_packet::ids::Rid;
 use tessera_packet::manifest::Decision;
-use tessera_packet::types::BioAttribute;
+use tessera_packet::types::{BioAttribute, PacketContent};
 use tessera_packet::wire::{self, OperatorKeyRegistration, PacketStatus, PacketStatusResponse, SyncPage};
 use tessera_server::store::AdjudicationCase;
 
@@ -113,15 +113,20 @@ impl Desk {
     pub fn packet(&self, seq: u32, r: &Resident, decision: Decision) -> (Rid, Vec<u8>) {
         let fingers: Vec<BioAttribute> = CAPTURED.iter().map(|(a, _)| *a).collect();
         let c = flow::content(&self.s.machine_id, seq, r, &fingers);
-        let data = flow::seal_signed(
-            &c,
+        let data = self.seal(&c, decision);
+        (c.rid, data)
+    }
+
+    /// Seals `c` for the server with this desk's station, officer and supervisor sign-offs.
+    pub fn seal(&self, c: &PacketContent, decision: Decision) -> Vec<u8> {
+        flow::seal_signed(
+            c,
             &self.keys,
             &self.s.key,
             &self.officer,
             &self.supervisor,
             decision,
-        );
-        (c.rid, data)
+        )
     }
 
     pub async fn submit(&self, seq: u32, r: &Resident) -> Rid {
@@ -591,14 +596,7 @@ fn plain_packets(d: &Desk, first_seq: u32, n: u32) -> Vec<(Rid, Vec<u8>)> {
                 )
             };
             let c = flow::content(&d.s.machine_id, first_seq + i, &r, &[CAPTURED[0].0]);
-            let data = flow::seal_signed(
-                &c,
-                &d.keys,
-                &d.s.key,
-                &d.officer,
-                &d.supervisor,
-                Decision::Approved,
-            );
+            let data = d.seal(&c, Decision::Approved);
             (c.rid, data)
         })
         .collect()

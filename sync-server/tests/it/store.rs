@@ -483,22 +483,34 @@ async fn sqlite_legacy_uin_pool_is_converted() {
     legacy_pool_converts_once(&s).await;
 }
 
-#[tokio::test]
-async fn postgres_legacy_uin_pool_is_converted() {
-    let Some((probe, schema)) = pg_store().await else {
-        return;
-    };
+/// A fresh schema migrated only up to `version`, and a plain client to write rows as a server of that version
+/// did (close it with `drop(client); let _ = task.await;`). `None` when PostgreSQL is not configured.
+async fn pg_schema_at_version(
+    version: i64,
+) -> Option<(
+    String,
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+)> {
+    let (probe, schema) = pg_store().await?;
     drop(probe);
     drop_schema(&schema).await;
     drop(
-        PgStore::connect_at_version(&pg_url(), 2, Some(&schema), 3)
+        PgStore::connect_at_version(&pg_url(), 2, Some(&schema), version)
             .await
             .unwrap(),
     );
     let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
         .await
         .unwrap();
-    let task = tokio::spawn(conn);
+    Some((schema, client, tokio::spawn(conn)))
+}
+
+#[tokio::test]
+async fn postgres_legacy_uin_pool_is_converted() {
+    let Some((schema, client, task)) = pg_schema_at_version(3).await else {
+        return;
+    };
     for (i, u) in LEGACY_FREE.iter().enumerate() {
         client
             .execute(
@@ -668,20 +680,9 @@ async fn sqlite_v5_tables_holding_uins_are_converted() {
 
 #[tokio::test]
 async fn postgres_v5_tables_holding_uins_are_converted() {
-    let Some((probe, schema)) = pg_store().await else {
+    let Some((schema, client, task)) = pg_schema_at_version(5).await else {
         return;
     };
-    drop(probe);
-    drop_schema(&schema).await;
-    drop(
-        PgStore::connect_at_version(&pg_url(), 2, Some(&schema), 5)
-            .await
-            .unwrap(),
-    );
-    let (client, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let task = tokio::spawn(conn);
     client
         .batch_execute(&format!("SET search_path = {schema}"))
         .await

@@ -26,14 +26,7 @@ async fn update_flow(backend: Backend) {
         c.packet_type = PacketType::Update;
         c.meta.uin = Some(uin.parse().unwrap());
         c.meta.changed_groups = groups.iter().map(|g| (*g).to_owned()).collect();
-        let data = flow::seal_signed(
-            &c,
-            &d.keys,
-            &d.s.key,
-            &d.officer,
-            &d.supervisor,
-            Decision::Approved,
-        );
+        let data = d.seal(&c, Decision::Approved);
         (c.rid, data)
     };
 
