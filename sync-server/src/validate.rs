@@ -317,10 +317,7 @@ impl Rules {
     /// data (nothing to check).
     pub fn is_working_day(&self, center: &str, at: i64) -> Option<bool> {
         let cal = self.centers.get(center)?;
-        let day = jiff::Timestamp::from_second(at)
-            .ok()?
-            .to_zoned_datetime(cal.tz.clone())
-            .date();
+        let day = cal.tz.to_datetime(jiff::Timestamp::from_second(at).ok()?).date();
         let local = NaiveDate::from_ymd_opt(i32::from(day.year()), day.month() as u32, day.day() as u32)?;
         if let Some(days) = cal.open_days
             && days.get(local.weekday().num_days_from_monday() as usize) == Some(&false)
