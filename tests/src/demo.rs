@@ -451,47 +451,18 @@ impl Demo<'_> {
         for l in lines {
             note!(self, "{}    {name}: {l}", self.elapsed());
         }
-        if let Some(why) = r.stopped {
+        if let Some(why) = &r.stopped {
             bail!("upload stopped: {why}");
         }
         let mut statuses: Vec<Vec<String>> = rids.iter().map(|_| vec!["RECEIVED".to_owned()]).collect();
         for rid in rids {
             note!(self, "{}    {name}: {rid} status RECEIVED", self.elapsed());
         }
+        // The upload round ends with a status poll: a packet processed that fast is already final in it.
+        self.note_statuses(name, rids, &mut statuses, &r)?;
         self.follow(st, name, |demo, r, st| {
-            for (rid, seen) in rids.iter().zip(statuses.iter_mut()) {
-                for s in r.statuses.iter().filter(|s| &s.rid == rid) {
-                    if seen.last() != Some(&s.to) {
-                        note!(
-                            demo,
-                            "{}    {name}: {rid} status {}{}",
-                            demo.elapsed(),
-                            s.to,
-                            s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
-                        );
-                        seen.push(s.to.clone());
-                        if is_settled(&s.to) {
-                            demo.bar.inc(1);
-                        }
-                    }
-                }
-            }
+            demo.note_statuses(name, rids, &mut statuses, r)?;
             let uploads = st.uploads()?;
-            // A status may reach the station in the upload's own sync round, before this loop follows it:
-            // take the station's record of the server status as well.
-            for (rid, seen) in rids.iter().zip(statuses.iter_mut()) {
-                let known = uploads
-                    .iter()
-                    .find(|u| &u.rid == rid)
-                    .and_then(|u| u.server_status.clone());
-                if let Some(s) = known.filter(|s| seen.last() != Some(s)) {
-                    note!(demo, "{}    {name}: {rid} status {s}", demo.elapsed());
-                    if is_settled(&s) {
-                        demo.bar.inc(1);
-                    }
-                    seen.push(s);
-                }
-            }
             let settled = rids.iter().zip(&statuses).all(|(rid, seen)| {
                 seen.last().is_some_and(|s| s == "QUARANTINED")
                     || uploads.iter().any(|u| {
@@ -502,6 +473,35 @@ impl Demo<'_> {
             Ok(settled.then(|| statuses.clone()))
         })
         .await
+    }
+
+    /// Notes each packet's server statuses in `r` that differ from the last one seen, appending them to
+    /// `statuses` (one list per RID of `rids`), and counts the settled ones on the progress bar.
+    fn note_statuses(
+        &mut self,
+        name: &str,
+        rids: &[String],
+        statuses: &mut [Vec<String>],
+        r: &SyncReport,
+    ) -> Result<()> {
+        for (rid, seen) in rids.iter().zip(statuses.iter_mut()) {
+            for s in r.statuses.iter().filter(|s| &s.rid == rid) {
+                if seen.last() != Some(&s.to) {
+                    note!(
+                        self,
+                        "{}    {name}: {rid} status {}{}",
+                        self.elapsed(),
+                        s.to,
+                        s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    );
+                    seen.push(s.to.clone());
+                    if is_settled(&s.to) {
+                        self.bar.inc(1);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Syncs statuses (no master data) every 200 ms and calls `step` after each round, until it returns a value
