@@ -1,7 +1,8 @@
 // Shared E2E harness: a fresh station (demo operators, sample country) served by the real
 // `tessera-station ui` bridge, and headless Debian Chromium driven by playwright-core.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +94,24 @@ export async function startWizard(page, { open, process = null, fra = true }) {
   if (fra) await page.getByRole('checkbox', { name: 'fra' }).check();
   await page.getByRole('button', { name: 'Next' }).click();
   await page.getByTestId('step-title').getByText('Demographics').waitFor();
+}
+
+/**
+ * At the Biometrics step: imports the demo's capture records, goes through the review and the officer's
+ * sign-off, and returns the RID the acknowledgement shows (back on the dashboard).
+ */
+export async function importCapturesAndSign(page) {
+  const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
+  await page.locator('#bio-files').setInputFiles(caps);
+  await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByTestId('review-ready').waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('button', { name: 'Confirm and sign' }).click();
+  const rid = (await page.getByTestId('rid').textContent()).trim();
+  assert.match(rid, /^\d{29}$/);
+  await page.getByRole('button', { name: 'Back to dashboard' }).click();
+  return rid;
 }
 
 /** Fills the demographics of the demo adult (answers-new-adult.json). */

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, initStation, launchBrowser, liveServer, login, simControl, startWizard, startBridge, verhoeffUin } from './harness.mjs';
+import { DEMO, OFFICER, SUPERVISOR, UI, cleanup, fillDemographics, importCapturesAndSign, initStation, launchBrowser, liveServer, login, simControl, startWizard, startBridge, verhoeffUin } from './harness.mjs';
 
 const results = [];
 const pages = [];
@@ -129,16 +129,7 @@ try {
     await page.waitForFunction(() => (document.querySelector('[data-testid="docprev-img-proofOfIdentity"]')?.naturalWidth ?? 0) > 0);
     await page.getByRole('button', { name: 'Next' }).click();
     await page.getByTestId('step-title').getByText('Biometrics').waitFor();
-    const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
-    await page.locator('#bio-files').setInputFiles(caps);
-    await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('review-ready').waitFor();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('button', { name: 'Confirm and sign' }).click();
-    rid = (await page.getByTestId('rid').textContent()).trim();
-    assert.match(rid, /^\d{29}$/);
-    await page.getByRole('button', { name: 'Back to dashboard' }).click();
+    rid = await importCapturesAndSign(page);
     await page.getByTestId('count-awaiting').getByText('1').waitFor();
   });
 
@@ -240,15 +231,7 @@ try {
     assert.equal(await page.getByTestId('review-ready').count(), 0);
     await page.getByRole('button', { name: 'Back', exact: true }).click();
     await title.getByText('Biometrics').waitFor();
-    const caps = readdirSync(join(DEMO, 'captures')).map((f) => join(DEMO, 'captures', f));
-    await page.locator('#bio-files').setInputFiles(caps);
-    await page.getByTestId('captured').getByText(`${caps.length} captures stored`).waitFor();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByTestId('review-ready').waitFor();
-    await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByRole('button', { name: 'Confirm and sign' }).click();
-    assert.match((await page.getByTestId('rid').textContent()).trim(), /^\d{29}$/);
-    await page.getByRole('button', { name: 'Back to dashboard' }).click();
+    await importCapturesAndSign(page);
     await page.getByTestId('count-awaiting').getByText('1').waitFor();
   });
 
