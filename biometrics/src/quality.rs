@@ -1034,19 +1034,91 @@ pub fn assess(image: &GrayImage) -> Quality {
     }
 }
 
-/// Injected degradation for validating the score (ISO/IEC 29794-1 style): at `level` 0 the image is
-/// unchanged; each level fades the ridges towards the white background by 15 % (light pressure, dry skin),
-/// blurs with a Gaussian of sigma 0.6 x level and adds uniform noise of standard deviation 4 x level
-/// (deterministic). Levels 0-5 are the evaluation's (test `real_prints_fall_with_injected_degradation`).
+/// One injected degradation, per level: how much contrast is taken away (towards white or about the image's
+/// mean grey level), how much blur and how much noise. [`degrade_with`] applies `level` times each amount.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Degradation {
+    /// Share of the ridges' darkness faded towards the white background per level (dry skin, light pressure).
+    pub fade_white: f32,
+    /// Share of the contrast taken away per level about the image's mean grey level (a low-contrast capture
+    /// whose mean brightness does not change).
+    pub contrast_mean: f32,
+    /// Gaussian blur sigma (pixels) per level.
+    pub blur_sigma: f32,
+    /// Standard deviation of uniform noise (grey levels) per level.
+    pub noise_sd: f32,
+}
+
+impl Degradation {
+    /// Protocol A, [`degrade`]: fading towards white 15 %, blur 0.6 px and noise 4 grey levels per level.
+    pub const PROTOCOL_A: Self = Self {
+        fade_white: 0.15,
+        contrast_mean: 0.0,
+        blur_sigma: 0.6,
+        noise_sd: 4.0,
+    };
+    /// Protocol B (evaluation only, `examples/quality_degrade.rs`): as A, but the contrast is reduced about the image's mean grey level instead
+    /// of towards white, so that a level changes the print's contrast, sharpness and noise without also moving
+    /// its mean brightness, which NFIQ 2 scores in its own right.
+    pub const PROTOCOL_B: Self = Self {
+        fade_white: 0.0,
+        contrast_mean: 0.15,
+        blur_sigma: 0.6,
+        noise_sd: 4.0,
+    };
+    /// Fading towards white alone (protocol A's first component).
+    pub const FADE_ONLY: Self = Self {
+        fade_white: 0.15,
+        contrast_mean: 0.0,
+        blur_sigma: 0.0,
+        noise_sd: 0.0,
+    };
+    /// Contrast about the mean alone (protocol B's first component).
+    pub const CONTRAST_ONLY: Self = Self {
+        fade_white: 0.0,
+        contrast_mean: 0.15,
+        blur_sigma: 0.0,
+        noise_sd: 0.0,
+    };
+    /// Blur alone.
+    pub const BLUR_ONLY: Self = Self {
+        fade_white: 0.0,
+        contrast_mean: 0.0,
+        blur_sigma: 0.6,
+        noise_sd: 0.0,
+    };
+    /// Noise alone.
+    pub const NOISE_ONLY: Self = Self {
+        fade_white: 0.0,
+        contrast_mean: 0.0,
+        blur_sigma: 0.0,
+        noise_sd: 4.0,
+    };
+}
+
+/// Injected degradation for validating the score (ISO/IEC 29794-1 style), protocol A
+/// ([`Degradation::PROTOCOL_A`]): at `level` 0 the image is unchanged; each level fades the ridges towards
+/// the white background by 15 % (light pressure, dry skin), blurs with a Gaussian of sigma 0.6 x level and
+/// adds uniform noise of standard deviation 4 x level (deterministic). Levels 0-5 are the evaluation's (test
+/// `real_prints_fall_with_injected_degradation`).
 pub fn degrade(img: &GrayImage, level: u32) -> GrayImage {
+    degrade_with(img, level, &Degradation::PROTOCOL_A)
+}
+
+/// Applies `level` times each amount of `d`: contrast (towards white, then about the mean), then blur, then
+/// noise (deterministic per level). Level 0 returns the image unchanged.
+pub fn degrade_with(img: &GrayImage, level: u32, d: &Degradation) -> GrayImage {
     let l = level as f32;
-    let contrast = (1.0 - 0.15 * l).max(0.0);
-    let sigma = 4.0 * l;
-    let blurred = if level >= 1 {
-        image::imageops::blur(img, 0.6 * l)
+    let fade = (1.0 - d.fade_white * l).max(0.0);
+    let contrast = (1.0 - d.contrast_mean * l).max(0.0);
+    let sigma = d.noise_sd * l;
+    let blurred = if level >= 1 && d.blur_sigma > 0.0 {
+        image::imageops::blur(img, d.blur_sigma * l)
     } else {
         img.clone()
     };
+    let n = (u64::from(img.width()) * u64::from(img.height())).max(1);
+    let mean = img.pixels().map(|p| u64::from(p.0[0])).sum::<u64>() as f32 / n as f32;
     let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(level);
     GrayImage::from_fn(img.width(), img.height(), |x, y| {
         state ^= state << 13;
@@ -1060,7 +1132,13 @@ pub fn degrade(img: &GrayImage, level: u32) -> GrayImage {
             .first()
             .copied()
             .map_or(255.0, f32::from);
-        image::Luma([(255.0 - (255.0 - v) * contrast + noise).clamp(0.0, 255.0) as u8])
+        let faded = 255.0 - (255.0 - v) * fade;
+        let v = if d.contrast_mean > 0.0 {
+            mean + (faded - mean) * contrast
+        } else {
+            faded
+        };
+        image::Luma([(v + noise).clamp(0.0, 255.0) as u8])
     })
 }
 
@@ -1074,6 +1152,28 @@ mod tests {
         let m = models().unwrap();
         assert_eq!(m.tree_off.len(), 100);
         assert_eq!(m.var.len(), m.thr.len());
+    }
+
+    #[test]
+    fn contrast_about_the_mean_keeps_the_mean() {
+        let img = GrayImage::from_fn(120, 120, |x, y| {
+            image::Luma([if (x / 4 + y / 7) % 2 == 0 { 40 } else { 220 }])
+        });
+        let stats = |i: &GrayImage| {
+            let v: Vec<f32> = i.pixels().map(|p| f32::from(p.0[0])).collect();
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32).sqrt();
+            (m, sd)
+        };
+        let (m0, sd0) = stats(&img);
+        let (m2, sd2) = stats(&degrade_with(&img, 2, &Degradation::CONTRAST_ONLY));
+        assert!((m2 - m0).abs() < 1.0, "mean {m0} -> {m2}");
+        assert!((sd2 / sd0 - 0.7).abs() < 0.01, "sd {sd0} -> {sd2}");
+        // Fading towards white brightens the image instead.
+        let (mf, _) = stats(&degrade_with(&img, 2, &Degradation::FADE_ONLY));
+        assert!(mf > m0 + 20.0, "mean {m0} -> {mf}");
+        assert_eq!(degrade_with(&img, 0, &Degradation::PROTOCOL_B), img);
+        assert_eq!(degrade(&img, 3), degrade_with(&img, 3, &Degradation::PROTOCOL_A));
     }
 
     #[test]

@@ -68,7 +68,9 @@ fn real_prints_fall_with_injected_degradation() {
     // all three, exactly as in the reference implementation (afis 1.2.7 gives the same scores on the same
     // files, see docs/biometrics.md); since features are clamped to the model's training range the strong
     // levels no longer rebound. Asserted: each print's three strongest levels score below its clean image,
-    // the last two levels are the lowest, each rho <= -0.7 and the mean <= -0.75.
+    // the last two levels are the lowest, each rho <= -0.7 and the mean <= -0.75. Level 1 does not lower these
+    // prints' utility either (they match their mate better after it, `examples/quality_utility.rs`), so the
+    // miss is kept and documented rather than fitted away (docs/biometrics.md, "Is the target the right test?").
     let levels: Vec<f32> = (0..6).map(|l| l as f32).collect();
     let mut rhos = Vec::new();
     for (name, _) in REFERENCE {
