@@ -144,6 +144,11 @@ pub struct SearchOptions {
     /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive);
     /// `None` (the default) takes [`auto_penetration`] of the probe's number of fingers.
     pub penetration: Option<f64>,
+    /// Share of the gallery's persons that the histogram scan passes to the coarse re-ranking step (the
+    /// cascade, see the module docs), which passes the best `penetration` share of them on; a share not
+    /// above the penetration skips the step. `None` (the default) takes [`auto_coarse_share`] of the
+    /// probe's number of fingers.
+    pub coarse_share: Option<f64>,
     /// The index stage passes at least this many persons (small galleries are searched exhaustively).
     pub min_shortlist: usize,
 }
@@ -152,8 +157,24 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             penetration: None,
+            coarse_share: None,
             min_shortlist: 200,
         }
+    }
+}
+
+impl SearchOptions {
+    /// Persons passed to the full matcher and to the coarse step for a probe of `fingers` fingers in a
+    /// gallery of `live` persons: `(shortlist, coarse)`; the coarse step runs when `coarse > shortlist`.
+    fn lengths(&self, fingers: usize, live: usize, top_k: usize) -> (usize, usize) {
+        let share = |s: f64| (s.clamp(0.0, 1.0) * live as f64).ceil() as usize;
+        let penetration = self.penetration.unwrap_or_else(|| auto_penetration(fingers));
+        let shortlist = share(penetration)
+            .max(self.min_shortlist)
+            .max(top_k)
+            .min(live);
+        let coarse = share(self.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers))).min(live);
+        (shortlist, coarse)
     }
 }
 
@@ -179,6 +200,8 @@ pub struct SearchStats {
     pub match_time: std::time::Duration,
     /// Live persons in the gallery.
     pub persons: usize,
+    /// Persons the coarse step re-ranked (0 when it did not run); its time counts in `index_time`.
+    pub coarse_scored: usize,
     /// Persons passed to the full matcher.
     pub shortlisted: usize,
     /// 1:1 finger comparisons made.
@@ -1015,11 +1038,31 @@ fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
 /// pass a lower [`SearchOptions::penetration`].
 pub fn auto_penetration(fingers: usize) -> f64 {
     match fingers {
-        0 | 1 => 0.2,
-        2 => 0.1,
+        0 | 1 => 0.05,
+        2 => 0.02,
         3 => 0.01,
         4..=6 => 0.005,
         _ => 0.0025,
+    }
+}
+
+/// The share of persons [`SearchOptions::default`] passes from the histogram scan to the coarse step, for a
+/// probe of `fingers` fingers (0: no coarse step).
+pub fn auto_coarse_share(fingers: usize) -> f64 {
+    match fingers {
+        0 | 1 => 0.2,
+        2 => 0.1,
+        _ => 0.0,
+    }
+}
+
+/// Keeps the `len` best-scored entries of `v` (in no particular order).
+fn top_by_score(v: &mut Vec<(f32, u32)>, len: usize) {
+    if len == 0 {
+        v.clear();
+    } else if len < v.len() {
+        v.select_nth_unstable_by(len - 1, |a, b| b.0.total_cmp(&a.0));
+        v.truncate(len);
     }
 }
 
@@ -1416,6 +1459,62 @@ impl Gallery {
         )
     }
 
+    /// Coarse-step scores ([`mcc::Matcher::coarse_ref`] summed over the shared finger positions) of the
+    /// persons of `list`: `(score, person index)`.
+    fn coarse_votes(&self, probe: &Probe, matchers: &[mcc::Matcher], list: &[(f32, u32)]) -> Vec<(f32, u32)> {
+        let slot_of = Self::probe_slots(probe);
+        list.par_iter()
+            .map_init(
+                || matchers.to_vec(),
+                |ms, &(_, i)| {
+                    let mut v = 0.0;
+                    if let Some(p) = self.persons.get(i as usize) {
+                        self.for_each_finger(p, |f| {
+                            let slot = slot_of.get(usize::from(f.position_code())).copied();
+                            if let Some(m) = slot.and_then(|s| ms.get_mut(s)) {
+                                v += m.coarse_ref(f.template());
+                            }
+                        });
+                    }
+                    (v, i)
+                },
+            )
+            .collect()
+    }
+
+    /// Where the whole index stage (histogram scan, then the coarse step when `opts` makes it run) ranks
+    /// `person` for this probe (0 = first; ties count against it), or `None` when the person is not in the
+    /// gallery. The persons the histogram scan passes to the coarse step come first, in coarse-score order,
+    /// then the others in histogram order; the mate reaches the full matcher at any penetration whose
+    /// shortlist is longer than this rank. An evaluation aid, like [`Gallery::index_rank`].
+    pub fn cascade_rank(&self, probe: &Probe, person: &str, opts: &SearchOptions) -> Option<usize> {
+        let &target = self.by_id.get(person)?;
+        let mut all = self.index_votes(probe);
+        let mine = all.iter().find(|(_, i)| *i as usize == target)?.0;
+        let rank = all
+            .iter()
+            .filter(|(v, i)| *v >= mine && *i as usize != target)
+            .count();
+        let (_, coarse_len) = opts.lengths(probe.len(), self.live, 1);
+        if rank >= coarse_len {
+            return Some(rank);
+        }
+        top_by_score(&mut all, coarse_len);
+        let matchers: Vec<mcc::Matcher> = probe
+            .fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect();
+        let coarse = self.coarse_votes(probe, &matchers, &all);
+        let mine = coarse.iter().find(|(_, i)| *i as usize == target)?.0;
+        Some(
+            coarse
+                .iter()
+                .filter(|(v, i)| *v >= mine && *i as usize != target)
+                .count(),
+        )
+    }
+
     /// Searches (see the module docs) and reports what the search did.
     pub fn search_with(
         &self,
@@ -1439,11 +1538,12 @@ impl Gallery {
         };
         // Index stage.
         let t_index = std::time::Instant::now();
-        let penetration = opts.penetration.unwrap_or_else(|| auto_penetration(probe.len()));
-        let shortlist_len = ((penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
-            .max(opts.min_shortlist)
-            .max(top_k)
-            .min(self.live);
+        let (shortlist_len, coarse_len) = opts.lengths(probe.len(), self.live, top_k);
+        let matchers: Vec<mcc::Matcher> = probe
+            .fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect();
         let shortlist: Vec<(f32, u32)> = if shortlist_len >= self.live {
             self.persons
                 .iter()
@@ -1453,19 +1553,18 @@ impl Gallery {
                 .collect()
         } else {
             let mut all = self.index_votes(probe);
-            all.select_nth_unstable_by(shortlist_len - 1, |a, b| b.0.total_cmp(&a.0));
-            all.truncate(shortlist_len);
+            if coarse_len > shortlist_len {
+                top_by_score(&mut all, coarse_len);
+                stats.coarse_scored = all.len();
+                all = self.coarse_votes(probe, &matchers, &all);
+            }
+            top_by_score(&mut all, shortlist_len);
             all
         };
         stats.shortlisted = shortlist.len();
         stats.index_time = t_index.elapsed();
         // Match stage.
         let t_match = std::time::Instant::now();
-        let matchers: Vec<mcc::Matcher> = probe
-            .fingers
-            .iter()
-            .map(|f| mcc::Matcher::new(f.template.clone()))
-            .collect();
         let results: Vec<(Candidate, usize)> = shortlist
             .into_par_iter()
             .map_init(
