@@ -26,10 +26,16 @@
 //! compact signatures stored apart from the templates, and needs no posting lists, so inserts and deletes
 //! stay trivial. (Earlier layouts used a Bloom-style set of quantised pair keys, which lost most mates of
 //! poor captures: a key breaks when one angle crosses a bin edge; MCC-LSH keys on our 384-bit cylinders ranked
-//! mates worse still. See `docs/biometrics-evaluation.md`.) (2) *Match stage*: only the best
+//! mates worse still. See `docs/biometrics-evaluation.md`.) For probes of one or two fingers the index stage
+//! is a cascade: the histogram scan keeps a wider share ([`SearchOptions::coarse_share`], default
+//! [`auto_coarse_share`]: 20 % and 10 %), and a coarse MCC comparison ([`mcc::Matcher::coarse_ref`]: the
+//! candidate's 24 cylinders nearest its centre against all of the probe's, the same bit-plane local
+//! similarities as the full matcher, greedy one-to-one pairs, no relaxation; about a third of a full
+//! comparison) re-ranks them, its scores summed over the shared finger positions: poor single captures rank
+//! their mates far better by cylinders than by pair histograms. (2) *Match stage*: only the best
 //! [`SearchOptions::penetration`] share of persons (default by the number of probe fingers,
-//! [`auto_penetration`]) is compared with the full MCC matcher, finger by finger (same positions), and the
-//! finger scores are fused per person with
+//! [`auto_penetration`]: 5 % and 2 % for one and two fingers) is compared with the full MCC matcher, finger
+//! by finger (same positions), and the finger scores are fused per person with
 //! [`calibration::fuse`] (Fisher's method on the calibrated per-finger FMRs, guarded by the best finger).
 //! Candidates are ranked by the fused score `-log10(person FMR estimate)`. Both stages run in parallel
 //! with rayon.
@@ -1026,16 +1032,18 @@ fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
 ///
 /// | probe fingers | 1 | 2 | 3 | 4-6 | 7-10 |
 /// |---|---|---|---|---|---|
-/// | penetration | 20 % | 10 % | 1 % | 0.5 % | 0.25 % |
+/// | histogram scan keeps for the coarse step ([`auto_coarse_share`]) | 20 % | 10 % | - | - | - |
+/// | penetration (share passed to the full matcher) | 5 % | 2 % | 1 % | 0.5 % | 0.25 % |
 ///
 /// Chosen on tuning persons (10,000-person galleries, ids 40,000,000+ standard and 41,000,000+ hard, 300
-/// mated searches, `tessera-bio identify`) as the smallest share whose FNIR loss against an exhaustive search
-/// is at most 0.5 points on both capture profiles. The standard profile needs far less (no mate lost at
-/// 0.25 % even with one finger); the poor captures of the hard profile set the one- and two-finger shares,
-/// which **exceed the 5 % target**: at 5 % the hard profile loses up to 4.7 points with one finger and 1.0
-/// with two. Their cost stays within the search budget: 20,000 finger comparisons at 100,000 persons, as
-/// many as a ten-finger search at 2 % (`docs/benchmarks.md`). Callers that know their captures are good may
-/// pass a lower [`SearchOptions::penetration`].
+/// mated searches, `tessera-bio identify`) as shares whose FNIR loss against an exhaustive search is at most
+/// 0.5 points on both capture profiles. The standard profile needs far less (no mate lost at 0.25 % even with
+/// one finger); the poor captures of the hard profile set the one- and two-finger shares. Without the coarse
+/// step they needed 20 % and 10 % (at 5 % the hard profile lost 4.7 points with one finger and 1.0 with two);
+/// with it, one finger at 5 % loses 0.33 points (one mate, which the histogram scan already ranks out of its
+/// 20 %) and two fingers lose nothing from 1 % (2 % taken for a margin). Held-out figures:
+/// `docs/biometrics-evaluation.md`. Callers that know their captures are good may pass a lower
+/// [`SearchOptions::penetration`].
 pub fn auto_penetration(fingers: usize) -> f64 {
     match fingers {
         0 | 1 => 0.05,
@@ -1047,7 +1055,9 @@ pub fn auto_penetration(fingers: usize) -> f64 {
 }
 
 /// The share of persons [`SearchOptions::default`] passes from the histogram scan to the coarse step, for a
-/// probe of `fingers` fingers (0: no coarse step).
+/// probe of `fingers` fingers (0: no coarse step; see [`auto_penetration`]). One and two fingers only: from
+/// three fingers the histogram scan alone meets the penetration target. The shares are the old histogram-only
+/// defaults, so the cascade keeps every mate that they kept.
 pub fn auto_coarse_share(fingers: usize) -> f64 {
     match fingers {
         0 | 1 => 0.2,
