@@ -175,10 +175,7 @@ impl SearchOptions {
     fn lengths(&self, fingers: usize, live: usize, top_k: usize) -> (usize, usize) {
         let share = |s: f64| (s.clamp(0.0, 1.0) * live as f64).ceil() as usize;
         let penetration = self.penetration.unwrap_or_else(|| auto_penetration(fingers));
-        let shortlist = share(penetration)
-            .max(self.min_shortlist)
-            .max(top_k)
-            .min(live);
+        let shortlist = share(penetration).max(self.min_shortlist).max(top_k).min(live);
         let coarse = share(self.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers))).min(live);
         (shortlist, coarse)
     }

@@ -13,7 +13,9 @@
 //!   gallery of N synthetic persons and runs an open-set 1:N evaluation: FNIR at FPIR 1 % and 0.1 %, rank-1,
 //!   index penetration and misses, the mate's index rank, the index's FNIR loss against an exhaustive search
 //!   per penetration (mates it ranks out of the shortlist that an exhaustive search finds), search latency
-//!   p50/p99. `--source extracted`
+//!   p50/p99. With a coarse step (one or two probe fingers by default; `--coarse-share`) it states the share
+//!   the histogram scan passes to it and the share passed on to the full matcher, and reports the mates'
+//!   ranks and misses for the whole index stage and for the histogram scan alone. `--source extracted`
 //!   renders the fingers and extracts their minutiae instead of using the fast minutiae-level generator.
 #![allow(
     clippy::print_stdout,
@@ -454,7 +456,9 @@ fn identify(
         println!("index stage: histogram scan only (no coarse step)");
     }
     let coarse_share = opts.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers));
-    let coarse_len = g.len().min((coarse_share.clamp(0.0, 1.0) * g.len() as f64).ceil() as usize);
+    let coarse_len = g
+        .len()
+        .min((coarse_share.clamp(0.0, 1.0) * g.len() as f64).ceil() as usize);
     let misses_line = |ranks: &[usize]| {
         shares
             .iter()
@@ -466,7 +470,10 @@ fn identify(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    for (label, ranks) in [("whole index stage", &mut index_ranks), ("histogram scan alone", &mut hist_ranks)] {
+    for (label, ranks) in [
+        ("whole index stage", &mut index_ranks),
+        ("histogram scan alone", &mut hist_ranks),
+    ] {
         ranks.sort_unstable();
         let rank_at = |q: f64| {
             ranks
@@ -488,7 +495,10 @@ fn identify(
             pct(coarse_len),
             misses_line(&index_ranks)
         );
-        println!("index misses of the histogram scan alone at penetration {}", misses_line(&hist_ranks));
+        println!(
+            "index misses of the histogram scan alone at penetration {}",
+            misses_line(&hist_ranks)
+        );
     } else {
         println!("index misses at penetration {}", misses_line(&index_ranks));
     }

@@ -109,7 +109,10 @@ fn coarse_step_ranks_hard_mates_above_the_histogram_scan() {
     let dir = tempfile::tempdir().unwrap();
     let hard = |id: u64, imp: u32| -> Fingers {
         let p = SyntheticPerson::with_profile(id, Profile::Hard);
-        vec![(FingerPosition::RightIndex, p.finger_minutiae(FingerPosition::RightIndex, imp))]
+        vec![(
+            FingerPosition::RightIndex,
+            p.finger_minutiae(FingerPosition::RightIndex, imp),
+        )]
     };
     let mut g = Gallery::create(dir.path().join("g.tgal")).unwrap();
     let batch: Vec<(String, Fingers)> = (0..500).map(|i| (person_id(i), hard(12_000 + i, 0))).collect();
