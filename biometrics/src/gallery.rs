@@ -26,10 +26,16 @@
 //! compact signatures stored apart from the templates, and needs no posting lists, so inserts and deletes
 //! stay trivial. (Earlier layouts used a Bloom-style set of quantised pair keys, which lost most mates of
 //! poor captures: a key breaks when one angle crosses a bin edge; MCC-LSH keys on our 384-bit cylinders ranked
-//! mates worse still. See `docs/biometrics-evaluation.md`.) (2) *Match stage*: only the best
+//! mates worse still. See `docs/biometrics-evaluation.md`.) For probes of one or two fingers the index stage
+//! is a cascade: the histogram scan keeps a wider share ([`SearchOptions::coarse_share`], default
+//! [`auto_coarse_share`]: 20 % and 10 %), and a coarse MCC comparison ([`mcc::Matcher::coarse_ref`]: the
+//! candidate's 24 cylinders nearest its centre against all of the probe's, the same bit-plane local
+//! similarities as the full matcher, greedy one-to-one pairs, no relaxation; about a third of a full
+//! comparison) re-ranks them, its scores summed over the shared finger positions: poor single captures rank
+//! their mates far better by cylinders than by pair histograms. (2) *Match stage*: only the best
 //! [`SearchOptions::penetration`] share of persons (default by the number of probe fingers,
-//! [`auto_penetration`]) is compared with the full MCC matcher, finger by finger (same positions), and the
-//! finger scores are fused per person with
+//! [`auto_penetration`]: 5 % and 2 % for one and two fingers) is compared with the full MCC matcher, finger
+//! by finger (same positions), and the finger scores are fused per person with
 //! [`calibration::fuse`] (Fisher's method on the calibrated per-finger FMRs, guarded by the best finger).
 //! Candidates are ranked by the fused score `-log10(person FMR estimate)`. Both stages run in parallel
 //! with rayon.
@@ -144,6 +150,11 @@ pub struct SearchOptions {
     /// Share of the gallery's persons that the index stage passes to the full matcher (0-1; 1 = exhaustive);
     /// `None` (the default) takes [`auto_penetration`] of the probe's number of fingers.
     pub penetration: Option<f64>,
+    /// Share of the gallery's persons that the histogram scan passes to the coarse re-ranking step (the
+    /// cascade, see the module docs), which passes the best `penetration` share of them on; a share not
+    /// above the penetration skips the step. `None` (the default) takes [`auto_coarse_share`] of the
+    /// probe's number of fingers.
+    pub coarse_share: Option<f64>,
     /// The index stage passes at least this many persons (small galleries are searched exhaustively).
     pub min_shortlist: usize,
 }
@@ -152,8 +163,21 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             penetration: None,
+            coarse_share: None,
             min_shortlist: 200,
         }
+    }
+}
+
+impl SearchOptions {
+    /// Persons passed to the full matcher and to the coarse step for a probe of `fingers` fingers in a
+    /// gallery of `live` persons: `(shortlist, coarse)`; the coarse step runs when `coarse > shortlist`.
+    fn lengths(&self, fingers: usize, live: usize, top_k: usize) -> (usize, usize) {
+        let share = |s: f64| (s.clamp(0.0, 1.0) * live as f64).ceil() as usize;
+        let penetration = self.penetration.unwrap_or_else(|| auto_penetration(fingers));
+        let shortlist = share(penetration).max(self.min_shortlist).max(top_k).min(live);
+        let coarse = share(self.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers))).min(live);
+        (shortlist, coarse)
     }
 }
 
@@ -179,6 +203,8 @@ pub struct SearchStats {
     pub match_time: std::time::Duration,
     /// Live persons in the gallery.
     pub persons: usize,
+    /// Persons the coarse step re-ranked (0 when it did not run); its time counts in `index_time`.
+    pub coarse_scored: usize,
     /// Persons passed to the full matcher.
     pub shortlisted: usize,
     /// 1:1 finger comparisons made.
@@ -1003,23 +1029,47 @@ fn put_words(out: &mut impl Write, words: &[u64]) -> std::io::Result<()> {
 ///
 /// | probe fingers | 1 | 2 | 3 | 4-6 | 7-10 |
 /// |---|---|---|---|---|---|
-/// | penetration | 20 % | 10 % | 1 % | 0.5 % | 0.25 % |
+/// | histogram scan keeps for the coarse step ([`auto_coarse_share`]) | 20 % | 10 % | - | - | - |
+/// | penetration (share passed to the full matcher) | 5 % | 2 % | 1 % | 0.5 % | 0.25 % |
 ///
 /// Chosen on tuning persons (10,000-person galleries, ids 40,000,000+ standard and 41,000,000+ hard, 300
-/// mated searches, `tessera-bio identify`) as the smallest share whose FNIR loss against an exhaustive search
-/// is at most 0.5 points on both capture profiles. The standard profile needs far less (no mate lost at
-/// 0.25 % even with one finger); the poor captures of the hard profile set the one- and two-finger shares,
-/// which **exceed the 5 % target**: at 5 % the hard profile loses up to 4.7 points with one finger and 1.0
-/// with two. Their cost stays within the search budget: 20,000 finger comparisons at 100,000 persons, as
-/// many as a ten-finger search at 2 % (`docs/benchmarks.md`). Callers that know their captures are good may
-/// pass a lower [`SearchOptions::penetration`].
+/// mated searches, `tessera-bio identify`) as shares whose FNIR loss against an exhaustive search is at most
+/// 0.5 points on both capture profiles. The standard profile needs far less (no mate lost at 0.25 % even with
+/// one finger); the poor captures of the hard profile set the one- and two-finger shares. Without the coarse
+/// step they needed 20 % and 10 % (at 5 % the hard profile lost 4.7 points with one finger and 1.0 with two);
+/// with it, one finger at 5 % loses 0.33 points (one mate, which the histogram scan already ranks out of its
+/// 20 %) and two fingers lose nothing from 1 % (2 % taken for a margin). Held-out figures:
+/// `docs/biometrics-evaluation.md`. Callers that know their captures are good may pass a lower
+/// [`SearchOptions::penetration`].
 pub fn auto_penetration(fingers: usize) -> f64 {
     match fingers {
-        0 | 1 => 0.2,
-        2 => 0.1,
+        0 | 1 => 0.05,
+        2 => 0.02,
         3 => 0.01,
         4..=6 => 0.005,
         _ => 0.0025,
+    }
+}
+
+/// The share of persons [`SearchOptions::default`] passes from the histogram scan to the coarse step, for a
+/// probe of `fingers` fingers (0: no coarse step; see [`auto_penetration`]). One and two fingers only: from
+/// three fingers the histogram scan alone meets the penetration target. The shares are the old histogram-only
+/// defaults, so the cascade keeps every mate that they kept.
+pub fn auto_coarse_share(fingers: usize) -> f64 {
+    match fingers {
+        0 | 1 => 0.2,
+        2 => 0.1,
+        _ => 0.0,
+    }
+}
+
+/// Keeps the `len` best-scored entries of `v` (in no particular order).
+fn top_by_score(v: &mut Vec<(f32, u32)>, len: usize) {
+    if len == 0 {
+        v.clear();
+    } else if len < v.len() {
+        v.select_nth_unstable_by(len - 1, |a, b| b.0.total_cmp(&a.0));
+        v.truncate(len);
     }
 }
 
@@ -1416,6 +1466,62 @@ impl Gallery {
         )
     }
 
+    /// Coarse-step scores ([`mcc::Matcher::coarse_ref`] summed over the shared finger positions) of the
+    /// persons of `list`: `(score, person index)`.
+    fn coarse_votes(&self, probe: &Probe, matchers: &[mcc::Matcher], list: &[(f32, u32)]) -> Vec<(f32, u32)> {
+        let slot_of = Self::probe_slots(probe);
+        list.par_iter()
+            .map_init(
+                || matchers.to_vec(),
+                |ms, &(_, i)| {
+                    let mut v = 0.0;
+                    if let Some(p) = self.persons.get(i as usize) {
+                        self.for_each_finger(p, |f| {
+                            let slot = slot_of.get(usize::from(f.position_code())).copied();
+                            if let Some(m) = slot.and_then(|s| ms.get_mut(s)) {
+                                v += m.coarse_ref(f.template());
+                            }
+                        });
+                    }
+                    (v, i)
+                },
+            )
+            .collect()
+    }
+
+    /// Where the whole index stage (histogram scan, then the coarse step when `opts` makes it run) ranks
+    /// `person` for this probe (0 = first; ties count against it), or `None` when the person is not in the
+    /// gallery. The persons the histogram scan passes to the coarse step come first, in coarse-score order,
+    /// then the others in histogram order; the mate reaches the full matcher at any penetration whose
+    /// shortlist is longer than this rank. An evaluation aid, like [`Gallery::index_rank`].
+    pub fn cascade_rank(&self, probe: &Probe, person: &str, opts: &SearchOptions) -> Option<usize> {
+        let &target = self.by_id.get(person)?;
+        let mut all = self.index_votes(probe);
+        let mine = all.iter().find(|(_, i)| *i as usize == target)?.0;
+        let rank = all
+            .iter()
+            .filter(|(v, i)| *v >= mine && *i as usize != target)
+            .count();
+        let (_, coarse_len) = opts.lengths(probe.len(), self.live, 1);
+        if rank >= coarse_len {
+            return Some(rank);
+        }
+        top_by_score(&mut all, coarse_len);
+        let matchers: Vec<mcc::Matcher> = probe
+            .fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect();
+        let coarse = self.coarse_votes(probe, &matchers, &all);
+        let mine = coarse.iter().find(|(_, i)| *i as usize == target)?.0;
+        Some(
+            coarse
+                .iter()
+                .filter(|(v, i)| *v >= mine && *i as usize != target)
+                .count(),
+        )
+    }
+
     /// Searches (see the module docs) and reports what the search did.
     pub fn search_with(
         &self,
@@ -1439,11 +1545,12 @@ impl Gallery {
         };
         // Index stage.
         let t_index = std::time::Instant::now();
-        let penetration = opts.penetration.unwrap_or_else(|| auto_penetration(probe.len()));
-        let shortlist_len = ((penetration.clamp(0.0, 1.0) * self.live as f64).ceil() as usize)
-            .max(opts.min_shortlist)
-            .max(top_k)
-            .min(self.live);
+        let (shortlist_len, coarse_len) = opts.lengths(probe.len(), self.live, top_k);
+        let matchers: Vec<mcc::Matcher> = probe
+            .fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect();
         let shortlist: Vec<(f32, u32)> = if shortlist_len >= self.live {
             self.persons
                 .iter()
@@ -1453,19 +1560,18 @@ impl Gallery {
                 .collect()
         } else {
             let mut all = self.index_votes(probe);
-            all.select_nth_unstable_by(shortlist_len - 1, |a, b| b.0.total_cmp(&a.0));
-            all.truncate(shortlist_len);
+            if coarse_len > shortlist_len {
+                top_by_score(&mut all, coarse_len);
+                stats.coarse_scored = all.len();
+                all = self.coarse_votes(probe, &matchers, &all);
+            }
+            top_by_score(&mut all, shortlist_len);
             all
         };
         stats.shortlisted = shortlist.len();
         stats.index_time = t_index.elapsed();
         // Match stage.
         let t_match = std::time::Instant::now();
-        let matchers: Vec<mcc::Matcher> = probe
-            .fingers
-            .iter()
-            .map(|f| mcc::Matcher::new(f.template.clone()))
-            .collect();
         let results: Vec<(Candidate, usize)> = shortlist
             .into_par_iter()
             .map_init(

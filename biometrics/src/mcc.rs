@@ -47,6 +47,12 @@ pub const MAX_MINUTIAE: usize = 64;
 /// At most this many one-to-one pairs enter the relaxation (its cost is quadratic).
 pub const MAX_RELAX_PAIRS: usize = 20;
 
+/// Candidate cylinders the coarse comparison ([`Matcher::coarse_ref`]) compares: those nearest the centre
+/// of the candidate's minutiae.
+pub const COARSE_CYLINDERS: usize = 24;
+/// One-to-one pairs the coarse score averages.
+pub const COARSE_PAIRS: usize = 8;
+
 /// Spatial cells that lie inside the cylinder's circle (bit `i * NS + j`).
 pub const CIRCLE: u64 = circle_mask();
 
@@ -523,6 +529,39 @@ fn cyl_similarity(a: &Cyl, b: &Cyl, sq: &SqrtTable) -> f32 {
     }
 }
 
+/// Indices of the `k` (1 or more) cylinders of `cand` (its first `nb`) nearest the mean of their points,
+/// into `out`; returns how many (all of them when there are no more).
+fn central_cylinders(cand: TemplateRef<'_>, nb: usize, k: usize, out: &mut [u8; MAX_MINUTIAE]) -> usize {
+    let mut pts = [(0f32, 0f32); MAX_MINUTIAE];
+    let mut n = 0usize;
+    let (mut sx, mut sy) = (0f32, 0f32);
+    for (slot, &p) in pts.iter_mut().zip(cand.pts.iter().take(nb)) {
+        let x = f32::from(p as u16 as i16);
+        let y = f32::from((p >> 16) as u16 as i16);
+        *slot = (x, y);
+        sx += x;
+        sy += y;
+        n += 1;
+    }
+    for (k, o) in out.iter_mut().enumerate().take(n) {
+        *o = k as u8;
+    }
+    if n <= k {
+        return n;
+    }
+    let (cx, cy) = (sx / n as f32, sy / n as f32);
+    let mut d2 = [(0f32, 0u8); MAX_MINUTIAE];
+    for (k, (slot, &(x, y))) in d2.iter_mut().zip(&pts).enumerate().take(n) {
+        *slot = ((x - cx) * (x - cx) + (y - cy) * (y - cy), k as u8);
+    }
+    let d = d2.get_mut(..n).unwrap_or(&mut []);
+    d.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    for (o, &(_, j)) in out.iter_mut().zip(d.iter()).take(k) {
+        *o = j;
+    }
+    k
+}
+
 /// Keeps the `keep` largest values of `v`, sorted in descending order (the values are distinct packed
 /// similarities). A 256-bin histogram of the top byte finds the cut, so only the survivors are sorted.
 fn top_descending(v: &mut Vec<u32>, keep: usize) {
@@ -705,19 +744,56 @@ impl Matcher {
         if na < 2 || nb < 2 {
             return 0.0;
         }
-        self.sims.clear();
+        self.local_sims(cand, 0..nb);
+        self.pair_and_relax(na, nb, cand)
+    }
+
+    /// A coarse similarity in [0, 1] for re-ranking many candidates before the full comparison (the 1:N
+    /// index's cascade, [`crate::gallery`]): only the candidate's [`COARSE_CYLINDERS`] cylinders nearest
+    /// the centre of its minutiae are compared with the probe's (the same local similarities and pairing
+    /// bound as [`Matcher::compare_ref`]), the best one-to-one pairs are taken greedily, and the score is
+    /// the mean similarity of the best [`COARSE_PAIRS`] pairs (missing pairs count 0), without the
+    /// relaxation. About a third of a full comparison's cost (`benches/gallery.rs`).
+    pub fn coarse_ref(&mut self, cand: TemplateRef<'_>) -> f32 {
+        self.coarse_with(cand, COARSE_CYLINDERS, COARSE_PAIRS)
+    }
+
+    /// [`Matcher::coarse_ref`] with other parameters (for tuning): `cylinders` central candidate cylinders
+    /// (at most [`MAX_MINUTIAE`]), the mean of the best `pairs` pairs (at most [`MAX_RELAX_PAIRS`]).
+    #[doc(hidden)]
+    pub fn coarse_with(&mut self, cand: TemplateRef<'_>, cylinders: usize, pairs: usize) -> f32 {
+        let pairs = pairs.clamp(1, MAX_RELAX_PAIRS);
+        let na = self.probe.len();
+        let nb = cand.len().min(MAX_MINUTIAE);
+        if na < 2 || nb < 2 {
+            return 0.0;
+        }
+        let mut sel = [0u8; MAX_MINUTIAE];
+        let k = central_cylinders(cand, nb, cylinders.clamp(1, MAX_MINUTIAE), &mut sel);
+        self.local_sims(cand, sel.iter().take(k).map(|&j| usize::from(j)));
+        self.pair(na, nb, pairs);
+        let total: f32 = self.pairs.iter().map(|p| p.2).sum();
+        (total / pairs as f32).clamp(0.0, 1.0)
+    }
+
+    /// Fills `self.sims` with the packed local similarities (`similarity << 16 | probe index << 8 |
+    /// candidate index`, non-zero ones only) of the candidate cylinders `js` against the probe cylinders
+    /// within the pairing bound.
+    #[inline(always)]
+    fn local_sims(&mut self, cand: TemplateRef<'_>, js: impl Iterator<Item = usize>) {
+        let na = self.probe.len();
         let half = self.ext_dir.get(..na).unwrap_or(&[]);
         let m = u32::from(MAX_ROTATION_U16);
         let mut count = 0usize;
         let sq = sqrt_table();
-        for (j, ((&pb, &vb), bb)) in cand
-            .pts
-            .iter()
-            .zip(cand.valid)
-            .zip(cand.bits.chunks_exact(ND))
-            .enumerate()
-            .take(nb)
-        {
+        for j in js {
+            let (Some(&pb), Some(&vb), Some(bb)) = (
+                cand.pts.get(j),
+                cand.valid.get(j),
+                cand.bits.get(j * ND..(j + 1) * ND),
+            ) else {
+                continue;
+            };
             let mut b = [0u64; ND];
             b.copy_from_slice(bb);
             let c = Cyl::new(b, vb, j as u32);
@@ -740,13 +816,11 @@ impl Matcher {
         }
         self.sims.clear();
         self.sims.extend_from_slice(self.buf.get(..count).unwrap_or(&[]));
-        self.pair_and_relax(na, nb, cand)
     }
 
-    /// Global score from the local similarities in `self.sims`: one-to-one pairs, relaxation, selection.
-    fn pair_and_relax(&mut self, na: usize, nb: usize, cand: TemplateRef<'_>) -> f32 {
-        // One-to-one pairs, best first, from the top candidates only.
-        let nr = na.min(nb).min(MAX_RELAX_PAIRS);
+    /// Up to `nr` one-to-one pairs into `self.pairs`, best local similarity first, taken greedily from the
+    /// top `6 nr` similarities of `self.sims`.
+    fn pair(&mut self, na: usize, nb: usize, nr: usize) {
         let keep = (nr * 6).min(self.sims.len());
         top_descending(&mut self.sims, keep);
         self.used_a.clear();
@@ -774,6 +848,12 @@ impl Matcher {
                 break;
             }
         }
+    }
+
+    /// Global score from the local similarities in `self.sims`: one-to-one pairs, relaxation, selection.
+    fn pair_and_relax(&mut self, na: usize, nb: usize, cand: TemplateRef<'_>) -> f32 {
+        // One-to-one pairs, best first, from the top candidates only.
+        self.pair(na, nb, na.min(nb).min(MAX_RELAX_PAIRS));
         let n = self.pairs.len();
         if n < 2 {
             return 0.0;
@@ -1072,6 +1152,39 @@ mod tests {
             }
         }
         assert_eq!(checked, 120);
+    }
+
+    #[test]
+    fn coarse_score_ranks_a_noisy_impression_above_impostors() {
+        use crate::iso19794_4::FingerPosition;
+        use crate::synth::{Profile, SyntheticPerson};
+        let f = FingerPosition::RightIndex;
+        let gallery: Vec<MccTemplate> = (0..40u64)
+            .map(|i| {
+                let p = SyntheticPerson::with_profile(3_000 + i, Profile::Standard);
+                MccTemplate::new(&p.finger_minutiae(f, 0))
+            })
+            .collect();
+        let mut first = 0;
+        for (i, own) in gallery.iter().enumerate() {
+            let p = SyntheticPerson::with_profile(3_000 + i as u64, Profile::Standard);
+            let mut m = Matcher::new(MccTemplate::new(&p.finger_minutiae(f, 1)));
+            let mate = m.coarse_ref(own.view());
+            let best_impostor = gallery
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| k != i)
+                .map(|(_, t)| m.coarse_ref(t.view()))
+                .fold(0f32, f32::max);
+            first += usize::from(mate > best_impostor);
+            assert!((0.0..=1.0).contains(&mate) && (0.0..=1.0).contains(&best_impostor));
+        }
+        assert!(first >= 38, "mate above every impostor in {first} of 40");
+        // A template against itself: every central cylinder pairs with itself.
+        let mut m = Matcher::new(gallery[0].clone());
+        assert!(m.coarse_ref(gallery[0].view()) > 0.99);
+        // Too few cylinders: 0, as the full comparison.
+        assert_eq!(m.coarse_ref(MccTemplate::default().view()), 0.0);
     }
 
     #[test]

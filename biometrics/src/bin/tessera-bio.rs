@@ -13,7 +13,9 @@
 //!   gallery of N synthetic persons and runs an open-set 1:N evaluation: FNIR at FPIR 1 % and 0.1 %, rank-1,
 //!   index penetration and misses, the mate's index rank, the index's FNIR loss against an exhaustive search
 //!   per penetration (mates it ranks out of the shortlist that an exhaustive search finds), search latency
-//!   p50/p99. `--source extracted`
+//!   p50/p99. With a coarse step (one or two probe fingers by default; `--coarse-share`) it states the share
+//!   the histogram scan passes to it and the share passed on to the full matcher, and reports the mates'
+//!   ranks and misses for the whole index stage and for the histogram scan alone. `--source extracted`
 //!   renders the fingers and extracts their minutiae instead of using the fast minutiae-level generator.
 #![allow(
     clippy::print_stdout,
@@ -31,7 +33,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tessera_biometrics::eval::metrics;
 use tessera_biometrics::extract::extract;
-use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
+use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions, auto_coarse_share};
 use tessera_biometrics::iso19794_4::FingerPosition;
 use tessera_biometrics::mcc::{Matcher, MccTemplate};
 use tessera_biometrics::minutiae::Minutia;
@@ -158,6 +160,11 @@ enum Cmd {
         /// the number of probe fingers (`gallery::auto_penetration`).
         #[arg(long)]
         penetration: Option<f64>,
+        /// Share of persons the histogram scan passes to the coarse re-ranking step (the cascade; a share
+        /// not above the penetration skips it); default: chosen by the number of probe fingers
+        /// (`gallery::auto_coarse_share`).
+        #[arg(long)]
+        coarse_share: Option<f64>,
         /// Gallery file; reused when it already holds `persons` persons.
         #[arg(long)]
         gallery: std::path::PathBuf,
@@ -315,7 +322,7 @@ fn identify(
     fingers: usize,
     p: Profile,
     seed: u64,
-    penetration: Option<f64>,
+    opts: SearchOptions,
     path: &std::path::Path,
     source: SourceArg,
 ) -> anyhow::Result<()> {
@@ -364,16 +371,16 @@ fn identify(
         },
         seed + persons
     );
-    let opts = SearchOptions {
-        penetration,
-        min_shortlist: 1,
-    };
     let top = 10;
     let mut mated_scores = Vec::new(); // (mate score or None, rank-1?)
     let mut nonmated_top = Vec::new();
     let mut lat = Vec::new();
     let mut shortlisted = 0usize;
+    let mut coarse_scored = 0usize;
+    // The whole index stage's rank of each mate (histogram scan, then the coarse step), and the histogram
+    // scan's alone.
     let mut index_ranks = Vec::new();
+    let mut hist_ranks = Vec::new();
     // Index rank and exhaustive-search score of each mate ranked out of the smallest reported shortlist
     // (None: not in the exhaustive top 10 either).
     let mut exhaustive_found: Vec<(usize, Option<f64>)> = Vec::new();
@@ -390,15 +397,18 @@ fn identify(
         let (hits, stats) = g.search_with(&probe, top, &opts);
         lat.push(t.elapsed().as_secs_f64());
         shortlisted = stats.shortlisted;
+        coarse_scored = stats.coarse_scored;
         let want = format!("P{id}");
-        let rank = g.index_rank(&probe, &want).unwrap_or(usize::MAX);
+        let rank = g.cascade_rank(&probe, &want, &opts).unwrap_or(usize::MAX);
         index_ranks.push(rank);
+        hist_ranks.push(g.index_rank(&probe, &want).unwrap_or(usize::MAX));
         let mate = hits.iter().position(|h| h.person == want);
         if rank >= share_len(shares[0]) {
             // The index ranks the mate out of the smallest shortlist reported: what an exhaustive search
             // scores it (for the index's FNIR loss at each penetration).
             let all = SearchOptions {
                 penetration: Some(1.0),
+                coarse_share: None,
                 min_shortlist: 1,
             };
             let (ex, _) = g.search_with(&probe, top, &all);
@@ -431,36 +441,67 @@ fn identify(
     nonmated_top.sort_by(|a, b| b.total_cmp(a));
     let misses = mated_scores.iter().filter(|m| m.0.is_none()).count();
     let rank1 = mated_scores.iter().filter(|m| m.1).count();
+    let pct = |n: usize| 100.0 * n as f64 / g.len().max(1) as f64;
     println!(
         "probes: {mated} mated, {nonmated} non-mated, {fingers} finger(s) each; penetration {:.2} % ({shortlisted} persons to the full matcher)",
-        100.0 * shortlisted as f64 / g.len().max(1) as f64
+        pct(shortlisted)
     );
-    index_ranks.sort_unstable();
-    let rank_at = |q: f64| {
-        index_ranks
-            .get(((index_ranks.len().max(1) - 1) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(0)
-    };
-    println!(
-        "mate's index rank (0 = first): p50 {}, p90 {}, p99 {}, max {}",
-        rank_at(0.5),
-        rank_at(0.9),
-        rank_at(0.99),
-        index_ranks.last().copied().unwrap_or(0)
-    );
-    println!(
-        "index misses at penetration {}",
+    if coarse_scored > 0 {
+        println!(
+            "index stage: the histogram scan passes {:.2} % ({coarse_scored} persons) to the coarse step, which passes {:.2} % ({shortlisted}) to the full matcher",
+            pct(coarse_scored),
+            pct(shortlisted)
+        );
+    } else {
+        println!("index stage: histogram scan only (no coarse step)");
+    }
+    let coarse_share = opts.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers));
+    let coarse_len = g
+        .len()
+        .min((coarse_share.clamp(0.0, 1.0) * g.len() as f64).ceil() as usize);
+    let misses_line = |ranks: &[usize]| {
         shares
             .iter()
             .map(|&sh| {
                 let len = share_len(sh);
-                let miss = index_ranks.iter().filter(|&&r| r >= len).count();
+                let miss = ranks.iter().filter(|&&r| r >= len).count();
                 format!("{} %: {miss}", sh * 100.0)
             })
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    };
+    for (label, ranks) in [
+        ("whole index stage", &mut index_ranks),
+        ("histogram scan alone", &mut hist_ranks),
+    ] {
+        ranks.sort_unstable();
+        let rank_at = |q: f64| {
+            ranks
+                .get(((ranks.len().max(1) - 1) as f64 * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "mate's index rank, {label} (0 = first): p50 {}, p90 {}, p99 {}, max {}",
+            rank_at(0.5),
+            rank_at(0.9),
+            rank_at(0.99),
+            ranks.last().copied().unwrap_or(0)
+        );
+    }
+    if coarse_len > 0 {
+        println!(
+            "index misses at penetration (share to the full matcher; shares below {:.2} % after the coarse step re-ranks the histogram's best {coarse_len}): {}",
+            pct(coarse_len),
+            misses_line(&index_ranks)
+        );
+        println!(
+            "index misses of the histogram scan alone at penetration {}",
+            misses_line(&hist_ranks)
+        );
+    } else {
+        println!("index misses at penetration {}", misses_line(&index_ranks));
+    }
     println!(
         "mates not returned (not shortlisted, or below the top {top} after matching): {misses} of {mated} = {:.2} %; rank-1 {:.2} %",
         100.0 * misses as f64 / mated.max(1) as f64,
@@ -687,6 +728,7 @@ fn main() -> anyhow::Result<()> {
             profile: p,
             seed,
             penetration,
+            coarse_share,
             gallery,
             source,
         } => identify(
@@ -696,7 +738,11 @@ fn main() -> anyhow::Result<()> {
             fingers,
             profile(p),
             seed,
-            penetration,
+            SearchOptions {
+                penetration,
+                coarse_share,
+                min_shortlist: 1,
+            },
             &gallery,
             source,
         )?,

@@ -57,11 +57,90 @@ fn mated_probes_find_their_person_first_after_save_and_reopen() {
 }
 
 #[test]
+fn cascade_at_full_penetration_equals_an_exhaustive_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = build(dir.path(), 150);
+    let exhaustive = SearchOptions {
+        penetration: Some(1.0),
+        coarse_share: Some(0.0),
+        min_shortlist: 1,
+    };
+    for (i, n) in [(5u64, 1usize), (60, 2), (149, 1)] {
+        let probe = Probe::new(&refs(&fingers(7000 + i, 1, n)));
+        let (all, all_stats) = g.search_with(&probe, 150, &exhaustive);
+        assert_eq!(all.len(), 150);
+        assert_eq!(all_stats.coarse_scored, 0);
+        // The coarse step over everybody, passing everybody on: the same candidates and scores.
+        let cascade = SearchOptions {
+            penetration: Some(1.0),
+            coarse_share: Some(1.0),
+            min_shortlist: 1,
+        };
+        assert_eq!(g.search_with(&probe, 150, &cascade).0, all);
+        // Passing a third on: every candidate returned keeps its exhaustive score, and the mate is first.
+        let third = SearchOptions {
+            penetration: Some(0.34),
+            coarse_share: Some(1.0),
+            min_shortlist: 1,
+        };
+        let (hits, stats) = g.search_with(&probe, 10, &third);
+        assert_eq!(stats.coarse_scored, 150);
+        assert!((51..=52).contains(&stats.shortlisted), "{stats:?}");
+        assert_eq!(hits.len(), 10);
+        assert_eq!(hits[0].person, person_id(i));
+        for h in &hits {
+            assert_eq!(Some(h), all.iter().find(|a| a.person == h.person));
+        }
+        // The cascade rank says where the index stage put the mate: within the shortlist.
+        let rank = g.cascade_rank(&probe, &person_id(i), &third).unwrap();
+        assert!(rank < stats.shortlisted, "{rank}");
+        // Without a coarse step the cascade rank is the histogram's.
+        assert_eq!(
+            g.cascade_rank(&probe, &person_id(i), &exhaustive),
+            g.index_rank(&probe, &person_id(i))
+        );
+    }
+}
+
+#[test]
+fn coarse_step_ranks_hard_mates_above_the_histogram_scan() {
+    // Poor captures, one finger: the coarse step (default share, 20 %) re-ranks the histogram's best and
+    // brings mates forward.
+    let dir = tempfile::tempdir().unwrap();
+    let hard = |id: u64, imp: u32| -> Fingers {
+        let p = SyntheticPerson::with_profile(id, Profile::Hard);
+        vec![(
+            FingerPosition::RightIndex,
+            p.finger_minutiae(FingerPosition::RightIndex, imp),
+        )]
+    };
+    let mut g = Gallery::create(dir.path().join("g.tgal")).unwrap();
+    let batch: Vec<(String, Fingers)> = (0..500).map(|i| (person_id(i), hard(12_000 + i, 0))).collect();
+    g.insert_batch(&batch).unwrap();
+    let opts = SearchOptions {
+        penetration: Some(0.05),
+        coarse_share: None,
+        min_shortlist: 1,
+    };
+    let (mut hist_kept, mut cascade_kept) = (0, 0);
+    for i in (0..500u64).step_by(10) {
+        let probe = Probe::new(&refs(&hard(12_000 + i, 1)));
+        hist_kept += usize::from(g.index_rank(&probe, &person_id(i)).unwrap() < 25);
+        cascade_kept += usize::from(g.cascade_rank(&probe, &person_id(i), &opts).unwrap() < 25);
+    }
+    assert!(
+        cascade_kept > hist_kept && cascade_kept >= 40,
+        "mates in the best 5 % of 500: cascade {cascade_kept}, histogram {hist_kept} of 50"
+    );
+}
+
+#[test]
 fn index_stage_keeps_the_mate_at_low_penetration() {
     let dir = tempfile::tempdir().unwrap();
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
         penetration: Some(0.02),
+        coarse_share: None,
         min_shortlist: 1,
     };
     for i in [3u64, 77, 150] {
@@ -83,6 +162,7 @@ fn index_stage_keeps_one_finger_mates_at_five_percent() {
     let g = build(dir.path(), 200);
     let opts = SearchOptions {
         penetration: Some(0.05),
+        coarse_share: None,
         min_shortlist: 1,
     };
     let mut kept = 0;
@@ -168,6 +248,7 @@ fn index_keeps_poor_capture_mates_and_follows_inserts_and_removes() {
     let mut g = Gallery::open(dir.path().join("g.tgal")).unwrap();
     let opts = SearchOptions {
         penetration: Some(0.05),
+        coarse_share: None,
         min_shortlist: 1,
     };
     let mut kept = 0;
