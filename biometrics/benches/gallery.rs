@@ -2,8 +2,9 @@
 //! `TESSERA_BENCH_PERSONS` persons (default 100,000) x 10 fingers built with the fast minutiae generator,
 //! on all cores (rayon), plus single-thread 1:1 throughput on the same kind of templates.
 //!
-//! `cargo bench -p tessera-biometrics --bench gallery`. The gallery file is cached in the target folder
-//! (`bench-gallery-<N>.tgal`, ~4.7 GB for 100,000 persons); delete it to time the build again.
+//! `cargo bench -p tessera-biometrics --bench gallery`. The gallery file is cached in the build folder
+//! (`CARGO_TARGET_DIR` or `target`) as `bench-gallery-<N>.tgal` (~4.7 GB for 100,000 persons); delete it to
+//! time the build again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -95,7 +96,12 @@ fn main() {
         t.elapsed().as_secs_f64() * 1e3 / 200.0
     );
 
-    let dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"));
+    // The build folder (CARGO_TARGET_DIR when set, else the workspace's `target`), created if missing.
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("bench-gallery-{n}.tgal"));
     if Gallery::open(&path).map(|g| g.len() as u64 != n).unwrap_or(true) {
         let t = Instant::now();
