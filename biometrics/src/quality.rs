@@ -1051,49 +1051,29 @@ pub struct Degradation {
 
 impl Degradation {
     /// Protocol A, [`degrade`]: fading towards white 15 %, blur 0.6 px and noise 4 grey levels per level.
-    pub const PROTOCOL_A: Self = Self {
-        fade_white: 0.15,
-        contrast_mean: 0.0,
-        blur_sigma: 0.6,
-        noise_sd: 4.0,
-    };
-    /// Protocol B (evaluation only, `examples/quality_degrade.rs`): as A, but the contrast is reduced about the image's mean grey level instead
-    /// of towards white, so that a level changes the print's contrast, sharpness and noise without also moving
-    /// its mean brightness, which NFIQ 2 scores in its own right.
-    pub const PROTOCOL_B: Self = Self {
-        fade_white: 0.0,
-        contrast_mean: 0.15,
-        blur_sigma: 0.6,
-        noise_sd: 4.0,
-    };
+    pub const PROTOCOL_A: Self = Self::new(0.15, 0.0, 0.6, 4.0);
+    /// Protocol B (evaluation only, `examples/quality_degrade.rs`): as A, but the contrast is reduced about the
+    /// image's mean grey level instead of towards white, so that a level changes the print's contrast,
+    /// sharpness and noise without also moving its mean brightness, which NFIQ 2 scores in its own right.
+    pub const PROTOCOL_B: Self = Self::new(0.0, 0.15, 0.6, 4.0);
     /// Fading towards white alone (protocol A's first component).
-    pub const FADE_ONLY: Self = Self {
-        fade_white: 0.15,
-        contrast_mean: 0.0,
-        blur_sigma: 0.0,
-        noise_sd: 0.0,
-    };
+    pub const FADE_ONLY: Self = Self::new(0.15, 0.0, 0.0, 0.0);
     /// Contrast about the mean alone (protocol B's first component).
-    pub const CONTRAST_ONLY: Self = Self {
-        fade_white: 0.0,
-        contrast_mean: 0.15,
-        blur_sigma: 0.0,
-        noise_sd: 0.0,
-    };
+    pub const CONTRAST_ONLY: Self = Self::new(0.0, 0.15, 0.0, 0.0);
     /// Blur alone.
-    pub const BLUR_ONLY: Self = Self {
-        fade_white: 0.0,
-        contrast_mean: 0.0,
-        blur_sigma: 0.6,
-        noise_sd: 0.0,
-    };
+    pub const BLUR_ONLY: Self = Self::new(0.0, 0.0, 0.6, 0.0);
     /// Noise alone.
-    pub const NOISE_ONLY: Self = Self {
-        fade_white: 0.0,
-        contrast_mean: 0.0,
-        blur_sigma: 0.0,
-        noise_sd: 4.0,
-    };
+    pub const NOISE_ONLY: Self = Self::new(0.0, 0.0, 0.0, 4.0);
+
+    /// A degradation from its four amounts per level, in field order.
+    pub const fn new(fade_white: f32, contrast_mean: f32, blur_sigma: f32, noise_sd: f32) -> Self {
+        Self {
+            fade_white,
+            contrast_mean,
+            blur_sigma,
+            noise_sd,
+        }
+    }
 }
 
 /// Injected degradation for validating the score (ISO/IEC 29794-1 style), protocol A
