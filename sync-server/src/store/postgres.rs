@@ -980,19 +980,29 @@ impl Store for PgStore {
     async fn claim_job(&self, worker: &str, now: i64, lease_secs: i64) -> Result<Option<Rid>, StoreError> {
         let mut c = self.conn("claim job").await?;
         let tx = c.transaction().await.map_err(pg("claim job"))?;
+        // The job's row and its packet's row are locked together, skipping a job whose packet is locked:
+        // every other transaction that touches both (finishing, holding, requeueing, an import quarantining
+        // the packet) updates the packet first, so a claim that locked the job and then waited for the
+        // packet could deadlock with them (seen in CI: "deadlock detected" in `finish job` during a USB
+        // import while a worker claimed). A claim never waits here.
         let row = tx
             .query_opt(
-                "UPDATE jobs SET locked_by = $1, locked_until = $3, attempts = attempts + 1, updated_at = $2
-                 WHERE rid = (
-                   SELECT rid FROM jobs WHERE state = 'ready' AND locked_until <= $2
-                   ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED
-                 ) RETURNING rid",
-                &[&worker, &now, &(now + lease_secs)],
+                "SELECT j.rid FROM jobs j JOIN packets p ON p.rid = j.rid
+                 WHERE j.state = 'ready' AND j.locked_until <= $1
+                 ORDER BY j.updated_at LIMIT 1 FOR UPDATE OF j, p SKIP LOCKED",
+                &[&now],
             )
             .await
             .map_err(pg("claim job"))?;
         let Some(row) = row else { return Ok(None) };
         let rid: String = row.get(0);
+        tx.execute(
+            "UPDATE jobs SET locked_by = $2, locked_until = $4, attempts = attempts + 1, updated_at = $3
+             WHERE rid = $1",
+            &[&rid, &worker, &now, &(now + lease_secs)],
+        )
+        .await
+        .map_err(pg("claim job"))?;
         tx.execute(
             "UPDATE packets SET status = $2, updated_at = $3 WHERE rid = $1",
             &[&rid, &PacketStatus::Processing.as_str(), &now],
