@@ -260,6 +260,14 @@ impl Probe {
     pub fn is_empty(&self) -> bool {
         self.fingers.is_empty()
     }
+
+    /// One full matcher per probe finger, in finger order (the probe's slots).
+    fn matchers(&self) -> Vec<mcc::Matcher> {
+        self.fingers
+            .iter()
+            .map(|f| mcc::Matcher::new(f.template.clone()))
+            .collect()
+    }
 }
 
 fn normalise(pos: FingerPosition) -> Option<FingerPosition> {
@@ -1063,6 +1071,18 @@ pub fn auto_coarse_share(fingers: usize) -> f64 {
     }
 }
 
+/// Where `votes` ranks the person at index `target` (0 = first; ties count against it), or `None` when it is
+/// not among them.
+fn rank_in(votes: &[(f32, u32)], target: usize) -> Option<usize> {
+    let mine = votes.iter().find(|(_, i)| *i as usize == target)?.0;
+    Some(
+        votes
+            .iter()
+            .filter(|(v, i)| *v >= mine && *i as usize != target)
+            .count(),
+    )
+}
+
 /// Keeps the `len` best-scored entries of `v` (in no particular order).
 fn top_by_score(v: &mut Vec<(f32, u32)>, len: usize) {
     if len == 0 {
@@ -1457,13 +1477,7 @@ impl Gallery {
     /// below the shortlist length.
     pub fn index_rank(&self, probe: &Probe, person: &str) -> Option<usize> {
         let &target = self.by_id.get(person)?;
-        let all = self.index_votes(probe);
-        let mine = all.iter().find(|(_, i)| *i as usize == target)?.0;
-        Some(
-            all.iter()
-                .filter(|(v, i)| *v >= mine && *i as usize != target)
-                .count(),
-        )
+        rank_in(&self.index_votes(probe), target)
     }
 
     /// Coarse-step scores ([`mcc::Matcher::coarse_ref`] summed over the shared finger positions) of the
@@ -1497,29 +1511,13 @@ impl Gallery {
     pub fn cascade_rank(&self, probe: &Probe, person: &str, opts: &SearchOptions) -> Option<usize> {
         let &target = self.by_id.get(person)?;
         let mut all = self.index_votes(probe);
-        let mine = all.iter().find(|(_, i)| *i as usize == target)?.0;
-        let rank = all
-            .iter()
-            .filter(|(v, i)| *v >= mine && *i as usize != target)
-            .count();
+        let rank = rank_in(&all, target)?;
         let (_, coarse_len) = opts.lengths(probe.len(), self.live, 1);
         if rank >= coarse_len {
             return Some(rank);
         }
         top_by_score(&mut all, coarse_len);
-        let matchers: Vec<mcc::Matcher> = probe
-            .fingers
-            .iter()
-            .map(|f| mcc::Matcher::new(f.template.clone()))
-            .collect();
-        let coarse = self.coarse_votes(probe, &matchers, &all);
-        let mine = coarse.iter().find(|(_, i)| *i as usize == target)?.0;
-        Some(
-            coarse
-                .iter()
-                .filter(|(v, i)| *v >= mine && *i as usize != target)
-                .count(),
-        )
+        rank_in(&self.coarse_votes(probe, &probe.matchers(), &all), target)
     }
 
     /// Searches (see the module docs) and reports what the search did.
@@ -1546,11 +1544,7 @@ impl Gallery {
         // Index stage.
         let t_index = std::time::Instant::now();
         let (shortlist_len, coarse_len) = opts.lengths(probe.len(), self.live, top_k);
-        let matchers: Vec<mcc::Matcher> = probe
-            .fingers
-            .iter()
-            .map(|f| mcc::Matcher::new(f.template.clone()))
-            .collect();
+        let matchers = probe.matchers();
         let shortlist: Vec<(f32, u32)> = if shortlist_len >= self.live {
             self.persons
                 .iter()
