@@ -50,8 +50,13 @@ pub const MAX_RELAX_PAIRS: usize = 20;
 /// Candidate cylinders the coarse comparison ([`Matcher::coarse_ref`]) compares: those nearest the centre
 /// of the candidate's minutiae.
 pub const COARSE_CYLINDERS: usize = 24;
-/// One-to-one pairs the coarse score averages.
-pub const COARSE_PAIRS: usize = 8;
+/// One-to-one pairs the coarse score takes (greedily, best local similarity first).
+pub const COARSE_PAIRS: usize = 16;
+/// Largest distance, in pixels, between a probe minutia and its paired candidate minutia carried by the
+/// rigid transform of another pair, for the two pairs to agree in the coarse score.
+const COARSE_DIST: f32 = 14.0;
+/// Largest difference, in radians (15°), between two pairs' rotations for them to agree in the coarse score.
+const COARSE_ANGLE: f32 = 0.26;
 
 /// Spatial cells that lie inside the cylinder's circle (bit `i * NS + j`).
 pub const CIRCLE: u64 = circle_mask();
@@ -751,9 +756,13 @@ impl Matcher {
     /// A coarse similarity in [0, 1] for re-ranking many candidates before the full comparison (the 1:N
     /// index's cascade, [`crate::gallery`]): only the candidate's [`COARSE_CYLINDERS`] cylinders nearest
     /// the centre of its minutiae are compared with the probe's (the same local similarities and pairing
-    /// bound as [`Matcher::compare_ref`]), the best one-to-one pairs are taken greedily, and the score is
-    /// the mean similarity of the best [`COARSE_PAIRS`] pairs (missing pairs count 0), without the
-    /// relaxation. About a third of a full comparison's cost (`benches/gallery.rs`).
+    /// bound as [`Matcher::compare_ref`]), and the best [`COARSE_PAIRS`] one-to-one pairs are taken
+    /// greedily. Instead of the full matcher's relaxation, a one-step geometric check: each pair proposes
+    /// the rigid transform (rotation from the two directions, then translation) that maps its candidate
+    /// minutia onto its probe minutia, the pairs that this transform also maps within 14 px and 15° agree
+    /// with it, and the score is the largest sum of agreeing pairs' similarities, divided by
+    /// [`COARSE_PAIRS`] (missing pairs count 0). Impostors' best pairs are scattered; a poor mate's few
+    /// good pairs agree. About 0.45x a full comparison's instructions (`docs/biometrics-evaluation.md`).
     pub fn coarse_ref(&mut self, cand: TemplateRef<'_>) -> f32 {
         self.coarse_with(cand, COARSE_CYLINDERS, COARSE_PAIRS)
     }
@@ -772,8 +781,24 @@ impl Matcher {
         let k = central_cylinders(cand, nb, cylinders.clamp(1, MAX_MINUTIAE), &mut sel);
         self.local_sims(cand, sel.iter().take(k).map(|&j| usize::from(j)));
         self.pair(na, nb, pairs);
-        let total: f32 = self.pairs.iter().map(|p| p.2).sum();
-        (total / pairs as f32).clamp(0.0, 1.0)
+        let mut probe_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
+        let mut cand_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
+        let mut sims = [0f32; MAX_RELAX_PAIRS];
+        let n = self.pairs.len().min(MAX_RELAX_PAIRS);
+        for (x, &(i, j, s)) in self.pairs.iter().take(n).enumerate() {
+            if let (Some(a), Some(b), Some(v)) = (probe_pts.get_mut(x), cand_pts.get_mut(x), sims.get_mut(x))
+            {
+                *a = self.probe_pts.get(i).copied().unwrap_or_default();
+                *b = unpack_point(cand.pts.get(j).copied().unwrap_or(0));
+                *v = s;
+            }
+        }
+        let (a, b, s) = (
+            probe_pts.get(..n).unwrap_or(&[]),
+            cand_pts.get(..n).unwrap_or(&[]),
+            sims.get(..n).unwrap_or(&[]),
+        );
+        (largest_agreeing_sum(a, b, s, COARSE_DIST, COARSE_ANGLE) / pairs as f32).clamp(0.0, 1.0)
     }
 
     /// Fills `self.sims` with the packed local similarities (`similarity << 16 | probe index << 8 |
@@ -945,6 +970,40 @@ impl Matcher {
             .sum();
         (total / take.max(1) as f32).clamp(0.0, 1.0)
     }
+}
+
+/// The coarse score's geometric check: pair `x` (probe minutia `a[x]`, candidate minutia `b[x]`, local
+/// similarity `s[x]`, points as `(x, y, direction)`) proposes the rigid transform that rotates `b[x]`'s
+/// direction onto `a[x]`'s and then moves `b[x]` onto `a[x]`; the pairs it maps within `dist` px and
+/// `angle` rad agree with it (pair `x` always does). Returns the largest sum of agreeing pairs' similarities
+/// over the proposals (0 for no pairs).
+fn largest_agreeing_sum(
+    a: &[(f32, f32, f32)],
+    b: &[(f32, f32, f32)],
+    s: &[f32],
+    dist: f32,
+    angle: f32,
+) -> f32 {
+    let mut best = 0f32;
+    for (&pa, &pb) in a.iter().zip(b) {
+        let rot = wrap_pi(pa.2 - pb.2);
+        let (sin, cos) = rot.sin_cos();
+        let tx = pa.0 - (cos * pb.0 - sin * pb.1);
+        let ty = pa.1 - (sin * pb.0 + cos * pb.1);
+        let mut sum = 0f32;
+        for ((&qa, &qb), &w) in a.iter().zip(b).zip(s) {
+            if wrap_pi(qa.2 - qb.2 - rot).abs() > angle {
+                continue;
+            }
+            let dx = cos * qb.0 - sin * qb.1 + tx - qa.0;
+            let dy = sin * qb.0 + cos * qb.1 + ty - qa.1;
+            if dx * dx + dy * dy <= dist * dist {
+                sum += w;
+            }
+        }
+        best = best.max(sum);
+    }
+    best
 }
 
 /// Convenience: score of two minutiae sets (prepares both; use [`Matcher`] for many comparisons).
@@ -1185,6 +1244,60 @@ mod tests {
         assert!(m.coarse_ref(gallery[0].view()) > 0.99);
         // Too few cylinders: 0, as the full comparison.
         assert_eq!(m.coarse_ref(MccTemplate::default().view()), 0.0);
+    }
+
+    #[test]
+    fn agreeing_pairs_follow_one_rigid_transform() {
+        // Ten pairs whose candidate points are the probe's under one rotation (near the wrap-around) and
+        // translation, then three of them moved 40 px: the seven that still follow it agree.
+        let rot = 3.0f32;
+        let (sin, cos) = rot.sin_cos();
+        let a: Vec<(f32, f32, f32)> = (0..10)
+            .map(|k| (50.0 + 23.0 * k as f32, 300.0 - 17.0 * k as f32, 0.6 * k as f32))
+            .collect();
+        // b = R^-1 (a - t) with t = (30, -12), directions b = a - rot.
+        let mut b: Vec<(f32, f32, f32)> = a
+            .iter()
+            .map(|&(x, y, d)| {
+                let (x, y) = (x - 30.0, y + 12.0);
+                (cos * x + sin * y, -sin * x + cos * y, wrap_pi(d - rot))
+            })
+            .collect();
+        let s: Vec<f32> = (0..10).map(|k| 0.5 + 0.05 * k as f32).collect();
+        let all: f32 = s.iter().sum();
+        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - all).abs() < 1e-4);
+        for k in [1, 4, 8] {
+            b[k].0 += 40.0;
+        }
+        let seven: f32 = all - s[1] - s[4] - s[8];
+        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - seven).abs() < 1e-4);
+        // A direction off by more than the angle bound breaks the agreement too.
+        b[0].2 += 0.4;
+        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - (seven - s[0])).abs() < 1e-4);
+        assert_eq!(largest_agreeing_sum(&[], &[], &[], 14.0, 0.26), 0.0);
+    }
+
+    #[test]
+    fn coarse_score_holds_under_rotation_and_translation() {
+        // A rigidly moved copy (20°, 25 px) pairs consistently: its coarse score stays close to the
+        // template's own; an unrelated set's best pairs do not agree.
+        let a = random_minutiae(77, 45);
+        let rot = 0.35f32;
+        let (sin, cos) = rot.sin_cos();
+        let moved: Vec<Minutia> = a
+            .iter()
+            .map(|m| Minutia {
+                x: cos * m.x - sin * m.y + 90.0,
+                y: sin * m.x + cos * m.y - 25.0,
+                direction: (m.direction + rot).rem_euclid(TAU),
+                ..*m
+            })
+            .collect();
+        let mut m = Matcher::new(MccTemplate::new(&moved));
+        let own = m.coarse_ref(MccTemplate::new(&a).view());
+        let other = m.coarse_ref(MccTemplate::new(&random_minutiae(78, 45)).view());
+        assert!(own > 0.6, "moved copy {own}");
+        assert!(other < own / 3.0, "unrelated {other} against moved copy {own}");
     }
 
     #[test]
