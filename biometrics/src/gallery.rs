@@ -31,7 +31,7 @@
 //! [`auto_coarse_share`]: 20 % for one finger and for two), and a coarse MCC comparison
 //! ([`mcc::Matcher::coarse_ref`]: the candidate's 24 cylinders nearest its centre against all of the probe's,
 //! the same bit-plane local similarities as the full matcher, greedy one-to-one pairs, and instead of the
-//! relaxation a one-step check of which pairs agree on one rigid transform; about 0.45x a full comparison)
+//! relaxation a one-step check of which pairs agree on one rigid transform; about 0.46x a full comparison)
 //! re-ranks them, its scores summed over the shared finger positions: poor single captures rank
 //! their mates far better by cylinders than by pair histograms. (2) *Match stage*: only the best
 //! [`SearchOptions::penetration`] share of persons (default by the number of probe fingers,

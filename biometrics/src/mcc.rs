@@ -762,13 +762,13 @@ impl Matcher {
     /// minutia onto its probe minutia, the pairs that this transform also maps within 14 px and 15° agree
     /// with it, and the score is the largest sum of agreeing pairs' similarities, divided by
     /// [`COARSE_PAIRS`] (missing pairs count 0). Impostors' best pairs are scattered; a poor mate's few
-    /// good pairs agree. About 0.45x a full comparison's instructions (`docs/biometrics-evaluation.md`).
+    /// good pairs agree. About 0.46x a full comparison's instructions (`docs/biometrics-evaluation.md`).
     pub fn coarse_ref(&mut self, cand: TemplateRef<'_>) -> f32 {
         self.coarse_with(cand, COARSE_CYLINDERS, COARSE_PAIRS)
     }
 
     /// [`Matcher::coarse_ref`] with other parameters (for tuning): `cylinders` central candidate cylinders
-    /// (at most [`MAX_MINUTIAE`]), the mean of the best `pairs` pairs (at most [`MAX_RELAX_PAIRS`]).
+    /// (at most [`MAX_MINUTIAE`]), the best `pairs` greedy pairs (at most [`MAX_RELAX_PAIRS`]) for the geometric check.
     #[doc(hidden)]
     pub fn coarse_with(&mut self, cand: TemplateRef<'_>, cylinders: usize, pairs: usize) -> f32 {
         let pairs = pairs.clamp(1, MAX_RELAX_PAIRS);
