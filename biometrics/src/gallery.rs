@@ -172,8 +172,9 @@ impl Default for SearchOptions {
 
 impl SearchOptions {
     /// Persons passed to the full matcher and to the coarse step for a probe of `fingers` fingers in a
-    /// gallery of `live` persons: `(shortlist, coarse)`; the coarse step runs when `coarse > shortlist`.
-    fn lengths(&self, fingers: usize, live: usize, top_k: usize) -> (usize, usize) {
+    /// gallery of `live` persons, returning at least `top_k`: `(shortlist, coarse)`; the coarse step runs when
+    /// `coarse > shortlist`.
+    pub fn lengths(&self, fingers: usize, live: usize, top_k: usize) -> (usize, usize) {
         let share = |s: f64| (s.clamp(0.0, 1.0) * live as f64).ceil() as usize;
         let penetration = self.penetration.unwrap_or_else(|| auto_penetration(fingers));
         let shortlist = share(penetration).max(self.min_shortlist).max(top_k).min(live);

@@ -781,24 +781,9 @@ impl Matcher {
         let k = central_cylinders(cand, nb, cylinders.clamp(1, MAX_MINUTIAE), &mut sel);
         self.local_sims(cand, sel.iter().take(k).map(|&j| usize::from(j)));
         self.pair(na, nb, pairs);
-        let mut probe_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
-        let mut cand_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
-        let mut sims = [0f32; MAX_RELAX_PAIRS];
-        let n = self.pairs.len().min(MAX_RELAX_PAIRS);
-        for (x, &(i, j, s)) in self.pairs.iter().take(n).enumerate() {
-            if let (Some(a), Some(b), Some(v)) = (probe_pts.get_mut(x), cand_pts.get_mut(x), sims.get_mut(x))
-            {
-                *a = self.probe_pts.get(i).copied().unwrap_or_default();
-                *b = unpack_point(cand.pts.get(j).copied().unwrap_or(0));
-                *v = s;
-            }
-        }
-        let (a, b, s) = (
-            probe_pts.get(..n).unwrap_or(&[]),
-            cand_pts.get(..n).unwrap_or(&[]),
-            sims.get(..n).unwrap_or(&[]),
-        );
-        (largest_agreeing_sum(a, b, s, COARSE_DIST, COARSE_ANGLE) / pairs as f32).clamp(0.0, 1.0)
+        let cand_pts = self.paired_cand_points(cand);
+        let best = largest_agreeing_sum(&self.pairs, &self.probe_pts, &cand_pts, COARSE_DIST, COARSE_ANGLE);
+        (best / pairs as f32).clamp(0.0, 1.0)
     }
 
     /// Fills `self.sims` with the packed local similarities (`similarity << 16 | probe index << 8 |
@@ -875,6 +860,15 @@ impl Matcher {
         }
     }
 
+    /// The candidate minutiae of `self.pairs` as `(x, y, direction)`, in pair order.
+    fn paired_cand_points(&self, cand: TemplateRef<'_>) -> [(f32, f32, f32); MAX_RELAX_PAIRS] {
+        let mut pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
+        for (slot, &(_, j, _)) in pts.iter_mut().zip(&self.pairs) {
+            *slot = unpack_point(cand.pts.get(j).copied().unwrap_or(0));
+        }
+        pts
+    }
+
     /// Global score from the local similarities in `self.sims`: one-to-one pairs, relaxation, selection.
     fn pair_and_relax(&mut self, na: usize, nb: usize, cand: TemplateRef<'_>) -> f32 {
         // One-to-one pairs, best first, from the top candidates only.
@@ -884,10 +878,7 @@ impl Matcher {
             return 0.0;
         }
         // Relaxation (LSS-R).
-        let mut cand_pts = [(0f32, 0f32, 0f32); MAX_RELAX_PAIRS];
-        for (slot, &(_, j, _)) in cand_pts.iter_mut().zip(&self.pairs) {
-            *slot = unpack_point(cand.pts.get(j).copied().unwrap_or(0));
-        }
+        let cand_pts = self.paired_cand_points(cand);
         self.rho.clear();
         self.rho.resize(n * n, 0.0);
         let zt = z_tables();
@@ -972,26 +963,30 @@ impl Matcher {
     }
 }
 
-/// The coarse score's geometric check: pair `x` (probe minutia `a[x]`, candidate minutia `b[x]`, local
-/// similarity `s[x]`, points as `(x, y, direction)`) proposes the rigid transform that rotates `b[x]`'s
-/// direction onto `a[x]`'s and then moves `b[x]` onto `a[x]`; the pairs it maps within `dist` px and
-/// `angle` rad agree with it (pair `x` always does). Returns the largest sum of agreeing pairs' similarities
-/// over the proposals (0 for no pairs).
+/// The coarse score's geometric check: pair `x` (`pairs[x]` = probe index, candidate index, local
+/// similarity; its probe minutia `probe[i]` and its candidate minutia `cand[x]`, points as `(x, y,
+/// direction)`) proposes the rigid transform that rotates the candidate minutia's direction onto the probe
+/// minutia's and then moves it onto the probe minutia; the pairs it maps within `dist` px and `angle` rad
+/// agree with it (pair `x` always does). Returns the largest sum of agreeing pairs' similarities over the
+/// proposals (0 for no pairs).
 fn largest_agreeing_sum(
-    a: &[(f32, f32, f32)],
-    b: &[(f32, f32, f32)],
-    s: &[f32],
+    pairs: &[(usize, usize, f32)],
+    probe: &[(f32, f32, f32)],
+    cand: &[(f32, f32, f32)],
     dist: f32,
     angle: f32,
 ) -> f32 {
+    let point = |i: usize| probe.get(i).copied().unwrap_or_default();
     let mut best = 0f32;
-    for (&pa, &pb) in a.iter().zip(b) {
+    for (&(i, _, _), &pb) in pairs.iter().zip(cand) {
+        let pa = point(i);
         let rot = wrap_pi(pa.2 - pb.2);
         let (sin, cos) = rot.sin_cos();
         let tx = pa.0 - (cos * pb.0 - sin * pb.1);
         let ty = pa.1 - (sin * pb.0 + cos * pb.1);
         let mut sum = 0f32;
-        for ((&qa, &qb), &w) in a.iter().zip(b).zip(s) {
+        for (&(k, _, w), &qb) in pairs.iter().zip(cand) {
+            let qa = point(k);
             if wrap_pi(qa.2 - qb.2 - rot).abs() > angle {
                 continue;
             }
@@ -1264,17 +1259,18 @@ mod tests {
             })
             .collect();
         let s: Vec<f32> = (0..10).map(|k| 0.5 + 0.05 * k as f32).collect();
+        let pairs: Vec<(usize, usize, f32)> = s.iter().enumerate().map(|(k, &w)| (k, k, w)).collect();
         let all: f32 = s.iter().sum();
-        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - all).abs() < 1e-4);
+        assert!((largest_agreeing_sum(&pairs, &a, &b, 14.0, 0.26) - all).abs() < 1e-4);
         for k in [1, 4, 8] {
             b[k].0 += 40.0;
         }
         let seven: f32 = all - s[1] - s[4] - s[8];
-        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - seven).abs() < 1e-4);
+        assert!((largest_agreeing_sum(&pairs, &a, &b, 14.0, 0.26) - seven).abs() < 1e-4);
         // A direction off by more than the angle bound breaks the agreement too.
         b[0].2 += 0.4;
-        assert!((largest_agreeing_sum(&a, &b, &s, 14.0, 0.26) - (seven - s[0])).abs() < 1e-4);
-        assert_eq!(largest_agreeing_sum(&[], &[], &[], 14.0, 0.26), 0.0);
+        assert!((largest_agreeing_sum(&pairs, &a, &b, 14.0, 0.26) - (seven - s[0])).abs() < 1e-4);
+        assert_eq!(largest_agreeing_sum(&[], &a, &b, 14.0, 0.26), 0.0);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 use tessera_biometrics::eval::metrics;
 use tessera_biometrics::extract::extract;
-use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions, auto_coarse_share};
+use tessera_biometrics::gallery::{Gallery, Probe, SearchOptions};
 use tessera_biometrics::iso19794_4::FingerPosition;
 use tessera_biometrics::mcc::{Matcher, MccTemplate};
 use tessera_biometrics::minutiae::Minutia;
@@ -455,10 +455,7 @@ fn identify(
     } else {
         println!("index stage: histogram scan only (no coarse step)");
     }
-    let coarse_share = opts.coarse_share.unwrap_or_else(|| auto_coarse_share(fingers));
-    let coarse_len = g
-        .len()
-        .min((coarse_share.clamp(0.0, 1.0) * g.len() as f64).ceil() as usize);
+    let (_, coarse_len) = opts.lengths(fingers, g.len(), 1);
     let misses_line = |ranks: &[usize]| {
         shares
             .iter()
