@@ -43,18 +43,20 @@ def package(u):
     return u["pkg_id"].rsplit("/", 1)[-1].split("#")[-1]
 
 
+def identity(u):
+    """A unit without its dependencies: the same identity with other dependencies is a rebuild."""
+    return package(u), u["target"]["name"], u["mode"], tuple(u["features"]), json.dumps(u["profile"], sort_keys=True)
+
+
 def main():
     default = unit_graph([])
     desktop = unit_graph(["-p", "tessera-desktop"])
     built = {k for k, _ in default}
-    own = {(package(u), u["target"]["name"], u["mode"], tuple(u["features"]), json.dumps(u["profile"], sort_keys=True))
-           for _, u in default}
+    own = {identity(u) for _, u in default}
     rebuilt = sorted({
         f'{package(u)} ({u["target"]["name"]}, {u["mode"]})'
         for k, u in desktop
-        if k not in built
-        and not package(u).startswith("tessera-")
-        and (package(u), u["target"]["name"], u["mode"], tuple(u["features"]), json.dumps(u["profile"], sort_keys=True)) in own
+        if k not in built and not package(u).startswith("tessera-") and identity(u) in own
     })
     print(f"shared dependency units the desktop step would compile again: {len(rebuilt)} (at most {MAX} allowed)")
     for r in rebuilt:
