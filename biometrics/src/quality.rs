@@ -1097,8 +1097,13 @@ pub fn degrade_with(img: &GrayImage, level: u32, d: &Degradation) -> GrayImage {
     } else {
         img.clone()
     };
-    let n = (u64::from(img.width()) * u64::from(img.height())).max(1);
-    let mean = img.pixels().map(|p| u64::from(p.0[0])).sum::<u64>() as f32 / n as f32;
+    // The mean grey level, only for a contrast reduction about it.
+    let mean = if d.contrast_mean > 0.0 {
+        let n = (u64::from(img.width()) * u64::from(img.height())).max(1);
+        img.pixels().map(|p| u64::from(p.0[0])).sum::<u64>() as f32 / n as f32
+    } else {
+        0.0
+    };
     let mut state = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(level);
     GrayImage::from_fn(img.width(), img.height(), |x, y| {
         state ^= state << 13;
